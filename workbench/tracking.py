@@ -1,0 +1,246 @@
+"""MLflow logging: one parent run per experiment, one child run per variant x model.
+
+The default store is ``sqlite:///<project>/mlruns/mlflow.db`` with artifacts in
+``<project>/mlruns/artifacts``; ``MLFLOW_TRACKING_URI`` overrides it. Everything
+is logged through :class:`mlflow.MlflowClient` with explicit run ids (no global
+"active run"), in batches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from workbench._env import ui_environment
+from workbench.paths import project_root
+
+if TYPE_CHECKING:
+    from workbench.experiment import Experiment
+    from workbench.result import ExperimentResult
+
+#: Param keys whose values are never logged (they may hold credentials).
+_SECRET_KEY = re.compile(r"key|token|secret|password|authorization|credential", re.IGNORECASE)
+_PARAM_MAX = 6000  # MLflow's limit on a param value's length
+_PACKAGES = ("prompt-workbench", "litellm", "mlflow", "pandas", "scikit-learn", "llama-cpp-python")
+
+
+def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the project's ``mlruns/mlflow.db``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    store = project_root() / "mlruns"
+    store.mkdir(exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def ui_command(tracking_uri: str | None = None, *, port: int = 5000) -> str:
+    """The shell command that opens the MLflow UI on this store, bound to 127.0.0.1.
+
+    It sets ``LITELLM_LOCAL_MODEL_COST_MAP=True``: with litellm installed,
+    ``mlflow ui`` otherwise hangs offline while importing it.
+    """
+    uri = tracking_uri or default_tracking_uri()
+    env = " ".join(f"{k}={v}" for k, v in ui_environment().items())
+    return f"{env} mlflow ui --backend-store-uri {shlex.quote(uri)} --host 127.0.0.1 --port {port}"
+
+
+def redact(params: dict[str, Any]) -> dict[str, Any]:
+    """Replace the values of credential-like keys with ``"***"``."""
+    return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in params.items()}
+
+
+def _param(key: str, value: Any) -> Param:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if len(text) > _PARAM_MAX:
+        text = text[: _PARAM_MAX - 20] + "...[truncated]"
+    return Param(key, text)
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for package in _PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _log_batch(client: MlflowClient, run_id: str, *, params=(), metrics=(), tags=()) -> None:  # type: ignore[no-untyped-def]
+    params, metrics, tags = list(params), list(metrics), list(tags)
+    # MLflow accepts at most 100 params and 1000 metrics per batch.
+    for i in range(0, max(len(params), len(metrics), len(tags), 1), 100):
+        client.log_batch(run_id, params=params[i : i + 100], metrics=metrics[i : i + 100], tags=tags[i : i + 100])
+
+
+class MlflowTracker:
+    """Logs one experiment run to MLflow.
+
+    Example:
+        >>> tracker = MlflowTracker()  # doctest: +SKIP
+        >>> tracker.start(experiment); tracker.log_result(result); tracker.finish("FINISHED")  # doctest: +SKIP
+    """
+
+    def __init__(self, *, tracking_uri: str | None = None) -> None:
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.parent_run_id: str | None = None
+        self._children: list[str] = []
+        self._finished = False
+
+    def _experiment_id(self, name: str) -> str:
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return str(existing.experiment_id)
+        artifact_location = None
+        if self.tracking_uri.startswith("sqlite:///"):
+            db = Path(self.tracking_uri.removeprefix("sqlite:///"))
+            artifact_location = (db.parent / "artifacts").resolve().as_uri()
+        return str(self.client.create_experiment(name, artifact_location=artifact_location))
+
+    def start(self, experiment: Experiment) -> str:
+        """Create the parent run and log the experiment's definition."""
+        experiment_id = self._experiment_id(experiment.name)
+        run = self.client.create_run(
+            experiment_id,
+            run_name=f"{experiment.name}",
+            tags={"workbench.kind": "experiment", "mlflow.note.content": experiment.description or ""},
+        )
+        self.parent_run_id = run.info.run_id
+        dataset = experiment.dataset
+        _log_batch(
+            self.client,
+            self.parent_run_id,
+            params=[
+                _param("dataset_source", dataset.source),
+                _param("dataset_hash", dataset.content_hash),
+                _param("n_cases", len(dataset)),
+                _param("repeats", experiment.repeats),
+                _param("models", list(experiment.models)),
+                _param("variants", {v.name: v.version for v in experiment.variants}),
+                _param("scorers", [s.spec() for s in experiment.scorers]),
+            ],
+        )
+        root = project_root()
+        manifest = {
+            "experiment": experiment.name,
+            "dataset": {"source": dataset.source, "hash": dataset.content_hash, "n_cases": len(dataset)},
+            "variants": {v.name: {"version": v.version, **_redacted_variant(v)} for v in experiment.variants},
+            "models": list(experiment.models),
+            "scorers": [s.spec() for s in experiment.scorers],
+            "repeats": experiment.repeats,
+            "settings": vars(experiment.settings) if hasattr(experiment.settings, "__dict__") else {},
+            "packages": _versions(),
+            "git_commit": _git_commit(root),
+        }
+        self.client.log_dict(self.parent_run_id, manifest, "manifest.json")
+        return self.parent_run_id
+
+    def log_result(self, result: ExperimentResult) -> None:
+        """Log one child run per variant x model, and the overall summary on the parent."""
+        assert self.parent_run_id is not None, "call start() first"
+        experiment = result.experiment
+        experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
+        variants = {v.name: v for v in experiment.variants}
+        for _, row in result.summary.iterrows():
+            variant = variants[row["variant"]]
+            child = self.client.create_run(
+                experiment_id,
+                run_name=f"{variant.name} @ {row['model']}",
+                tags={"mlflow.parentRunId": self.parent_run_id, "workbench.kind": "variant"},
+            )
+            run_id = child.info.run_id
+            self._children.append(run_id)
+            params = {
+                "variant": variant.name,
+                "variant_version": variant.version,
+                "model": row["model"],
+                "dataset_hash": experiment.dataset.content_hash,
+                "scorers": [s.spec() for s in experiment.scorers],
+                "system": variant.system or "",
+                "prompt": variant.prompt,
+                "n_examples": len(variant.examples),
+                **{f"param.{k}": v for k, v in redact(dict(variant.params)).items()},
+            }
+            _log_batch(
+                self.client,
+                run_id,
+                params=[_param(k, v) for k, v in params.items()],
+                metrics=_metrics(row),
+            )
+            self.client.log_dict(run_id, _redacted_variant(variant), "prompt_template.json")
+            cases = result.cases[(result.cases["variant"] == variant.name) & (result.cases["model"] == row["model"])]
+            self.client.log_table(run_id, data=cases.reset_index(drop=True), artifact_file="cases.json")
+            self.client.set_terminated(run_id, "FINISHED")
+        self.client.log_text(self.parent_run_id, result.summary.to_csv(index=False), "summary.csv")
+        _log_batch(
+            self.client,
+            self.parent_run_id,
+            metrics=[
+                Metric(f"{r['variant']}.{key}", value, 0, 0)
+                for _, r in result.summary.iterrows()
+                for key, value in _metric_items(r)
+            ],
+            tags=[RunTag("workbench.verdict", result.verdict())]
+            + [RunTag("workbench.note", "; ".join(result.notes))] * bool(result.notes),
+        )
+
+    def finish(self, status: str) -> None:
+        """End the parent run (and any child still open) as FINISHED or FAILED."""
+        if self._finished or self.parent_run_id is None:
+            return
+        for run_id in self._children:
+            if self.client.get_run(run_id).info.status == "RUNNING":
+                self.client.set_terminated(run_id, status)
+        self.client.set_terminated(self.parent_run_id, status)
+        self._finished = True
+
+
+def _redacted_variant(variant: Any) -> dict[str, Any]:
+    data = variant.to_dict()
+    if "params" in data:
+        data["params"] = redact(data["params"])
+    return data
+
+
+def _metric_items(row: Any) -> list[tuple[str, float]]:
+    skip = {"variant", "model", "variant_version"}
+    items = []
+    for key, value in row.items():
+        if key in skip or not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            continue
+        items.append((str(key), float(value)))
+    return items
+
+
+def _metrics(row: Any) -> list[Metric]:
+    now = int(time.time() * 1000)
+    return [Metric(key, value, now, 0) for key, value in _metric_items(row)]
+
