@@ -45,9 +45,9 @@ from workbench.variant import PromptVariant  # noqa: E402
 register_local_provider()
 
 __all__ = [
-    "DEFAULT_LOCAL_MODEL",
     "ConfigError",
     "Contains",
+    "DEFAULT_LOCAL_MODEL",
     "Dataset",
     "DatasetError",
     "ExactMatch",

@@ -1,8 +1,8 @@
 """The ``workbench`` command line.
 
-    workbench run experiments/sentiment.yaml [--model M] [--limit N] [--no-mlflow]
-    workbench report notebooks/ab_test.ipynb [-p key value ...]
-    workbench ui
+workbench run experiments/sentiment.yaml [--model M] [--limit N] [--no-mlflow]
+workbench report notebooks/ab_test.ipynb [-p key value ...]
+workbench ui
 """
 
 from __future__ import annotations
@@ -79,7 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="execute a notebook with papermill into reports/ (ipynb + HTML)")
     report.add_argument("notebook")
     report.add_argument(
-        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
         help="notebook parameter (value parsed as YAML: 20, null, true, text)",
     )
     report.add_argument("--output-dir", default="reports")

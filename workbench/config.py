@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workbench.dataset import Dataset
-from workbench.exceptions import ConfigError, WorkbenchError
+from workbench.exceptions import ConfigError, TemplateError
 from workbench.experiment import Experiment, RunSettings
 from workbench.paths import resolve
 from workbench.providers.local import DEFAULT_LOCAL_MODEL
@@ -94,7 +94,9 @@ def experiment_from_dict(
         DatasetError, ScorerError, TemplateError: bad dataset, scorer or template.
     """
     if not isinstance(data, dict):
-        raise ConfigError(f"{source} must hold a mapping (name:, dataset:, variants: ...), got {type(data).__name__}")
+        raise ConfigError(
+            f"{source} must hold a mapping (name:, dataset:, variants: ...), got {type(data).__name__}"
+        )
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
@@ -106,13 +108,15 @@ def experiment_from_dict(
     dataset = Dataset.load(data_path, id_column=config.dataset.id_column, expected=config.dataset.expected)
     if config.dataset.limit:
         dataset = dataset.head(config.dataset.limit)
-    try:
-        variants = [PromptVariant(**v.model_dump()) for v in config.variants]
-        scorers = [
-            scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)
-        ]
-    except WorkbenchError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+    variants = []
+    for i, variant in enumerate(config.variants):
+        try:
+            variants.append(PromptVariant(**variant.model_dump()))
+        except TemplateError as exc:
+            raise ConfigError(f"{source} key 'variants[{i}]': {exc}") from exc
+    scorers = [
+        scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)
+    ]
     return Experiment(
         name=config.name,
         description=config.description,

@@ -72,8 +72,7 @@ class Dataset:
             if column not in self.frame.columns:
                 role = "id" if column == self.id_column else "expected-value"
                 raise DatasetError(
-                    f"dataset {self.source} has no {role} column {column!r}; "
-                    f"its columns are {columns}"
+                    f"dataset {self.source} has no {role} column {column!r}; its columns are {columns}"
                 )
         ids = self.frame[self.id_column]
         for i, value in enumerate(ids):

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io._base_renderers import MimetypeRenderer
 
 if TYPE_CHECKING:
     from workbench.result import ExperimentResult
+
+
+class _StaticHtmlRenderer(MimetypeRenderer):
+    """Adds a self-contained ``text/html`` rendering next to plotly's own mimetype.
+
+    JupyterLab uses the plotly mimetype; nbconvert's HTML export cannot, so
+    without this the charts vanish from ``reports/*.html``. plotly.js is inlined
+    once, in the first figure of the kernel (no CDN: reports work offline).
+    """
+
+    def __init__(self) -> None:
+        self.included = False
+
+    def to_mimebundle(self, fig_dict: Any) -> dict[str, str]:
+        include = not self.included
+        self.included = True
+        html = pio.to_html(fig_dict, full_html=False, include_plotlyjs=include, validate=False)
+        return {"text/html": html}
+
+
+def use_notebook_renderer() -> None:
+    """Render plotly figures for JupyterLab *and* for static HTML reports."""
+    if "workbench" not in pio.renderers:
+        pio.renderers["workbench"] = _StaticHtmlRenderer()
+    pio.renderers.default = "plotly_mimetype+workbench"
+
+
+if "ipykernel" in sys.modules:  # only inside a notebook kernel (papermill included)
+    use_notebook_renderer()
 
 
 def plot_scores(result: ExperimentResult, scorer: str | None = None) -> go.Figure:
@@ -30,8 +62,12 @@ def plot_scores(result: ExperimentResult, scorer: str | None = None) -> go.Figur
             means.append(float(per_case.mean()) if n else np.nan)
             errors.append(float(1.96 * per_case.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0)
         fig.add_bar(
-            x=names, y=means, name=str(model), error_y={"type": "data", "array": errors},
-            text=[f"{m:.1%}" for m in means], textposition="outside",
+            x=names,
+            y=means,
+            name=str(model),
+            error_y={"type": "data", "array": errors},
+            text=[f"{m:.1%}" for m in means],
+            textposition="outside",
         )
     fig.update_layout(
         title=f"{result.name}: mean {metric} per variant",

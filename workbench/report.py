@@ -3,6 +3,7 @@ and attach both to the MLflow runs the notebook created."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ def run_report(
     uri = tracking_uri or default_tracking_uri()
     started_ms = int(time.time() * 1000)
     error = None
+    print(f"executing {source.name} with papermill (kernel cwd: {root}) ...", file=sys.stderr, flush=True)
     try:
         pm.execute_notebook(
             str(source),
@@ -95,7 +97,7 @@ def run_report(
             parameters=dict(parameters or {}),
             cwd=str(root),
             kernel_name="python3",
-            progress_bar=False,
+            progress_bar=sys.stderr.isatty(),
         )
     except pm.PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"

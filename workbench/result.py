@@ -134,13 +134,17 @@ class ExperimentResult:
         wide = self.cases.pivot_table(
             index=keys, columns="variant", values=["output", metric], aggfunc="first"
         )
-        wide.columns = [f"{variant}:{'score' if value == metric else value}" for value, variant in wide.columns]
+        wide.columns = [
+            f"{variant}:{'score' if value == metric else value}" for value, variant in wide.columns
+        ]
         score_cols = [c for c in wide.columns if c.endswith(":score")]
         differ = wide[score_cols].nunique(axis=1, dropna=False) > 1
         first = self.cases.drop_duplicates(keys).set_index(keys)[inputs]
         return first.join(wide[differ], how="inner").reset_index()
 
-    def confusion_matrix(self, *, variant: str, model: str | None = None, scorer: str | None = None) -> pd.DataFrame:
+    def confusion_matrix(
+        self, *, variant: str, model: str | None = None, scorer: str | None = None
+    ) -> pd.DataFrame:
         """Confusion matrix of a classification scorer for one variant (and model)."""
         target = next(s for s in self.experiment.scorers if s.name == (scorer or self.scorer_names[0]))
         group = self.cases[(self.cases["variant"] == variant) & self.cases["error"].isna()]

@@ -127,7 +127,16 @@ def plan(experiment: Experiment) -> list[_Task]:
             for case, messages in rendered:
                 for repeat in range(experiment.repeats):
                     tasks.append(
-                        _Task(len(tasks), variant, model, case.id, repeat, case.inputs, case.expectations, messages)
+                        _Task(
+                            len(tasks),
+                            variant,
+                            model,
+                            case.id,
+                            repeat,
+                            case.inputs,
+                            case.expectations,
+                            messages,
+                        )
                     )
     return tasks
 
@@ -218,7 +227,9 @@ async def execute(
         settings = experiment.settings
         semaphores = {
             model: asyncio.Semaphore(
-                settings.local_concurrency if provider_of(model) == LOCAL_PROVIDER else settings.max_concurrency
+                settings.local_concurrency
+                if provider_of(model) == LOCAL_PROVIDER
+                else settings.max_concurrency
             )
             for model in experiment.models
         }

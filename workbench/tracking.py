@@ -12,7 +12,6 @@ import json
 import math
 import numbers
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -26,14 +25,13 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from workbench._env import ui_environment
+from workbench._secrets import redact
 from workbench.paths import project_root
 
 if TYPE_CHECKING:
     from workbench.experiment import Experiment
     from workbench.result import ExperimentResult
 
-#: Param keys whose values are never logged (they may hold credentials).
-_SECRET_KEY = re.compile(r"key|token|secret|password|authorization|credential", re.IGNORECASE)
 _PARAM_MAX = 6000  # MLflow's limit on a param value's length
 _PACKAGES = ("prompt-workbench", "litellm", "mlflow", "pandas", "scikit-learn", "llama-cpp-python")
 
@@ -56,12 +54,19 @@ def ui_command(tracking_uri: str | None = None, *, port: int = 5000) -> str:
     """
     uri = tracking_uri or default_tracking_uri()
     env = " ".join(f"{k}={v}" for k, v in ui_environment().items())
-    return f"{env} mlflow ui --backend-store-uri {shlex.quote(uri)} --host 127.0.0.1 --port {port}"
+    server = f"ui --backend-store-uri {shlex.quote(uri)} --host 127.0.0.1 --port {port}"
+    return f"{env} {_mlflow_executable()} {server}"
 
 
-def redact(params: dict[str, Any]) -> dict[str, Any]:
-    """Replace the values of credential-like keys with ``"***"``."""
-    return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in params.items()}
+def _mlflow_executable() -> str:
+    """``mlflow`` of this environment; relative (``.venv/bin/mlflow``) when inside the project."""
+    exe = Path(sys.executable).parent / "mlflow"
+    if not exe.exists():
+        return "mlflow"
+    try:
+        return str(exe.relative_to(project_root()))
+    except ValueError:
+        return str(exe)
 
 
 def _param(key: str, value: Any) -> Param:
@@ -95,7 +100,9 @@ def _log_batch(client: MlflowClient, run_id: str, *, params=(), metrics=(), tags
     params, metrics, tags = list(params), list(metrics), list(tags)
     # MLflow accepts at most 100 params and 1000 metrics per batch.
     for i in range(0, max(len(params), len(metrics), len(tags), 1), 100):
-        client.log_batch(run_id, params=params[i : i + 100], metrics=metrics[i : i + 100], tags=tags[i : i + 100])
+        client.log_batch(
+            run_id, params=params[i : i + 100], metrics=metrics[i : i + 100], tags=tags[i : i + 100]
+        )
 
 
 class MlflowTracker:
@@ -103,7 +110,9 @@ class MlflowTracker:
 
     Example:
         >>> tracker = MlflowTracker()  # doctest: +SKIP
-        >>> tracker.start(experiment); tracker.log_result(result); tracker.finish("FINISHED")  # doctest: +SKIP
+        >>> tracker.start(experiment)  # doctest: +SKIP
+        >>> tracker.log_result(result)  # doctest: +SKIP
+        >>> tracker.finish("FINISHED")  # doctest: +SKIP
     """
 
     def __init__(self, *, tracking_uri: str | None = None) -> None:
@@ -194,7 +203,9 @@ class MlflowTracker:
                 metrics=_metrics(row),
             )
             self.client.log_dict(run_id, _redacted_variant(variant), "prompt_template.json")
-            cases = result.cases[(result.cases["variant"] == variant.name) & (result.cases["model"] == row["model"])]
+            cases = result.cases[
+                (result.cases["variant"] == variant.name) & (result.cases["model"] == row["model"])
+            ]
             self.client.log_table(run_id, data=cases.reset_index(drop=True), artifact_file="cases.json")
             self.client.set_terminated(run_id, "FINISHED")
         self.client.log_text(self.parent_run_id, result.summary.to_csv(index=False), "summary.csv")
@@ -243,4 +254,3 @@ def _metric_items(row: Any) -> list[tuple[str, float]]:
 def _metrics(row: Any) -> list[Metric]:
     now = int(time.time() * 1000)
     return [Metric(key, value, now, 0) for key, value in _metric_items(row)]
-

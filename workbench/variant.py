@@ -19,6 +19,7 @@ import jinja2
 import jinja2.meta
 import jinja2.sandbox
 
+from workbench._secrets import is_secret
 from workbench.exceptions import MissingVariablesError, TemplateError
 
 #: Key of a few-shot example that holds the answer the model should give.
@@ -115,13 +116,14 @@ class PromptVariant:
 
         Two variants with the same templates, examples and params share a
         version whatever their names; editing any of them gives a new version.
+        Credentials (``api_key``...) do not change the output, so they are left out.
         """
         payload = json.dumps(
             {
                 "system": self.system,
                 "prompt": self.prompt,
                 "examples": list(self.examples),
-                "params": self.params,
+                "params": {k: v for k, v in self.params.items() if not is_secret(k)},
             },
             sort_keys=True,
             default=str,

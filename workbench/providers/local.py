@@ -102,9 +102,7 @@ class LocalLLM(CustomLLM):
                 try:
                     from llama_cpp import Llama
                 except ImportError as exc:
-                    raise ModelError(
-                        "local models need llama-cpp-python: pip install -e '.[local]'"
-                    ) from exc
+                    raise ModelError("local models need llama-cpp-python: pip install -e '.[local]'") from exc
                 self._models[name] = Llama(
                     model_path=LOCAL_MODELS[name](),
                     n_ctx=self.n_ctx,
@@ -120,7 +118,9 @@ class LocalLLM(CustomLLM):
                 llama.close()
             self._models.clear()
 
-    def generate(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> ModelResponse:
+    def generate(
+        self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+    ) -> ModelResponse:
         """Run one completion and wrap it as a litellm ``ModelResponse``."""
         name = model.split("/", 1)[1] if model.startswith(LOCAL_PROVIDER + "/") else model
         llama = self._llama(name)

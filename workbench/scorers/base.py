@@ -66,7 +66,9 @@ class BaseScorer:
     ) -> float | bool | Score:
         raise NotImplementedError
 
-    def aggregate(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    def aggregate(
+        self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]
+    ) -> dict[str, float]:
         """Extra metrics over a whole variant x model group (e.g. macro-F1). None by default."""
         return {}
 
@@ -98,8 +100,7 @@ def normalize_score(raw: Any, scorer_name: str) -> Score:
     if isinstance(raw, (bool, int, float)):
         return Score(float(raw))
     raise ScorerError(
-        f"scorer {scorer_name!r} returned {raw!r}; return a number, a bool, "
-        "a (value, reason) pair or a Score"
+        f"scorer {scorer_name!r} returned {raw!r}; return a number, a bool, a (value, reason) pair or a Score"
     )
 
 
@@ -122,9 +123,7 @@ def scorer_from_spec(spec: Mapping[str, Any], *, where: str = "scorer spec") -> 
     spec = dict(spec)
     type_name = spec.pop("type", None)
     if type_name not in SCORER_TYPES:
-        raise ScorerError(
-            f"{where}: unknown scorer type {type_name!r}; choose one of {sorted(SCORER_TYPES)}"
-        )
+        raise ScorerError(f"{where}: unknown scorer type {type_name!r}; choose one of {sorted(SCORER_TYPES)}")
     cls = SCORER_TYPES[type_name]
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(spec) - names)

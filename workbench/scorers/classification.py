@@ -72,14 +72,18 @@ class LabelMatch(BaseScorer):
         predicted, truth = self.predict(outputs), self._truth(expectations)
         return Score(float(predicted == truth), f"predicted {predicted!r}, expected {truth!r}")
 
-    def aggregate(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    def aggregate(
+        self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]
+    ) -> dict[str, float]:
         if not outputs:
             return {}
         y_true = [self._truth(e) for e in expectations]
         y_pred = [self.predict(o) for o in outputs]
         return {
             "accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, labels=list(self.labels), average="macro", zero_division=0)),
+            "macro_f1": float(
+                f1_score(y_true, y_pred, labels=list(self.labels), average="macro", zero_division=0)
+            ),
         }
 
     def confusion(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

@@ -14,9 +14,7 @@ from workbench.scorers.base import BaseScorer, Score
 _PUNCT = str.maketrans("", "", string.punctuation)
 
 
-def normalize_text(
-    text: Any, *, case_sensitive: bool = False, strip_punctuation: bool = False
-) -> str:
+def normalize_text(text: Any, *, case_sensitive: bool = False, strip_punctuation: bool = False) -> str:
     """Trim, collapse whitespace, optionally lowercase and drop punctuation."""
     out = " ".join(str(text).split())
     if not case_sensitive:
@@ -42,10 +40,14 @@ class ExactMatch(BaseScorer):
     metric_name: str | None = None
 
     def score(self, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]) -> float:
-        want = normalize_text(self._expected(expectations), case_sensitive=self.case_sensitive,
-                              strip_punctuation=self.strip_punctuation)
-        got = normalize_text(outputs, case_sensitive=self.case_sensitive,
-                             strip_punctuation=self.strip_punctuation)
+        want = normalize_text(
+            self._expected(expectations),
+            case_sensitive=self.case_sensitive,
+            strip_punctuation=self.strip_punctuation,
+        )
+        got = normalize_text(
+            outputs, case_sensitive=self.case_sensitive, strip_punctuation=self.strip_punctuation
+        )
         return float(got == want)
 
 

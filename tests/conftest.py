@@ -1,0 +1,119 @@
+"""Shared fixtures. No test reaches the network: remote models are faked by
+injecting an async completion function built on litellm's ``mock_response``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm  # noqa: E402
+
+import workbench as wb  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sentiment_of(messages: list[dict[str, str]]) -> str:
+    """A deterministic 'model': reads the last user turn, answers from keywords."""
+    text = messages[-1]["content"].lower()
+    return "negative" if any(w in text for w in ("broke", "awful", "bad", "never")) else "positive"
+
+
+class FakeLLM:
+    """An injectable stand-in for ``litellm.acompletion``.
+
+    Replies come from ``reply(model, messages)`` and go through litellm's
+    ``mock_response``, so responses, usage and prices are litellm's own.
+    ``fail(messages)`` returning True makes that call raise. Records every call
+    and the highest number of calls in flight at once.
+    """
+
+    def __init__(
+        self,
+        reply: Callable[[str, list[dict[str, str]]], str] | None = None,
+        *,
+        delay: float = 0.0,
+        fail: Callable[[list[dict[str, str]]], bool] | None = None,
+    ) -> None:
+        self.reply = reply or (lambda model, messages: sentiment_of(messages))
+        self.delay = delay
+        self.fail = fail or (lambda messages: False)
+        self.calls: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def __call__(self, *, model: str, messages: list[dict[str, str]], **kwargs: Any) -> Any:
+        self.calls.append({"model": model, "messages": messages, **kwargs})
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            if self.fail(messages):
+                raise litellm.exceptions.APIConnectionError(
+                    message="connection dropped", llm_provider="openai", model=model
+                )
+            return await litellm.acompletion(
+                model=model, messages=messages, mock_response=self.reply(model, messages)
+            )
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.fixture
+def fake_llm() -> FakeLLM:
+    return FakeLLM()
+
+
+@pytest.fixture
+def fake_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    key = "sk-test-THIS-IS-A-FAKE-KEY-0000"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    return key
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite MLflow store for the session (creating one costs seconds)."""
+    store = tmp_path_factory.mktemp("mlruns")
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+@pytest.fixture
+def reviews() -> wb.Dataset:
+    return wb.Dataset.from_records(
+        [
+            {"id": "a", "review": "Great kettle, boils fast.", "label": "positive"},
+            {"id": "b", "review": "Broke after two days.", "label": "negative"},
+            {"id": "c", "review": "Awful smell, returned it.", "label": "negative"},
+            {"id": "d", "review": "Lovely soft towels.", "label": "positive"},
+            {"id": "e", "review": "Not bad at all, would buy again.", "label": "positive"},
+            {"id": "f", "review": "The seller never answered.", "label": "negative"},
+        ],
+        expected=["label"],
+    )
+
+
+@pytest.fixture
+def variants() -> list[wb.PromptVariant]:
+    zero = wb.PromptVariant(
+        name="zero_shot", prompt="Review: {{ review }}\nSentiment:", params={"temperature": 0}
+    )
+    few = wb.PromptVariant(
+        name="few_shot",
+        prompt="Review: {{ review }}\nSentiment:",
+        examples=[{"review": "Nice.", "output": "positive"}],
+        params={"temperature": 0},
+    )
+    return [zero, few]
+
+
+@pytest.fixture
+def label_match() -> wb.LabelMatch:
+    return wb.LabelMatch(labels=["positive", "negative"], expected="label")

@@ -1,0 +1,52 @@
+"""Every canonical notebook runs under papermill (small n), as `workbench report` runs it."""
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from mlflow.tracking import MlflowClient
+
+from workbench.report import run_report
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+#: Keep CI fast: a few cases each. A notebook missing here still runs, with its defaults.
+SMALL = {"ab_test.ipynb": {"limit": 12}, "quickstart.ipynb": {"limit": 12}}
+
+
+def outputs_text(path: Path) -> str:
+    cells = json.loads(path.read_text())["cells"]
+    chunks = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            chunks.append("".join(output.get("text", "")))
+            chunks.append("".join(output.get("data", {}).get("text/plain", "")))
+    return "\n".join(chunks)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_canonical_notebook_is_committed_without_outputs(notebook):
+    cells = json.loads(notebook.read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    assert any("parameters" in c["metadata"].get("tags", []) for c in code), "needs a `parameters` cell"
+
+
+@pytest.mark.local_model
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the kernel inherits it
+    report = run_report(notebook, parameters=SMALL.get(notebook.name, {}), output_dir=tmp_path / "reports")
+    assert report.error is None
+    assert report.notebook.exists() and report.html.stat().st_size > 10_000
+    html = report.html.read_text()
+    assert "Plotly.newPlot" in html  # charts survive the static HTML export
+    text = outputs_text(report.notebook)
+    assert "leads on label_match" in text  # the notebook states the winner
+    client = MlflowClient(uri)
+    assert report.run_ids, "the notebook's MLflow run was found"
+    for run_id in report.run_ids:
+        artifacts = {a.path for a in client.list_artifacts(run_id, "report")}
+        assert artifacts == {f"report/{notebook.name}", f"report/{notebook.stem}.html"}
+        assert client.get_run(run_id).info.status == "FINISHED"

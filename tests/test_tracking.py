@@ -1,0 +1,96 @@
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FakeLLM
+from mlflow.tracking import MlflowClient
+
+import workbench as wb
+
+
+def _experiment(name, variants, reviews, label_match, **params):
+    if params:
+        variants = [wb.PromptVariant(**{**v.to_dict(), "params": {**v.params, **params}}) for v in variants]
+    return wb.Experiment(
+        name=name, variants=variants, dataset=reviews, models=["openai/gpt-4o-mini"], scorers=[label_match]
+    )
+
+
+def test_parent_and_child_runs_with_params_metrics_and_tables(
+    fake_key, fake_llm, tracking_uri, variants, reviews, label_match
+):
+    result = _experiment("tracked", variants, reviews, label_match).run(
+        tracking_uri=tracking_uri, progress=False, acompletion=fake_llm
+    )
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(result.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["dataset_hash"] == reviews.content_hash
+    assert parent.data.tags["workbench.verdict"] == result.verdict()
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert sorted(c.data.params["variant"] for c in children) == ["few_shot", "zero_shot"]
+    for child in children:
+        assert child.info.status == "FINISHED"
+        row = result.summary.set_index("variant").loc[child.data.params["variant"]]
+        assert child.data.params["variant_version"] == row["variant_version"]
+        assert child.data.params["model"] == "openai/gpt-4o-mini"
+        assert json.loads(child.data.params["scorers"]) == [label_match.spec()]
+        assert child.data.metrics["label_match"] == pytest.approx(row["label_match"])
+        assert child.data.metrics["latency_p95_s"] == pytest.approx(row["latency_p95_s"])
+        table = Path(client.download_artifacts(child.info.run_id, "cases.json"))
+        data = json.loads(table.read_text())
+        assert len(data["data"]) == 6 and "score.label_match" in data["columns"]
+        template = json.loads(
+            Path(client.download_artifacts(child.info.run_id, "prompt_template.json")).read_text()
+        )
+        assert template["prompt"] == "Review: {{ review }}\nSentiment:"
+    manifest = json.loads(Path(client.download_artifacts(result.run_id, "manifest.json")).read_text())
+    assert manifest["dataset"]["hash"] == reviews.content_hash
+    assert set(manifest["variants"]) == {"zero_shot", "few_shot"}
+    assert "litellm" in manifest["packages"] and "mlflow" in manifest["packages"]
+
+
+def test_a_run_that_fails_ends_failed(fake_key, tracking_uri, variants, reviews, label_match):
+    class Boom(wb.LabelMatch):
+        def aggregate(self, outputs, expectations):
+            raise RuntimeError("aggregate exploded")
+
+    scorer = Boom(labels=["positive", "negative"], expected="label")
+    exp = wb.Experiment(
+        name="fails", variants=variants, dataset=reviews, models=["openai/gpt-4o-mini"], scorers=[scorer]
+    )
+    with pytest.raises(RuntimeError, match="aggregate exploded"):
+        exp.run(tracking_uri=tracking_uri, progress=False, acompletion=FakeLLM())
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("fails").experiment_id])
+    assert runs and {r.info.status for r in runs} == {"FAILED"}
+
+
+def test_api_keys_never_reach_mlflow(tmp_path, fake_key, fake_llm, variants, reviews, label_match):
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    exp = _experiment("secrets", variants, reviews, label_match, api_key=fake_key)
+    exp.run(tracking_uri=f"sqlite:///{store / 'mlflow.db'}", progress=False, acompletion=fake_llm)
+    assert fake_llm.calls[0]["api_key"] == fake_key  # the key was really used...
+    leaks = [p for p in store.rglob("*") if p.is_file() and fake_key.encode() in p.read_bytes()]
+    assert leaks == []  # ...and is nowhere in the store, database included
+    assert any(p.name == "cases.json" for p in store.rglob("*"))  # the scan saw the artifacts
+
+
+def test_default_store_is_project_mlruns_and_env_overrides(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert wb.default_tracking_uri() == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert wb.default_tracking_uri() == "http://127.0.0.1:5000"
+
+
+def test_ui_command_works_offline_and_binds_loopback():
+    command = wb.ui_command("sqlite:////p/mlruns/mlflow.db")
+    assert command.startswith("LITELLM_LOCAL_MODEL_COST_MAP=True ")
+    assert "mlflow ui --backend-store-uri sqlite:////p/mlruns/mlflow.db" in command
+    assert "--host 127.0.0.1" in command
