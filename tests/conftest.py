@@ -31,7 +31,8 @@ class FakeLLM:
 
     Replies come from ``reply(model, messages)`` and go through litellm's
     ``mock_response``, so responses, usage and prices are litellm's own.
-    ``fail(messages)`` returning True makes that call raise. Records every call
+    ``fail(messages)`` returning True makes that call raise a dropped
+    connection; returning an exception raises that one. Records every call
     and the highest number of calls in flight at once.
     """
 
@@ -40,7 +41,7 @@ class FakeLLM:
         reply: Callable[[str, list[dict[str, str]]], str] | None = None,
         *,
         delay: float = 0.0,
-        fail: Callable[[list[dict[str, str]]], bool] | None = None,
+        fail: Callable[[list[dict[str, str]]], bool | BaseException] | None = None,
     ) -> None:
         self.reply = reply or (lambda model, messages: sentiment_of(messages))
         self.delay = delay
@@ -55,7 +56,10 @@ class FakeLLM:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             await asyncio.sleep(self.delay)
-            if self.fail(messages):
+            failure = self.fail(messages)
+            if isinstance(failure, BaseException):
+                raise failure
+            if failure:
                 raise litellm.exceptions.APIConnectionError(
                     message="connection dropped", llm_provider="openai", model=model
                 )
@@ -64,6 +68,14 @@ class FakeLLM:
             )
         finally:
             self.in_flight -= 1
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own response cache (kernels started by papermill inherit it)."""
+    path = tmp_path / "cache" / "responses.sqlite"
+    monkeypatch.setenv("WORKBENCH_CACHE", str(path))
+    return path
 
 
 @pytest.fixture

@@ -53,9 +53,11 @@ def test_cases_and_summary_shape(fake_key, fake_llm, variants, reviews, label_ma
     assert summary.loc["few_shot", "label_match.macro_f1"] > 0
     assert summary.loc["few_shot", "cost_usd"] > 0  # litellm knows gpt-4o-mini's price
     assert summary.loc["few_shot", "latency_p95_s"] >= summary.loc["few_shot", "latency_p50_s"]
-    # The few-shot variant's prompt carries its example as an earlier turn.
+    # The rendered prompt of each case (few-shot turns live in the logged template).
     few_prompt = cases.loc[cases["variant"] == "few_shot", "prompt"].iloc[0]
-    assert "[assistant]\npositive" in few_prompt
+    assert few_prompt == "[user]\nReview: Great kettle, boils fast.\nSentiment:"
+    few_call = next(c for c in fake_llm.calls if len(c["messages"]) == 3)
+    assert few_call["messages"][1] == {"role": "assistant", "content": "positive"}
 
 
 def test_failed_calls_are_recorded_not_scored(fake_key, variants, reviews, label_match):

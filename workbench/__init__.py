@@ -16,6 +16,7 @@ apply_offline_defaults()
 from workbench.config import ExperimentConfig, experiment_from_dict, load_experiment  # noqa: E402
 from workbench.dataset import Dataset  # noqa: E402
 from workbench.exceptions import (  # noqa: E402
+    BudgetExceededError,
     ConfigError,
     DatasetError,
     MissingVariablesError,
@@ -45,6 +46,7 @@ from workbench.variant import PromptVariant  # noqa: E402
 register_local_provider()
 
 __all__ = [
+    "BudgetExceededError",
     "ConfigError",
     "Contains",
     "DEFAULT_LOCAL_MODEL",

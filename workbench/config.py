@@ -20,6 +20,7 @@ from workbench.exceptions import ConfigError, TemplateError
 from workbench.experiment import Experiment, RunSettings
 from workbench.paths import resolve
 from workbench.providers.local import DEFAULT_LOCAL_MODEL
+from workbench.retry import RetryPolicy
 from workbench.scorers.base import scorer_from_spec
 from workbench.variant import PromptVariant
 
@@ -48,7 +49,7 @@ class SettingsConfig(_Strict):
     max_concurrency: int = Field(default=16, ge=1)
     local_concurrency: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
-    num_retries: int = Field(default=2, ge=0)
+    max_attempts: int = Field(default=6, ge=1)
 
 
 class ExperimentConfig(_Strict):
@@ -125,7 +126,12 @@ def experiment_from_dict(
         models=config.models,
         scorers=scorers,
         repeats=config.repeats,
-        settings=RunSettings(**config.settings.model_dump()),
+        settings=RunSettings(
+            max_concurrency=config.settings.max_concurrency,
+            local_concurrency=config.settings.local_concurrency,
+            timeout_s=config.settings.timeout_s,
+            retry=RetryPolicy(max_attempts=config.settings.max_attempts),
+        ),
     )
 
 

@@ -9,7 +9,8 @@ notebook can catch them all in one place::
     ├── TemplateError         a prompt template is malformed
     │   └── MissingVariablesError   a row lacks variables a template uses
     ├── ScorerError           a scorer is unknown or misconfigured
-    └── ModelError            a model string cannot be used (unknown provider, no key)
+    ├── ModelError            a model string cannot be used (unknown provider, no key)
+    └── BudgetExceededError   a run stopped at its ``budget_usd`` (partial result kept)
 
 Messages name the bad value with ``!r``, where it came from (file, row, field)
 and how to fix it.
@@ -63,3 +64,20 @@ class ScorerError(WorkbenchError):
 
 class ModelError(WorkbenchError):
     """A model string cannot be used: unknown provider or missing credentials."""
+
+
+class BudgetExceededError(WorkbenchError):
+    """A run stopped before its next call could push the spend past ``budget_usd``.
+
+    Attributes:
+        result: The partial :class:`~workbench.result.ExperimentResult`; every
+            completed call is also in the response cache, so re-running with a
+            larger budget resumes where this run stopped.
+    """
+
+    def __init__(self, message: str, *, result: object = None) -> None:
+        self.result = result
+        super().__init__(
+            f"run stopped by the {message}. The partial result is on this exception's `.result`; "
+            "completed calls are cached, so raising the budget and running again resumes here"
+        )

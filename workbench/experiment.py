@@ -14,10 +14,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench._async import run_sync
+from workbench.cache import ResponseCache
 from workbench.dataset import Dataset
+from workbench.estimate import Estimate, estimate
 from workbench.exceptions import ConfigError
 from workbench.result import ExperimentResult
+from workbench.retry import RetryPolicy
 from workbench.variant import PromptVariant
+
+#: What ``run(cache=...)`` accepts: True (the project's cache), False (none),
+#: "refresh" (call again and overwrite), or a ResponseCache.
+CacheOption = bool | str | ResponseCache
+
+
+def resolve_cache(option: CacheOption) -> tuple[ResponseCache | None, bool]:
+    """The cache to use and whether to read from it."""
+    if option is True:
+        return ResponseCache(), True
+    if option is False or option is None:
+        return None, False
+    if option == "refresh":
+        return ResponseCache(), False
+    if isinstance(option, ResponseCache):
+        return option, True
+    raise ConfigError(f"cache must be True, False, 'refresh' or a ResponseCache, got {option!r}")
 
 
 @dataclass(frozen=True)
@@ -29,13 +49,13 @@ class RunSettings:
         local_concurrency: Calls in flight at once per local model (a
             llama.cpp context runs one call at a time).
         timeout_s: Per-call timeout passed to litellm.
-        num_retries: Retries litellm makes on transient errors.
+        retry: Retries on rate limits, server errors, timeouts and dropped connections.
     """
 
     max_concurrency: int = 16
     local_concurrency: int = 1
     timeout_s: float = 120.0
-    num_retries: int = 2
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1 or self.local_concurrency < 1:
@@ -122,12 +142,19 @@ class Experiment:
         """Model calls a full run makes."""
         return len(self.variants) * len(self.models) * len(self.dataset) * self.repeats
 
+    def estimate(self, *, cache: CacheOption = True) -> Estimate:
+        """Calls, tokens and expected cost of :meth:`run`, minus what the cache holds. Calls nothing."""
+        store, read = resolve_cache(cache)
+        return estimate(self, cache=store if read else None)
+
     async def run_async(
         self,
         *,
         log_to_mlflow: bool = True,
         tracking_uri: str | None = None,
         progress: bool = True,
+        cache: CacheOption = True,
+        budget_usd: float | None = None,
         acompletion: Callable[..., Any] | None = None,
     ) -> ExperimentResult:
         """Run the experiment; the async core behind :meth:`run`.
@@ -137,17 +164,29 @@ class Experiment:
             tracking_uri: MLflow tracking URI; defaults to ``MLFLOW_TRACKING_URI``
                 or the project's ``mlruns/`` store.
             progress: Show a progress bar (tqdm.auto: a widget in Jupyter).
+            cache: ``True`` reads and writes the project's response cache (a
+                re-run of unchanged calls is free, and a killed run resumes);
+                ``"refresh"`` calls again and overwrites; ``False`` neither reads
+                nor writes; or pass a :class:`~workbench.cache.ResponseCache`.
+            budget_usd: Stop before the next call could bring this run's spend
+                past this many dollars; raises
+                :class:`~workbench.exceptions.BudgetExceededError` carrying the
+                partial result.
             acompletion: The async completion function; ``litellm.acompletion``
                 by default. Tests inject fakes here.
         """
         from workbench.runner import execute
 
+        store, read = resolve_cache(cache)
         return await execute(
             self,
             log_to_mlflow=log_to_mlflow,
             tracking_uri=tracking_uri,
             progress=progress,
             acompletion=acompletion,
+            cache=store,
+            read_cache=read,
+            budget_usd=budget_usd,
         )
 
     def run(
@@ -156,6 +195,8 @@ class Experiment:
         log_to_mlflow: bool = True,
         tracking_uri: str | None = None,
         progress: bool = True,
+        cache: CacheOption = True,
+        budget_usd: float | None = None,
         acompletion: Callable[..., Any] | None = None,
     ) -> ExperimentResult:
         """Run the experiment and wait for the result. Works inside Jupyter.
@@ -167,6 +208,8 @@ class Experiment:
                 log_to_mlflow=log_to_mlflow,
                 tracking_uri=tracking_uri,
                 progress=progress,
+                cache=cache,
+                budget_usd=budget_usd,
                 acompletion=acompletion,
             )
         )

@@ -23,8 +23,10 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
     Score means exclude failed calls (they are counted in ``error_rate``
     instead, never scored 0). A case is *successful* when its call succeeded
     and the first scorer gave at least ``SUCCESS_THRESHOLD``; cost and tokens
-    per successful case divide by that count. ``cost_usd`` is NaN when litellm
-    has no price for the model ("unknown", not 0).
+    per successful case divide by that count. ``cost_usd`` is what the calls
+    cost at list price (cache hits included, so variants compare fairly);
+    ``cost_saved_usd`` is the part the response cache did not pay again. Both
+    are NaN when litellm has no price for the model ("unknown", not 0).
     """
     rows = []
     primary = f"score.{scorers[0].name}" if scorers else None
@@ -51,6 +53,12 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
         tokens = group["prompt_tokens"] + group["completion_tokens"]
         cost_known = bool(group["cost_usd"].notna().all())
         cost = float(group["cost_usd"].sum()) if cost_known else math.nan
+        cached = group["cached"].astype(bool) if "cached" in group else pd.Series(False, index=group.index)
+        saved = float(group.loc[cached, "cost_usd"].sum()) if cost_known else math.nan
+        row.update(
+            cache_hits=int(cached.sum()),
+            cost_saved_usd=saved,
+        )
         row.update(
             successes=successes,
             prompt_tokens_mean=float(group["prompt_tokens"].mean()),
@@ -85,6 +93,8 @@ class ExperimentResult:
         run_id: MLflow parent run id, when logged.
         tracking_uri: Where that run lives.
         notes: Caveats worth reading (unknown prices, errors...).
+        calls_made: Model calls this run actually made (cache hits excluded).
+        timings: Wall-clock seconds of the run's phases (``calls_s``, ``mlflow_s``).
     """
 
     name: str
@@ -94,10 +104,12 @@ class ExperimentResult:
     run_id: str | None = None
     tracking_uri: str | None = None
     notes: list[str] = field(default_factory=list)
+    calls_made: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_rows(cls, rows: list[dict[str, Any]], *, experiment: Experiment) -> ExperimentResult:
-        cases = pd.DataFrame(rows)
+    def from_cases(cls, cases: pd.DataFrame, *, experiment: Experiment) -> ExperimentResult:
+        """Summarise a cases frame (as the runner produces) into a result."""
         summary = summarize(cases, experiment.scorers)
         notes = []
         for _, row in summary.iterrows():

@@ -3,10 +3,14 @@
 Order of work, so that mistakes cost nothing:
 
 1. validate the dataset against the variants, the models (provider known,
-   credentials present) and the scorers against the expected values;
-2. render every prompt (a missing variable fails here, before any call);
-3. open the MLflow parent run, call the models concurrently (bounded per
-   model), score each output as it arrives;
+   credentials present), the scorers against the expected values, and the
+   budget against litellm's prices;
+2. open the MLflow parent run;
+3. walk the calls lazily (case by case, so memory stays flat): a cache hit is
+   scored at once; a miss becomes a task, at most a window of them in flight,
+   each bounded per model by an adaptive limiter and retried on transient
+   errors. Every response is written to the cache as it arrives, which is
+   what lets a killed run resume;
 4. summarise, log, and close the run as FINISHED, or FAILED on any error.
 """
 
@@ -15,20 +19,25 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import litellm
 from tqdm.auto import tqdm
 
-from workbench.exceptions import ModelError, ScorerError
+from workbench._secrets import is_secret
+from workbench.cache import CachedResponse, ResponseCache, cache_key
+from workbench.exceptions import BudgetExceededError, ModelError, ScorerError
 from workbench.providers.local import LOCAL_MODELS, LOCAL_PROVIDER, register_local_provider
 from workbench.result import ExperimentResult
+from workbench.retry import AdaptiveLimiter, call_with_retries
 from workbench.scorers.base import run_scorer
+from workbench.spool import CaseSpool
 from workbench.variant import PromptVariant
 
 if TYPE_CHECKING:
+    from workbench.dataset import Case
     from workbench.experiment import Experiment
 
 #: Params that let a call go through without an API key in the environment.
@@ -36,15 +45,19 @@ _CREDENTIAL_PARAMS = ("api_key", "api_base", "base_url", "mock_response")
 
 
 @dataclass(frozen=True)
-class _Task:
+class Call:
+    """One planned model call."""
+
     index: int
     variant: PromptVariant
     model: str
-    case_id: str
+    case: Case
     repeat: int
-    inputs: Mapping[str, Any]
-    expectations: Mapping[str, Any]
     messages: list[dict[str, str]]
+
+    @property
+    def key(self) -> str:
+        return cache_key(self.model, self.messages, self.variant.params, self.repeat)
 
 
 def provider_of(model: str) -> str:
@@ -57,32 +70,33 @@ def provider_of(model: str) -> str:
     try:
         return str(litellm.get_llm_provider(model)[1])
     except Exception as exc:  # litellm raises BadRequestError and others
+        local = ", ".join(sorted("local/" + m for m in LOCAL_MODELS))
         raise ModelError(
             f"unknown model {model!r}: litellm cannot tell its provider. Use a litellm model string "
-            "such as 'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'ollama/llama3' "
-            f"or a local model ({', '.join(sorted('local/' + m for m in LOCAL_MODELS))})"
+            f"such as 'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'ollama/llama3' or {local}"
         ) from exc
+
+
+def is_local(model: str) -> bool:
+    return provider_of(model) == LOCAL_PROVIDER
 
 
 def check_model(model: str, params: Mapping[str, Any]) -> None:
     """Fail before any call if ``model`` cannot work: unknown provider or missing key."""
-    provider = provider_of(model)
-    if provider == LOCAL_PROVIDER:
+    if is_local(model):
         name = model.split("/", 1)[1]
         if name not in LOCAL_MODELS:
-            raise ModelError(
-                f"unknown local model {model!r}; available: {sorted('local/' + m for m in LOCAL_MODELS)}"
-            )
+            available = sorted("local/" + m for m in LOCAL_MODELS)
+            raise ModelError(f"unknown local model {model!r}; available: {available}")
         return
     if any(params.get(k) for k in _CREDENTIAL_PARAMS):
         return
     env = litellm.validate_environment(model=model)
     # Base URLs have defaults (ollama: localhost:11434); only missing secrets are fatal.
-    missing_keys = [k for k in env.get("missing_keys") or [] if not k.endswith(("_API_BASE", "_BASE_URL"))]
-    if missing_keys:
-        missing = ", ".join(missing_keys)
+    missing = [k for k in env.get("missing_keys") or [] if not k.endswith(("_API_BASE", "_BASE_URL"))]
+    if missing:
         raise ModelError(
-            f"model {model!r} needs {missing} in the environment; set it (for example in a "
+            f"model {model!r} needs {', '.join(missing)} in the environment; set it (for example in a "
             "git-ignored .env loaded before running) or pass `api_key`/`api_base` in the variant params"
         )
 
@@ -98,112 +112,232 @@ def cost_of(response: Any, model: str) -> float:
         return math.nan
 
 
-def render_prompt(messages: Sequence[Mapping[str, str]]) -> str:
-    """Readable text of a rendered conversation, stored per case."""
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+def render_prompt(variant: PromptVariant, messages: Sequence[Mapping[str, str]]) -> str:
+    """Readable text of what this case sent, without the few-shot turns (they are in the template)."""
+    shown = [m for m in messages if m["role"] == "system"] + [messages[-1]]
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in shown)
 
 
-def plan(experiment: Experiment) -> list[_Task]:
-    """Render every call of the experiment, validating everything first."""
+def validate(experiment: Experiment) -> None:
+    """Everything that can be checked before spending money."""
     experiment.dataset.validate(experiment.variants)
     for variant in experiment.variants:
         for model in experiment.models:
             check_model(model, variant.params)
-    cases = list(experiment.dataset.cases())
     for scorer in experiment.scorers:
         check = getattr(scorer, "check", None)
-        for case in cases:
+        if check is None:
+            continue
+        for case in experiment.dataset.cases():
             try:
-                if check is not None:
-                    check(case.expectations)
-                elif hasattr(scorer, "_truth"):
-                    scorer._truth(case.expectations)
+                check(case.expectations)
             except ScorerError as exc:
                 raise ScorerError(f"{case.where} (id {case.id!r}): {exc}") from exc
-    tasks: list[_Task] = []
-    for variant in experiment.variants:
-        rendered = [(case, variant.render(case.inputs, where=case.where)) for case in cases]
-        for model in experiment.models:
-            for case, messages in rendered:
+
+
+def plan(experiment: Experiment) -> Iterator[Call]:
+    """Every call of the experiment, rendered lazily, case by case.
+
+    Case-major order keeps all variants and models progressing together, so
+    an interrupted run has comparable partial results.
+    """
+    index = 0
+    for case in experiment.dataset.cases():
+        for variant in experiment.variants:
+            messages = variant.render(case.inputs, where=case.where)
+            for model in experiment.models:
                 for repeat in range(experiment.repeats):
-                    tasks.append(
-                        _Task(
-                            len(tasks),
-                            variant,
-                            model,
-                            case.id,
-                            repeat,
-                            case.inputs,
-                            case.expectations,
-                            messages,
-                        )
-                    )
-    return tasks
+                    yield Call(index, variant, model, case, repeat, messages)
+                    index += 1
 
 
-async def _call(
-    task: _Task,
-    *,
-    acompletion: Callable[..., Any],
-    semaphore: asyncio.Semaphore,
-    scorers: Sequence[Any],
-    input_names: Sequence[str],
-    timeout_s: float,
-    num_retries: int,
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "case_id": task.case_id,
-        "variant": task.variant.name,
-        "variant_version": task.variant.version,
-        "model": task.model,
-        "repeat": task.repeat,
-    }
-    for name in input_names:
-        row[f"input.{name}"] = task.inputs.get(name)
-    for name, value in task.expectations.items():
-        row[f"expected.{name}"] = value
-    row["prompt"] = render_prompt(task.messages)
-    output, error = None, None
-    prompt_tokens = completion_tokens = 0
-    cost = math.nan
-    async with semaphore:
-        started = time.perf_counter()
-        try:
-            response = await acompletion(
-                model=task.model,
-                messages=task.messages,
-                timeout=timeout_s,
-                num_retries=num_retries,
-                **task.variant.params,
+def _redact_text(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class Engine:
+    """Runs the calls of one experiment and collects one row per call."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        *,
+        acompletion: Callable[..., Any],
+        cache: ResponseCache | None,
+        read_cache: bool,
+        budget_usd: float | None,
+        progress: bool,
+    ) -> None:
+        self.experiment = experiment
+        self.acompletion = acompletion
+        self.cache = cache
+        self.read_cache = read_cache
+        self.budget_usd = budget_usd
+        self.progress = progress
+        settings = experiment.settings
+        self.limiters = {
+            model: AdaptiveLimiter(
+                settings.local_concurrency if is_local(model) else settings.max_concurrency
             )
-            output = response.choices[0].message.content or ""
-            usage = getattr(response, "usage", None)
-            prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-            completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-            cost = cost_of(response, task.model)
+            for model in experiment.models
+        }
+        self.input_names = sorted(set().union(*(v.variables() for v in experiment.variants)))
+        self.secrets = sorted(
+            {
+                str(v)
+                for variant in experiment.variants
+                for k, v in variant.params.items()
+                if is_secret(k) and v
+            }
+        )
+        self.spool = CaseSpool()
+        self.spent_usd = 0.0
+        self.reserved_usd = 0.0
+        self.calls_made = 0
+        self.stopped: str | None = None
+
+    # -- rows -----------------------------------------------------------------
+    def _base_row(self, call: Call) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "_order": call.index,
+            "case_id": call.case.id,
+            "variant": call.variant.name,
+            "variant_version": call.variant.version,
+            "model": call.model,
+            "repeat": call.repeat,
+        }
+        for name in self.input_names:
+            row[f"input.{name}"] = call.case.inputs.get(name)
+        for name, value in call.case.expectations.items():
+            row[f"expected.{name}"] = value
+        row["prompt"] = render_prompt(call.variant, call.messages)
+        return row
+
+    async def _finish_row(self, call: Call, row: dict[str, Any], response: CachedResponse | None) -> None:
+        error = row.get("error")
+        for scorer in self.experiment.scorers:
+            value, reason = math.nan, "not scored: the call failed" if error else None
+            if error is None and response is not None:
+                try:
+                    score = await run_scorer(
+                        scorer,
+                        inputs=call.case.inputs,
+                        outputs=response.output,
+                        expectations=call.case.expectations,
+                    )
+                    value, reason = score.value, score.reason
+                except Exception as exc:  # a scorer crash on one output must not lose the run
+                    reason = f"scorer error: {type(exc).__name__}: {exc}"
+            row[f"score.{scorer.name}"] = value
+            row[f"reason.{scorer.name}"] = reason
+        self.spool.append(row)
+
+    # -- calls ----------------------------------------------------------------
+    def _price(self, call: Call) -> float:
+        """Upper-bound cost of one call, for the budget check."""
+        from workbench.estimate import call_cost_upper_bound
+
+        return call_cost_upper_bound(call.model, call.messages, call.variant.params)
+
+    async def _run_call(self, call: Call, reserved: float) -> None:
+        settings = self.experiment.settings
+        row = self._base_row(call)
+        started = time.perf_counter()
+
+        async def attempt() -> Any:
+            return await self.acompletion(
+                model=call.model,
+                messages=call.messages,
+                timeout=settings.timeout_s,
+                num_retries=0,  # the runner retries itself, so it sees rate limits
+                max_retries=0,
+                **call.variant.params,
+            )
+
+        response: CachedResponse | None = None
+        try:
+            raw, attempts = await call_with_retries(
+                attempt, limiter=self.limiters[call.model], policy=settings.retry
+            )
+            usage = getattr(raw, "usage", None)
+            response = CachedResponse(
+                output=raw.choices[0].message.content or "",
+                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                cost_usd=cost_of(raw, call.model),
+                latency_s=time.perf_counter() - started,
+            )
+            if self.cache is not None:
+                self.cache.put(call.key, response)  # written now: a killed run resumes from here
+            row.update(error=None, attempts=attempts)
         except Exception as exc:  # every provider error is recorded, never raised mid-run
-            error = f"{type(exc).__name__}: {exc}"
-        latency = time.perf_counter() - started
-    row.update(output=output, error=error)
-    for scorer in scorers:
-        value, reason = math.nan, error and "not scored: the call failed"
-        if error is None:
+            row.update(error=_redact_text(f"{type(exc).__name__}: {exc}", self.secrets), attempts=None)
+        finally:
+            self.reserved_usd -= reserved
+        self.calls_made += 1
+        if response is not None and not math.isnan(response.cost_usd or 0.0):
+            self.spent_usd += response.cost_usd or 0.0
+        self._fill(row, response, cached=False, latency=time.perf_counter() - started)
+        await self._finish_row(call, row, response)
+
+    @staticmethod
+    def _fill(row: dict[str, Any], response: CachedResponse | None, *, cached: bool, latency: float) -> None:
+        row["output"] = response.output if response else None
+        row.setdefault("error", None)
+        cost = response.cost_usd if response and response.cost_usd is not None else math.nan
+        row.update(
+            prompt_tokens=response.prompt_tokens if response else 0,
+            completion_tokens=response.completion_tokens if response else 0,
+            cost_usd=cost if response else 0.0,
+            latency_s=response.latency_s if (response and cached) else latency,
+            cached=cached,
+        )
+
+    async def run(self) -> None:
+        calls = plan(self.experiment)
+        total = self.experiment.n_calls
+        window = asyncio.Semaphore(2 * sum(limiter.max_limit for limiter in self.limiters.values()))
+        pending: set[asyncio.Task[None]] = set()
+
+        def done(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            window.release()
+            bar.update(1)
+
+        with tqdm(total=total, desc=self.experiment.name, unit="call", disable=not self.progress) as bar:
             try:
-                score = await run_scorer(
-                    scorer, inputs=task.inputs, outputs=output or "", expectations=task.expectations
-                )
-                value, reason = score.value, score.reason
-            except Exception as exc:  # a scorer crash on one output must not lose the run
-                reason = f"scorer error: {type(exc).__name__}: {exc}"
-        row[f"score.{scorer.name}"] = value
-        row[f"reason.{scorer.name}"] = reason
-    row.update(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost_usd=cost,
-        latency_s=latency,
-    )
-    return row
+                for call in calls:
+                    hit = self.cache.get(call.key) if (self.cache is not None and self.read_cache) else None
+                    if hit is not None:
+                        row = self._base_row(call)
+                        row.update(error=None, attempts=0)
+                        self._fill(row, hit, cached=True, latency=0.0)
+                        await self._finish_row(call, row, hit)
+                        bar.update(1)
+                        continue
+                    reserved = 0.0
+                    if self.budget_usd is not None:
+                        reserved = self._price(call)
+                        if self.spent_usd + self.reserved_usd + reserved > self.budget_usd:
+                            self.stopped = (
+                                f"budget: the next call could bring the spend past budget_usd="
+                                f"{self.budget_usd:g} (spent ${self.spent_usd:.4f}, "
+                                f"${self.reserved_usd:.4f} in flight)"
+                            )
+                            break
+                        self.reserved_usd += reserved
+                    await window.acquire()
+                    task = asyncio.ensure_future(self._run_call(call, reserved))
+                    pending.add(task)
+                    task.add_done_callback(done)
+                if pending:
+                    await asyncio.gather(*list(pending))
+            except BaseException:
+                for task in pending:
+                    task.cancel()
+                raise
 
 
 async def execute(
@@ -213,10 +347,24 @@ async def execute(
     tracking_uri: str | None,
     progress: bool,
     acompletion: Callable[..., Any] | None,
+    cache: ResponseCache | None,
+    read_cache: bool,
+    budget_usd: float | None,
 ) -> ExperimentResult:
     """Validate, run, score, summarise and log one experiment."""
-    tasks = plan(experiment)  # raises before any call or MLflow run
-    call = acompletion or litellm.acompletion
+    validate(experiment)  # raises before any call or MLflow run
+    if budget_usd is not None:
+        from workbench.estimate import check_prices_known
+
+        check_prices_known(experiment)
+    engine = Engine(
+        experiment,
+        acompletion=acompletion or litellm.acompletion,
+        cache=cache,
+        read_cache=read_cache,
+        budget_usd=budget_usd,
+        progress=progress,
+    )
     tracker = None
     if log_to_mlflow:
         from workbench.tracking import MlflowTracker
@@ -224,42 +372,23 @@ async def execute(
         tracker = MlflowTracker(tracking_uri=tracking_uri)
         tracker.start(experiment)
     try:
-        settings = experiment.settings
-        semaphores = {
-            model: asyncio.Semaphore(
-                settings.local_concurrency
-                if provider_of(model) == LOCAL_PROVIDER
-                else settings.max_concurrency
-            )
-            for model in experiment.models
-        }
-        input_names = sorted(set().union(*(v.variables() for v in experiment.variants)))
-        pending = [
-            asyncio.ensure_future(
-                _call(
-                    task,
-                    acompletion=call,
-                    semaphore=semaphores[task.model],
-                    scorers=experiment.scorers,
-                    input_names=input_names,
-                    timeout_s=settings.timeout_s,
-                    num_retries=settings.num_retries,
-                )
-            )
-            for task in tasks
-        ]
-        rows: list[dict[str, Any]] = []
-        with tqdm(total=len(pending), desc=experiment.name, unit="call", disable=not progress) as bar:
-            for next_done in asyncio.as_completed(pending):
-                rows.append(await next_done)
-                bar.update(1)
-        order = {(t.variant.name, t.model, t.case_id, t.repeat): t.index for t in tasks}
-        rows.sort(key=lambda r: order[(r["variant"], r["model"], r["case_id"], r["repeat"])])
-        result = ExperimentResult.from_rows(rows, experiment=experiment)
+        started = time.perf_counter()
+        await engine.run()
+        cases = engine.spool.to_frame()
+        result = ExperimentResult.from_cases(cases, experiment=experiment)
+        result.timings["calls_s"] = time.perf_counter() - started
+        result.calls_made = engine.calls_made
+        if engine.stopped:
+            result.notes.append(f"stopped early by the {engine.stopped}; completed calls are cached")
         if tracker is not None:
+            logged = time.perf_counter()
             tracker.log_result(result)
-            tracker.finish("FINISHED")
             result.run_id, result.tracking_uri = tracker.parent_run_id, tracker.tracking_uri
+            result.timings["mlflow_s"] = time.perf_counter() - logged
+        if engine.stopped:
+            raise BudgetExceededError(engine.stopped, result=result)
+        if tracker is not None:
+            tracker.finish("FINISHED")
         return result
     except BaseException:
         if tracker is not None:

@@ -68,6 +68,10 @@ class LabelMatch(BaseScorer):
             )
         return matches[0]
 
+    def check(self, expectations: Mapping[str, Any]) -> None:
+        """Fail before any call when an expected value is not one of the labels."""
+        self._truth(expectations)
+
     def score(self, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]) -> Score:
         predicted, truth = self.predict(outputs), self._truth(expectations)
         return Score(float(predicted == truth), f"predicted {predicted!r}, expected {truth!r}")
