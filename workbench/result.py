@@ -115,8 +115,7 @@ class ExperimentResult:
         for _, row in summary.iterrows():
             if math.isnan(row["cost_usd"]):
                 notes.append(
-                    f"cost unknown for {row['model']!r}: litellm has no price for it "
-                    "(cost columns are NaN, not 0)"
+                    f"cost unknown for {row['model']!r}: litellm has no price for it (cost columns are NaN, not 0)"
                 )
             if row["errors"]:
                 notes.append(
@@ -143,20 +142,14 @@ class ExperimentResult:
         metric = f"score.{scorer or self.scorer_names[0]}"
         keys = ["case_id", "model", "repeat"]
         inputs = [c for c in self.cases.columns if c.startswith(("input.", "expected."))]
-        wide = self.cases.pivot_table(
-            index=keys, columns="variant", values=["output", metric], aggfunc="first"
-        )
-        wide.columns = [
-            f"{variant}:{'score' if value == metric else value}" for value, variant in wide.columns
-        ]
+        wide = self.cases.pivot_table(index=keys, columns="variant", values=["output", metric], aggfunc="first")
+        wide.columns = [f"{variant}:{'score' if value == metric else value}" for value, variant in wide.columns]
         score_cols = [c for c in wide.columns if c.endswith(":score")]
         differ = wide[score_cols].nunique(axis=1, dropna=False) > 1
         first = self.cases.drop_duplicates(keys).set_index(keys)[inputs]
         return first.join(wide[differ], how="inner").reset_index()
 
-    def confusion_matrix(
-        self, *, variant: str, model: str | None = None, scorer: str | None = None
-    ) -> pd.DataFrame:
+    def confusion_matrix(self, *, variant: str, model: str | None = None, scorer: str | None = None) -> pd.DataFrame:
         """Confusion matrix of a classification scorer for one variant (and model)."""
         target = next(s for s in self.experiment.scorers if s.name == (scorer or self.scorer_names[0]))
         group = self.cases[(self.cases["variant"] == variant) & self.cases["error"].isna()]
@@ -166,6 +159,8 @@ class ExperimentResult:
 
     def verdict(self, scorer: str | None = None) -> str:
         """One line naming the best variant on ``scorer`` with its numbers."""
+        if scorer is None and not self.scorer_names:
+            return f"{len(self.cases)} calls, no scorers: nothing to compare"
         metric = scorer or self.scorer_names[0]
         ranked = self.summary.sort_values(metric, ascending=False, kind="stable")
         top = ranked.iloc[0]

@@ -13,8 +13,10 @@ import math
 import numbers
 import os
 import shlex
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
     from workbench.experiment import Experiment
     from workbench.result import ExperimentResult
 
-_PARAM_MAX = 6000  # MLflow's limit on a param value's length
+_PARAM_MAX = 6000
+#: Larger per-case tables are logged as Parquet instead of the UI's JSON table.
+TABLE_ROWS_MAX = 20_000  # MLflow's limit on a param value's length
 _PACKAGES = ("prompt-workbench", "litellm", "mlflow", "pandas", "scikit-learn", "llama-cpp-python")
 
 
@@ -100,9 +104,7 @@ def _log_batch(client: MlflowClient, run_id: str, *, params=(), metrics=(), tags
     params, metrics, tags = list(params), list(metrics), list(tags)
     # MLflow accepts at most 100 params and 1000 metrics per batch.
     for i in range(0, max(len(params), len(metrics), len(tags), 1), 100):
-        client.log_batch(
-            run_id, params=params[i : i + 100], metrics=metrics[i : i + 100], tags=tags[i : i + 100]
-        )
+        client.log_batch(run_id, params=params[i : i + 100], metrics=metrics[i : i + 100], tags=tags[i : i + 100])
 
 
 class MlflowTracker:
@@ -132,14 +134,45 @@ class MlflowTracker:
             artifact_location = (db.parent / "artifacts").resolve().as_uri()
         return str(self.client.create_experiment(name, artifact_location=artifact_location))
 
+    def _close_orphans(self, experiment_id: str) -> list[str]:
+        """Mark as KILLED the parent runs left RUNNING by a process that died (kill -9, crash).
+
+        Only runs started on this host by a process that no longer exists are touched.
+        """
+        closed = []
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string="attributes.status = 'RUNNING' and tags.`workbench.kind` = 'experiment'",
+        )
+        for run in runs:
+            tags = run.data.tags
+            if tags.get("workbench.host") != socket.gethostname() or not tags.get("workbench.pid", "").isdigit():
+                continue
+            if _pid_alive(int(tags["workbench.pid"])):
+                continue
+            for child in self.client.search_runs(
+                [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+            ):
+                if child.info.status == "RUNNING":
+                    self.client.set_terminated(child.info.run_id, "KILLED")
+            self.client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+        return closed
+
     def start(self, experiment: Experiment) -> str:
         """Create the parent run and log the experiment's definition."""
         experiment_id = self._experiment_id(experiment.name)
-        run = self.client.create_run(
-            experiment_id,
-            run_name=f"{experiment.name}",
-            tags={"workbench.kind": "experiment", "mlflow.note.content": experiment.description or ""},
-        )
+        orphans = self._close_orphans(experiment_id)
+        tags = {
+            "workbench.kind": "experiment",
+            "workbench.pid": str(os.getpid()),
+            "workbench.host": socket.gethostname(),
+            "mlflow.note.content": experiment.description or "",
+        }
+        if orphans:
+            # The response cache holds their completed calls: this run resumes them.
+            tags["workbench.resumes"] = ",".join(orphans)
+        run = self.client.create_run(experiment_id, run_name=f"{experiment.name}", tags=tags)
         self.parent_run_id = run.info.run_id
         dataset = experiment.dataset
         _log_batch(
@@ -203,10 +236,8 @@ class MlflowTracker:
                 metrics=_metrics(row),
             )
             self.client.log_dict(run_id, _redacted_variant(variant), "prompt_template.json")
-            cases = result.cases[
-                (result.cases["variant"] == variant.name) & (result.cases["model"] == row["model"])
-            ]
-            self.client.log_table(run_id, data=cases.reset_index(drop=True), artifact_file="cases.json")
+            cases = result.cases[(result.cases["variant"] == variant.name) & (result.cases["model"] == row["model"])]
+            self._log_cases(run_id, cases.reset_index(drop=True))
             self.client.set_terminated(run_id, "FINISHED")
         self.client.log_text(self.parent_run_id, result.summary.to_csv(index=False), "summary.csv")
         _log_batch(
@@ -216,10 +247,24 @@ class MlflowTracker:
                 Metric(f"{r['variant']}.{key}", value, 0, 0)
                 for _, r in result.summary.iterrows()
                 for key, value in _metric_items(r)
+            ]
+            + [
+                Metric("calls_made", float(result.calls_made), 0, 0),
+                Metric("cache_hits", float(result.summary["cache_hits"].sum()), 0, 0),
             ],
             tags=[RunTag("workbench.verdict", result.verdict())]
             + [RunTag("workbench.note", "; ".join(result.notes))] * bool(result.notes),
         )
+
+    def _log_cases(self, run_id: str, cases: Any) -> None:
+        """The per-case table: JSON the MLflow UI shows, or Parquet when it is too big to browse."""
+        if len(cases) <= TABLE_ROWS_MAX:
+            self.client.log_table(run_id, data=cases, artifact_file="cases.json")
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "cases.parquet"
+            cases.to_parquet(path, index=False)
+            self.client.log_artifact(run_id, str(path))
 
     def finish(self, status: str) -> None:
         """End the parent run (and any child still open) as FINISHED or FAILED."""
@@ -230,6 +275,16 @@ class MlflowTracker:
                 self.client.set_terminated(run_id, status)
         self.client.set_terminated(self.parent_run_id, status)
         self._finished = True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _redacted_variant(variant: Any) -> dict[str, Any]:
