@@ -63,9 +63,7 @@ class FakeLLM:
                 raise litellm.exceptions.APIConnectionError(
                     message="connection dropped", llm_provider="openai", model=model
                 )
-            return await litellm.acompletion(
-                model=model, messages=messages, mock_response=self.reply(model, messages)
-            )
+            return await litellm.acompletion(model=model, messages=messages, mock_response=self.reply(model, messages))
         finally:
             self.in_flight -= 1
 
@@ -114,9 +112,7 @@ def reviews() -> wb.Dataset:
 
 @pytest.fixture
 def variants() -> list[wb.PromptVariant]:
-    zero = wb.PromptVariant(
-        name="zero_shot", prompt="Review: {{ review }}\nSentiment:", params={"temperature": 0}
-    )
+    zero = wb.PromptVariant(name="zero_shot", prompt="Review: {{ review }}\nSentiment:", params={"temperature": 0})
     few = wb.PromptVariant(
         name="few_shot",
         prompt="Review: {{ review }}\nSentiment:",

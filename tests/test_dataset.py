@@ -55,9 +55,7 @@ def test_empty_cell_names_file_row_line_and_id(tmp_path, variant):
     path = tmp_path / "x.csv"
     path.write_text("id,review,label\na,fine,positive\nb,,negative\n")
     ds = Dataset.load(path, expected=["label"])
-    with pytest.raises(
-        DatasetError, match=r"x\.csv row 2 \(line 3\) \(id 'b'\) has no value in column 'review'"
-    ):
+    with pytest.raises(DatasetError, match=r"x\.csv row 2 \(line 3\) \(id 'b'\) has no value in column 'review'"):
         ds.validate([variant])
 
 

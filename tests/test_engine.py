@@ -85,9 +85,7 @@ def test_rate_limits_are_retried_after_retry_after(fake_key, variants, reviews, 
         seen[key] = seen.get(key, 0) + 1
         if "kettle" in key[1] and seen[key] <= 2:
             response = httpx.Response(429, headers={"retry-after": "0.01"})
-            return litellm.RateLimitError(
-                "slow down", llm_provider="openai", model="gpt-4o-mini", response=response
-            )
+            return litellm.RateLimitError("slow down", llm_provider="openai", model="gpt-4o-mini", response=response)
         return False
 
     result = run(make(variants, reviews, label_match), FakeLLM(fail=fail))
@@ -126,8 +124,7 @@ def test_estimate_counts_calls_tokens_cost_and_cache(fake_key, variants, reviews
     table = before.table.set_index("variant")
     messages = next(iter(exp.variants)).render({"review": "Great kettle, boils fast."})
     assert (
-        table.loc["zero_shot", "prompt_tokens"]
-        >= 6 * litellm.token_counter(model="gpt-4o-mini", messages=messages) - 6
+        table.loc["zero_shot", "prompt_tokens"] >= 6 * litellm.token_counter(model="gpt-4o-mini", messages=messages) - 6
     )
     expected_cost = 0.0
     for r in before.table.itertuples():

@@ -61,10 +61,7 @@ def test_seed_makes_sampling_reproducible():
 def test_concurrent_async_calls_are_serialised_safely():
     async def many():
         return await asyncio.gather(
-            *[
-                litellm.acompletion(model=MODEL, messages=QUESTION, temperature=0, max_tokens=4)
-                for _ in range(4)
-            ]
+            *[litellm.acompletion(model=MODEL, messages=QUESTION, temperature=0, max_tokens=4) for _ in range(4)]
         )
 
     outputs = {r.choices[0].message.content for r in asyncio.run(many())}

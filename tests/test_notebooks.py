@@ -43,10 +43,22 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
     html = report.html.read_text()
     assert "Plotly.newPlot" in html  # charts survive the static HTML export
     text = outputs_text(report.notebook)
-    assert "leads on label_match" in text  # the notebook states the winner
+    assert "on label_match" in text and "(exact McNemar, n = 12)" in text  # the paired verdict
     client = MlflowClient(uri)
     assert report.run_ids, "the notebook's MLflow run was found"
     for run_id in report.run_ids:
         artifacts = {a.path for a in client.list_artifacts(run_id, "report")}
         assert artifacts == {f"report/{notebook.name}", f"report/{notebook.stem}.html"}
         assert client.get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.mark.local_model
+def test_gate_parameter_fails_the_papermill_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    report = run_report(
+        ROOT / "notebooks" / "ab_test.ipynb",
+        parameters={"limit": 12, "gate": True, "thresholds": {"label_match": 0.99}},
+        output_dir=tmp_path / "reports",
+    )
+    assert report.error is not None and "Gate FAILED" in report.error
+    assert report.html.exists()  # the failed report is still readable

@@ -73,9 +73,7 @@ def test_label_match_first_label_wins_and_aggregates_match_sklearn():
 
 def test_label_match_rejects_expected_value_outside_labels():
     with pytest.raises(ScorerError, match="'neutral' is not one of the labels"):
-        LabelMatch(labels=["positive", "negative"]).score(
-            inputs={}, outputs="x", expectations={"l": "neutral"}
-        )
+        LabelMatch(labels=["positive", "negative"]).score(inputs={}, outputs="x", expectations={"l": "neutral"})
 
 
 def test_specs_round_trip_and_unknown_types_are_clear():
@@ -100,9 +98,7 @@ def test_function_scorer_decorator_sync_async_and_reasons():
     assert score(short, "one two three").value == 0.0
     result = asyncio.run(run_scorer(polite, inputs={"q": "x"}, outputs="please", expectations={}))
     assert polite.name == "politeness" and result.value == 1.0 and result.reason == "for x"
-    assert short.spec()["function"].endswith(
-        ":test_function_scorer_decorator_sync_async_and_reasons.<locals>.short"
-    )
+    assert short.spec()["function"].endswith(":test_function_scorer_decorator_sync_async_and_reasons.<locals>.short")
 
 
 def test_function_scorer_from_import_path(tmp_path, monkeypatch):

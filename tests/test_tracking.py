@@ -42,10 +42,15 @@ def test_parent_and_child_runs_with_params_metrics_and_tables(
         table = Path(client.download_artifacts(child.info.run_id, "cases.json"))
         data = json.loads(table.read_text())
         assert len(data["data"]) == 6 and "score.label_match" in data["columns"]
-        template = json.loads(
-            Path(client.download_artifacts(child.info.run_id, "prompt_template.json")).read_text()
-        )
+        template = json.loads(Path(client.download_artifacts(child.info.run_id, "prompt_template.json")).read_text())
         assert template["prompt"] == "Review: {{ review }}\nSentiment:"
+    comparison = result.compare("zero_shot", "few_shot")
+    prefix = "cmp.few_shot_vs_zero_shot.label_match"
+    assert parent.data.metrics[f"{prefix}.p_value"] == pytest.approx(comparison["label_match"].p_value)
+    assert parent.data.metrics[f"{prefix}.ci_low"] == pytest.approx(comparison["label_match"].ci_low)
+    assert parent.data.tags[f"workbench.{prefix}.verdict"] == comparison["label_match"].verdict
+    plots = Path(client.download_artifacts(result.run_id, "cmp.few_shot_vs_zero_shot/plots.html")).read_text()
+    assert plots.count("Plotly.newPlot") == 3
     manifest = json.loads(Path(client.download_artifacts(result.run_id, "manifest.json")).read_text())
     assert manifest["dataset"]["hash"] == reviews.content_hash
     assert set(manifest["variants"]) == {"zero_shot", "few_shot"}

@@ -13,6 +13,7 @@ from workbench._env import apply_offline_defaults
 # Before anything imports litellm or MLflow: no price-map download, no telemetry.
 apply_offline_defaults()
 
+from workbench.compare import Comparison, compare, compare_results  # noqa: E402
 from workbench.config import ExperimentConfig, experiment_from_dict, load_experiment  # noqa: E402
 from workbench.dataset import Dataset  # noqa: E402
 from workbench.exceptions import (  # noqa: E402
@@ -26,7 +27,10 @@ from workbench.exceptions import (  # noqa: E402
     WorkbenchError,
 )
 from workbench.experiment import Experiment, RunSettings  # noqa: E402
+from workbench.gate import GateResult, gate  # noqa: E402
 from workbench.plots import plot_scores  # noqa: E402
+from workbench.plots_compare import plot_diff, plot_flips, plot_means  # noqa: E402
+from workbench.power import min_detectable_diff, sample_size  # noqa: E402
 from workbench.providers.local import DEFAULT_LOCAL_MODEL, register_local_provider  # noqa: E402
 from workbench.report import Report, run_report  # noqa: E402
 from workbench.result import ExperimentResult  # noqa: E402
@@ -47,6 +51,7 @@ register_local_provider()
 
 __all__ = [
     "BudgetExceededError",
+    "Comparison",
     "ConfigError",
     "Contains",
     "DEFAULT_LOCAL_MODEL",
@@ -56,6 +61,7 @@ __all__ = [
     "Experiment",
     "ExperimentConfig",
     "ExperimentResult",
+    "GateResult",
     "JsonSchemaValid",
     "JsonValid",
     "LabelMatch",
@@ -69,12 +75,20 @@ __all__ = [
     "ScorerError",
     "TemplateError",
     "WorkbenchError",
+    "compare",
+    "compare_results",
     "default_tracking_uri",
     "experiment_from_dict",
+    "gate",
     "load_experiment",
+    "min_detectable_diff",
+    "plot_diff",
+    "plot_flips",
+    "plot_means",
     "plot_scores",
     "register_local_provider",
     "run_report",
+    "sample_size",
     "scorer",
     "ui_command",
 ]

@@ -36,9 +36,7 @@ _NOT_OUTPUT_AFFECTING = frozenset(
 )
 
 
-def cache_key(
-    model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], repeat: int
-) -> str:
+def cache_key(model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], repeat: int) -> str:
     """The cache key of one call.
 
     Example:

@@ -85,9 +85,7 @@ def _format_errors(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def experiment_from_dict(
-    data: Any, *, source: str = "<dict>", base_dir: str | Path | None = None
-) -> Experiment:
+def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | Path | None = None) -> Experiment:
     """Build an :class:`Experiment` from parsed YAML/JSON data.
 
     Raises:
@@ -95,9 +93,7 @@ def experiment_from_dict(
         DatasetError, ScorerError, TemplateError: bad dataset, scorer or template.
     """
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source} must hold a mapping (name:, dataset:, variants: ...), got {type(data).__name__}"
-        )
+        raise ConfigError(f"{source} must hold a mapping (name:, dataset:, variants: ...), got {type(data).__name__}")
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
@@ -115,9 +111,7 @@ def experiment_from_dict(
             variants.append(PromptVariant(**variant.model_dump()))
         except TemplateError as exc:
             raise ConfigError(f"{source} key 'variants[{i}]': {exc}") from exc
-    scorers = [
-        scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)
-    ]
+    scorers = [scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)]
     return Experiment(
         name=config.name,
         description=config.description,

@@ -71,9 +71,7 @@ class Dataset:
         for column in (self.id_column, *self.expected):
             if column not in self.frame.columns:
                 role = "id" if column == self.id_column else "expected-value"
-                raise DatasetError(
-                    f"dataset {self.source} has no {role} column {column!r}; its columns are {columns}"
-                )
+                raise DatasetError(f"dataset {self.source} has no {role} column {column!r}; its columns are {columns}")
         ids = self.frame[self.id_column]
         for i, value in enumerate(ids):
             if _is_missing(value):
@@ -106,8 +104,7 @@ class Dataset:
         reader = _READERS.get(path.suffix.lower())
         if reader is None:
             raise DatasetError(
-                f"dataset {str(path)!r} has an unsupported extension {path.suffix!r}; "
-                f"use one of {sorted(_READERS)}"
+                f"dataset {str(path)!r} has an unsupported extension {path.suffix!r}; use one of {sorted(_READERS)}"
             )
         if not path.exists():
             raise DatasetError(f"dataset file {str(path)!r} does not exist")

@@ -50,9 +50,7 @@ def count_tokens(model: str, messages: Sequence[Mapping[str, str]]) -> int:
         return sum(len(m.get("content") or "") for m in messages) // 4 + 4 * len(messages)
 
 
-def call_cost_upper_bound(
-    model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]
-) -> float:
+def call_cost_upper_bound(model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]) -> float:
     """Most one call can cost: its prompt plus ``max_tokens`` of completion."""
     return _price(model, count_tokens(model, messages), _completion_budget(params))
 

@@ -112,9 +112,7 @@ class Experiment:
         scorer_names = [s.name for s in self.scorers]
         dupes = sorted({n for n in scorer_names if scorer_names.count(n) > 1})
         if dupes:
-            raise ConfigError(
-                f"experiment {self.name!r} has two scorers named {dupes}; give one a `metric_name`"
-            )
+            raise ConfigError(f"experiment {self.name!r} has two scorers named {dupes}; give one a `metric_name`")
         if self.repeats < 1:
             raise ConfigError(f"experiment {self.name!r}: repeats must be >= 1, got {self.repeats!r}")
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from workbench.compare import Comparison
     from workbench.experiment import Experiment
 
 #: A case counts as a success when its primary score is at least this.
@@ -43,10 +44,7 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
         for scorer in scorers:
             column = group[f"score.{scorer.name}"]
             row[scorer.name] = float(column.mean()) if column.notna().any() else math.nan
-            extra = scorer.aggregate(
-                list(group.loc[ok, "output"]),
-                [_expectations(r) for _, r in group[ok].iterrows()],
-            )
+            extra = scorer.aggregate(list(group.loc[ok, "output"]), _expectations(group[ok]))
             for metric, value in extra.items():
                 row[f"{scorer.name}.{metric}"] = value
         successes = int((group[primary] >= SUCCESS_THRESHOLD).sum()) if primary else int(ok.sum())
@@ -74,8 +72,11 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _expectations(row: pd.Series) -> dict[str, Any]:
-    return {k.removeprefix("expected."): v for k, v in row.items() if str(k).startswith("expected.")}
+def _expectations(cases: pd.DataFrame) -> list[dict[str, Any]]:
+    """The expected values of each row, as scorers receive them."""
+    columns = [c for c in cases.columns if str(c).startswith("expected.")]
+    renamed = cases[columns].rename(columns=lambda c: c.removeprefix("expected."))
+    return renamed.to_dict(orient="records")  # type: ignore[return-value]
 
 
 @dataclass
@@ -155,13 +156,52 @@ class ExperimentResult:
         group = self.cases[(self.cases["variant"] == variant) & self.cases["error"].isna()]
         if model is not None:
             group = group[group["model"] == model]
-        return target.confusion(list(group["output"]), [_expectations(r) for _, r in group.iterrows()])  # type: ignore[no-any-return]
+        return target.confusion(list(group["output"]), _expectations(group))  # type: ignore[no-any-return]
+
+    def compare(
+        self,
+        baseline: str | None = None,
+        candidate: str | None = None,
+        *,
+        model: str | None = None,
+        **options: Any,
+    ) -> Comparison:
+        """Paired comparison of two variants: CIs, the right paired test, verdicts.
+
+        Defaults: the first variant is the baseline and the best other variant
+        (on the first scorer) the candidate; the first model. ``options`` go to
+        :func:`workbench.compare.compare` (``scorers``, ``adjust``, ``confidence``...).
+
+        Example:
+            >>> cmp = result.compare(baseline="zero_shot", candidate="few_shot")  # doctest: +SKIP
+            >>> print(cmp.verdicts[0])  # doctest: +SKIP
+        """
+        from workbench.compare import compare
+
+        names = [v.name for v in self.experiment.variants]
+        if len(names) < 2:
+            raise ValueError(f"a comparison needs two variants; this result has {names}")
+        model = model or self.experiment.models[0]
+        baseline = baseline or names[0]
+        if candidate is None:
+            others = self.summary[(self.summary["variant"] != baseline) & (self.summary["model"] == model)]
+            candidate = str(others.sort_values(self.scorer_names[0], ascending=False).iloc[0]["variant"])
+        return compare(self.cases, baseline, candidate, model=model, **options)
 
     def verdict(self, scorer: str | None = None) -> str:
-        """One line naming the best variant on ``scorer`` with its numbers."""
+        """One line naming the best variant on ``scorer`` with its numbers.
+
+        With two or more variants it is the paired comparison's verdict (best
+        other variant vs the first one, on the first model).
+        """
         if scorer is None and not self.scorer_names:
             return f"{len(self.cases)} calls, no scorers: nothing to compare"
         metric = scorer or self.scorer_names[0]
+        if len(self.experiment.variants) > 1 and self.cases[f"score.{metric}"].notna().any():
+            try:
+                return self.compare()[metric].verdict
+            except (ValueError, KeyError):
+                pass  # e.g. nothing paired; fall back to the plain ranking below
         ranked = self.summary.sort_values(metric, ascending=False, kind="stable")
         top = ranked.iloc[0]
         n_cases = self.cases["case_id"].nunique()

@@ -104,8 +104,9 @@ def check_model(model: str, params: Mapping[str, Any]) -> None:
 def cost_of(response: Any, model: str) -> float:
     """Cost in USD from litellm's price data; NaN when litellm has no price for the model."""
     hidden = getattr(response, "_hidden_params", None) or {}
-    if hidden.get("response_cost") is not None:
-        return float(hidden["response_cost"])
+    if "response_cost" in hidden:  # litellm already priced it (None: it has no price)
+        cost = hidden["response_cost"]
+        return math.nan if cost is None else float(cost)
     try:
         return float(litellm.completion_cost(completion_response=response, model=model))
     except Exception:  # litellm raises for models missing from its price map
@@ -178,19 +179,12 @@ class Engine:
         self.progress = progress
         settings = experiment.settings
         self.limiters = {
-            model: AdaptiveLimiter(
-                settings.local_concurrency if is_local(model) else settings.max_concurrency
-            )
+            model: AdaptiveLimiter(settings.local_concurrency if is_local(model) else settings.max_concurrency)
             for model in experiment.models
         }
         self.input_names = sorted(set().union(*(v.variables() for v in experiment.variants)))
         self.secrets = sorted(
-            {
-                str(v)
-                for variant in experiment.variants
-                for k, v in variant.params.items()
-                if is_secret(k) and v
-            }
+            {str(v) for variant in experiment.variants for k, v in variant.params.items() if is_secret(k) and v}
         )
         self.spool = CaseSpool()
         self.spent_usd = 0.0
@@ -258,9 +252,7 @@ class Engine:
 
         response: CachedResponse | None = None
         try:
-            raw, attempts = await call_with_retries(
-                attempt, limiter=self.limiters[call.model], policy=settings.retry
-            )
+            raw, attempts = await call_with_retries(attempt, limiter=self.limiters[call.model], policy=settings.retry)
             usage = getattr(raw, "usage", None)
             response = CachedResponse(
                 output=raw.choices[0].message.content or "",
@@ -383,6 +375,9 @@ async def execute(
         if tracker is not None:
             logged = time.perf_counter()
             tracker.log_result(result)
+            if len(experiment.variants) > 1 and experiment.scorers and not engine.stopped:
+                for model in experiment.models:
+                    tracker.log_comparison(result.compare(model=model))
             result.run_id, result.tracking_uri = tracker.parent_run_id, tracker.tracking_uri
             result.timings["mlflow_s"] = time.perf_counter() - logged
         if engine.stopped:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -34,14 +35,25 @@ class CaseSpool:
 
     def _pack(self) -> None:
         if self._buffer:
-            self._tables.append(pa.Table.from_pandas(pd.DataFrame(self._buffer), preserve_index=False))
+            self._tables.append(pa.Table.from_pylist(self._buffer))
             self._buffer = []
 
     def to_frame(self) -> pd.DataFrame:
-        """All rows in plan order, without the ``_order`` column."""
+        """All rows in plan order, without the ``_order`` column.
+
+        Sorting happens in Arrow, and strings stay Arrow-backed in pandas (the
+        pandas 3 default ``str`` dtype), so the frame costs about what the data does.
+        """
         self._pack()
         if not self._tables:
             return pd.DataFrame()
         table = pa.concat_tables(self._tables, promote_options="permissive")
-        frame = table.to_pandas()
-        return frame.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+        self._tables = []
+        table = table.sort_by("_order").drop_columns(["_order"])
+        return table.to_pandas(types_mapper=_string_as_arrow, self_destruct=True, split_blocks=True)
+
+
+def _string_as_arrow(arrow_type: pa.DataType) -> object:
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype("pyarrow", na_value=np.nan)
+    return None

@@ -12,6 +12,7 @@ import json
 import math
 import numbers
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -266,6 +267,29 @@ class MlflowTracker:
             cases.to_parquet(path, index=False)
             self.client.log_artifact(run_id, str(path))
 
+    def log_comparison(self, comparison: Any) -> None:
+        """Log a paired comparison to the parent run: numbers as metrics, verdicts as tags,
+        the flips table and the plots as artifacts."""
+        from workbench.plots_compare import plot_diff, plot_flips, plot_means
+
+        assert self.parent_run_id is not None, "call start() first"
+        prefix = f"cmp.{_safe(comparison.candidate)}_vs_{_safe(comparison.baseline)}"
+        metrics, tags = [], []
+        for row in comparison.results:
+            for field in ("diff", "ci_low", "ci_high", "p_value", "p_adjusted", "effect_size"):
+                value = getattr(row, field)
+                if value is not None and not math.isnan(value):
+                    metrics.append(Metric(f"{prefix}.{row.scorer}.{field}", float(value), 0, 0))
+            tags.append(RunTag(f"workbench.{prefix}.{row.scorer}.verdict", row.verdict[:5000]))
+        tags.append(RunTag("workbench.comparison.adjust", comparison.adjust))
+        _log_batch(self.client, self.parent_run_id, metrics=metrics, tags=tags)
+        flips = comparison.flips()
+        if len(flips):
+            self.client.log_table(self.parent_run_id, data=flips, artifact_file=f"{prefix}/flips.json")
+        figures = [plot_means(comparison), plot_diff(comparison), plot_flips(comparison)]
+        page = "".join(fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures))
+        self.client.log_text(self.parent_run_id, f"<html><body>{page}</body></html>", f"{prefix}/plots.html")
+
     def finish(self, status: str) -> None:
         """End the parent run (and any child still open) as FINISHED or FAILED."""
         if self._finished or self.parent_run_id is None:
@@ -275,6 +299,10 @@ class MlflowTracker:
                 self.client.set_terminated(run_id, status)
         self.client.set_terminated(self.parent_run_id, status)
         self._finished = True
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
 def _pid_alive(pid: int) -> bool:

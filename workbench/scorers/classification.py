@@ -63,9 +63,7 @@ class LabelMatch(BaseScorer):
         truth = str(self._expected(expectations))
         matches = [label for label in self.labels if label.lower() == truth.lower()]
         if not matches:
-            raise ScorerError(
-                f"label_match: expected value {truth!r} is not one of the labels {list(self.labels)!r}"
-            )
+            raise ScorerError(f"label_match: expected value {truth!r} is not one of the labels {list(self.labels)!r}")
         return matches[0]
 
     def check(self, expectations: Mapping[str, Any]) -> None:
@@ -76,18 +74,14 @@ class LabelMatch(BaseScorer):
         predicted, truth = self.predict(outputs), self._truth(expectations)
         return Score(float(predicted == truth), f"predicted {predicted!r}, expected {truth!r}")
 
-    def aggregate(
-        self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]
-    ) -> dict[str, float]:
+    def aggregate(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         if not outputs:
             return {}
         y_true = [self._truth(e) for e in expectations]
         y_pred = [self.predict(o) for o in outputs]
         return {
             "accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(
-                f1_score(y_true, y_pred, labels=list(self.labels), average="macro", zero_division=0)
-            ),
+            "macro_f1": float(f1_score(y_true, y_pred, labels=list(self.labels), average="macro", zero_division=0)),
         }
 
     def confusion(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

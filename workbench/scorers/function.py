@@ -35,8 +35,7 @@ class FunctionScorer(BaseScorer):
         wanted = [p for p in inspect.signature(fn).parameters if p in _ARGUMENTS]
         if not wanted:
             raise ScorerError(
-                f"scorer function {self.function!r} must take at least one of {list(_ARGUMENTS)} "
-                "as a parameter"
+                f"scorer function {self.function!r} must take at least one of {list(_ARGUMENTS)} as a parameter"
             )
         object.__setattr__(self, "_fn", fn)
         object.__setattr__(self, "_wanted", tuple(wanted))

@@ -45,9 +45,7 @@ class ExactMatch(BaseScorer):
             case_sensitive=self.case_sensitive,
             strip_punctuation=self.strip_punctuation,
         )
-        got = normalize_text(
-            outputs, case_sensitive=self.case_sensitive, strip_punctuation=self.strip_punctuation
-        )
+        got = normalize_text(outputs, case_sensitive=self.case_sensitive, strip_punctuation=self.strip_punctuation)
         return float(got == want)
 
 
