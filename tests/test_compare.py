@@ -374,3 +374,30 @@ def test_figures(repeated: Comparison) -> None:
     flips = plot_flips(repeated)
     row = repeated["label_match"]
     assert (flips.data[0].y[0], flips.data[1].y[0]) == (row.n_regressed, row.n_fixed)
+
+
+def _three_variant_cases(n: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    rows = []
+    for variant, rate in (("base", 0.5), ("cand_a", 0.62), ("cand_b", 0.5)):
+        for i in range(n):
+            rows.append({"case_id": f"c{i}", "variant": variant, "variant_version": variant, "model": "m",
+                         "repeat": 0, "output": "x", "error": None,
+                         "score.acc": float(rng.random() < rate), "score.len": float(rng.normal(10, 2))})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_compare_many_adjusts_over_every_variant_and_scorer():
+    from workbench import stats
+    from workbench.compare import compare, compare_many
+
+    cases = _three_variant_cases()
+    many = compare_many(cases, "base")
+    assert [c.candidate for c in many] == ["cand_a", "cand_b"]
+    raw = [r.p_value for c in many for r in c.results]
+    expected = stats.adjust_pvalues(raw, "holm")
+    assert [r.p_adjusted for c in many for r in c.results] == pytest.approx(list(expected))
+    # Adjusting over four tests is stricter than over the two scorers of one comparison.
+    single = compare(cases, "base", "cand_a")
+    assert many[0].results[0].p_adjusted >= single.results[0].p_adjusted
+    assert "Holm-adjusted over 4 tests" in many[0].verdicts[0]

@@ -13,7 +13,7 @@ from workbench._env import apply_offline_defaults
 # Before anything imports litellm or MLflow: no price-map download, no telemetry.
 apply_offline_defaults()
 
-from workbench.compare import Comparison, compare, compare_results  # noqa: E402
+from workbench.compare import Comparison, compare, compare_many, compare_results  # noqa: E402
 from workbench.config import ExperimentConfig, experiment_from_dict, load_experiment  # noqa: E402
 from workbench.dataset import Dataset  # noqa: E402
 from workbench.exceptions import (  # noqa: E402
@@ -76,6 +76,7 @@ __all__ = [
     "TemplateError",
     "WorkbenchError",
     "compare",
+    "compare_many",
     "compare_results",
     "default_tracking_uri",
     "experiment_from_dict",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ import pandas as pd
 from workbench._pairing import (
     Adjust,
     ScorerComparison,
+    _adjust_and_decide,
     _build,
     _n_errors,
     _one_run,
@@ -37,7 +38,7 @@ from workbench._pairing import (
     _require_columns,
     _scorer_name,
 )
-from workbench._verdict import _html, _notes, _text
+from workbench._verdict import _html, _notes, _text, _verdict
 
 __all__ = ["Comparison", "ScorerComparison", "compare", "compare_results"]
 
@@ -366,3 +367,46 @@ def _comparison(
         baseline_rows=base,
         candidate_rows=cand,
     )
+
+
+def compare_many(
+    cases: pd.DataFrame,
+    baseline: str,
+    candidates: Sequence[str] | None = None,
+    *,
+    model: str | None = None,
+    scorers: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    adjust: Adjust = "holm",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> list[Comparison]:
+    """Compare several candidates with one baseline, adjusting p-values over *all* the tests.
+
+    With three candidates and two scorers that is six tests, so each p-value is
+    Holm-adjusted (or Benjamini-Hochberg) over six, not two: testing more
+    variants must not make a lucky one look significant.
+
+    Example:
+        >>> for cmp in compare_many(cases, "zero_shot", ["few_shot", "cot"]):  # doctest: +SKIP
+        ...     print(cmp.verdicts)
+    """
+    if candidates is None:
+        candidates = [str(v) for v in dict.fromkeys(cases["variant"]) if v != baseline]
+    raw = [
+        compare(cases, baseline, c, model=model, scorers=scorers, confidence=confidence, adjust="none",
+                n_resamples=n_resamples, seed=seed)
+        for c in candidates
+    ]  # fmt: skip
+    options = _Options(confidence, adjust, n_resamples, seed)
+    pooled = [r for cmp in raw for r in cmp.results]
+    decided, note = _adjust_and_decide(pooled, options)
+    if note:
+        note = note.replace("-adjusted; ", f"-adjusted over {len(pooled)} tests; ")
+    out, start = [], 0
+    for cmp in raw:
+        mine = decided[start : start + len(cmp.results)]
+        start += len(cmp.results)
+        mine = [replace(r, verdict=_verdict(r, cmp.baseline, cmp.candidate, options.alpha, note)) for r in mine]
+        out.append(replace(cmp, results=mine, adjust=adjust if note else "none"))
+    return out

@@ -188,6 +188,14 @@ class ExperimentResult:
             candidate = str(others.sort_values(self.scorer_names[0], ascending=False).iloc[0]["variant"])
         return compare(self.cases, baseline, candidate, model=model, **options)
 
+    def compare_all(self, baseline: str | None = None, *, model: str | None = None, **options: Any) -> list[Comparison]:
+        """Every other variant against ``baseline`` (default: the first), p-values adjusted over all tests."""
+        from workbench.compare import compare_many
+
+        baseline = baseline or self.experiment.variants[0].name
+        model = model or self.experiment.models[0]
+        return compare_many(self.cases, baseline, model=model, **options)
+
     def verdict(self, scorer: str | None = None) -> str:
         """One line naming the best variant on ``scorer`` with its numbers.
 
