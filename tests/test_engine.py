@@ -169,3 +169,18 @@ def test_budget_needs_known_prices(monkeypatch, variants, reviews, label_match):
     with pytest.raises(wb.ModelError, match="no price for 'openai/my-finetune'"):
         run(exp, fake, budget_usd=1.0)
     assert fake.calls == []
+
+
+def test_output_affecting_params_change_the_cache_key_and_credentials_do_not():
+    from workbench._secrets import is_secret
+    from workbench.cache import cache_key
+
+    messages = [{"role": "user", "content": "hi"}]
+    base = cache_key("openai/gpt-4o-mini", messages, {"max_tokens": 4}, 0)
+    assert base != cache_key("openai/gpt-4o-mini", messages, {"max_tokens": 8}, 0)
+    assert base != cache_key("openai/gpt-4o-mini", messages, {"max_completion_tokens": 4}, 0)
+    assert base == cache_key("openai/gpt-4o-mini", messages, {"max_tokens": 4, "api_key": "sk-x"}, 0)
+    for key in ("api_key", "access_token", "aws_session_token", "token", "Authorization", "client_secret"):
+        assert is_secret(key), key
+    for key in ("max_tokens", "max_completion_tokens", "temperature", "stop"):
+        assert not is_secret(key), key

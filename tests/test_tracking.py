@@ -99,3 +99,68 @@ def test_ui_command_works_offline_and_binds_loopback():
     assert command.startswith("LITELLM_LOCAL_MODEL_COST_MAP=True ")
     assert "mlflow ui --backend-store-uri sqlite:////p/mlruns/mlflow.db" in command
     assert "--host 127.0.0.1" in command
+
+
+def _artifacts(client, run_id, path):
+    return sorted(a.path for a in client.list_artifacts(run_id, path))
+
+
+def test_charts_are_logged_to_the_parent_run_as_self_contained_html(
+    fake_key, fake_llm, tracking_uri, variants, reviews, label_match
+):
+    result = _experiment("charted", variants, reviews, label_match).run(
+        tracking_uri=tracking_uri, progress=False, acompletion=fake_llm
+    )
+    client = MlflowClient(tracking_uri)
+    assert client.get_run(result.run_id).info.status == "FINISHED"
+    assert "workbench.charts_error" not in client.get_run(result.run_id).data.tags
+    pages = ["confusion", "cost_quality", "latency", "scores"]
+    assert _artifacts(client, result.run_id, "charts") == [f"charts/{p}.html" for p in pages]
+    figures = {"confusion": 2, "cost_quality": 1, "latency": 1, "scores": 1}  # a heatmap per variant
+    for page in pages:
+        html = Path(client.download_artifacts(result.run_id, f"charts/{page}.html")).read_text()
+        assert html.count("Plotly.newPlot") == figures[page], page
+        assert html.count("plotly.js v") == 1 and 'src="http' not in html  # inlined once: works offline
+    cost_quality = Path(client.download_artifacts(result.run_id, "charts/cost_quality.html")).read_text()
+    assert "Pareto frontier" in cost_quality
+    # Charts belong to the parent run only.
+    for child in client.search_runs(
+        [client.get_run(result.run_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'",
+    ):
+        assert _artifacts(client, child.info.run_id, "charts") == []
+
+
+def test_a_failing_chart_warns_and_the_run_still_finishes(
+    monkeypatch, fake_key, fake_llm, tracking_uri, variants, reviews, label_match
+):
+    import workbench.charts
+
+    def broken(result):
+        raise RuntimeError("latency chart exploded")
+
+    monkeypatch.setattr(workbench.charts, "plot_latency", broken)
+    with pytest.warns(RuntimeWarning, match="latency: RuntimeError"):
+        result = _experiment("chart_fails", variants, reviews, label_match).run(
+            tracking_uri=tracking_uri, progress=False, acompletion=fake_llm
+        )
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(result.run_id)
+    assert parent.info.status == "FINISHED"
+    assert "latency chart exploded" in parent.data.tags["workbench.charts_error"]
+    logged = _artifacts(client, result.run_id, "charts")
+    assert "charts/latency.html" not in logged and "charts/cost_quality.html" in logged
+
+
+def test_charts_can_be_turned_off(fake_key, fake_llm, tracking_uri, variants, reviews, label_match):
+    from workbench.tracking import MlflowTracker
+
+    experiment = _experiment("no_charts", variants, reviews, label_match)
+    result = experiment.run(log_to_mlflow=False, progress=False, acompletion=fake_llm)
+    tracker = MlflowTracker(tracking_uri=tracking_uri, charts=False)
+    tracker.start(experiment)
+    tracker.log_result(result)
+    tracker.finish("FINISHED")
+    client = MlflowClient(tracking_uri)
+    assert _artifacts(client, tracker.parent_run_id, "charts") == []
+    assert "summary.csv" in _artifacts(client, tracker.parent_run_id, "")

@@ -6,8 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-#: Keys whose values are treated as secrets (``api_key``, ``aws_secret_access_key``, ...).
-SECRET_KEY = re.compile(r"key|token|secret|password|authorization|credential", re.IGNORECASE)
+#: Keys whose values are treated as secrets (``api_key``, ``aws_secret_access_key``,
+#: ``access_token``...). "token" only as a whole word at the end: ``max_tokens`` is a
+#: model parameter that changes the output, not a credential.
+SECRET_KEY = re.compile(r"key|secret|password|authorization|credential|(?:^|_)token$", re.IGNORECASE)
 
 
 def is_secret(key: str) -> bool:

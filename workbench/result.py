@@ -13,6 +13,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from workbench.compare import Comparison
     from workbench.experiment import Experiment
+    from workbench.side_by_side import SideBySide
 
 #: A case counts as a success when its primary score is at least this.
 SUCCESS_THRESHOLD = 0.5
@@ -28,6 +29,12 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
     cost at list price (cache hits included, so variants compare fairly);
     ``cost_saved_usd`` is the part the response cache did not pay again. Both
     are NaN when litellm has no price for the model ("unknown", not 0).
+
+    An LLM judge's own calls are not in those task columns: ``<judge>.judge_cost_usd``
+    and ``<judge>.judge_tokens`` count them apart; with ``samples`` > 1,
+    ``<judge>.judge_spread_mean`` is the mean spread (max - min) of its repeated
+    verdicts on one output, and ``<judge>.judge_self_agreement`` the share of
+    outputs on which all its verdicts agreed.
     """
     rows = []
     primary = f"score.{scorers[0].name}" if scorers else None
@@ -47,6 +54,16 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
             extra = scorer.aggregate(list(group.loc[ok, "output"]), _expectations(group[ok]))
             for metric, value in extra.items():
                 row[f"{scorer.name}.{metric}"] = value
+            judge = f"judge.{scorer.name}."
+            if judge + "cost_usd" in group:  # a scorer that calls a model: its usage, apart from the task's
+                judge_cost = group[judge + "cost_usd"]
+                judge_tokens = group[judge + "prompt_tokens"] + group[judge + "completion_tokens"]
+                row[f"{scorer.name}.judge_cost_usd"] = float(judge_cost.sum()) if judge_cost.notna().all() else math.nan
+                row[f"{scorer.name}.judge_tokens"] = int(judge_tokens.sum())
+                spread = group[judge + "spread"].dropna()
+                if len(spread):
+                    row[f"{scorer.name}.judge_spread_mean"] = float(spread.mean())
+                    row[f"{scorer.name}.judge_self_agreement"] = float((spread == 0).mean())
         successes = int((group[primary] >= SUCCESS_THRESHOLD).sum()) if primary else int(ok.sum())
         tokens = group["prompt_tokens"] + group["completion_tokens"]
         cost_known = bool(group["cost_usd"].notna().all())
@@ -149,6 +166,19 @@ class ExperimentResult:
         differ = wide[score_cols].nunique(axis=1, dropna=False) > 1
         first = self.cases.drop_duplicates(keys).set_index(keys)[inputs]
         return first.join(wide[differ], how="inner").reset_index()
+
+    def side_by_side(self, variants: Sequence[str] | None = None, **options: Any) -> SideBySide:
+        """Outputs of two or more variants next to each other, with a word-level diff.
+
+        ``options``: ``model``, ``scorer``, ``only`` (``"disagreements"`` or
+        ``"failures"``), ``limit``, ``diff``; see :func:`workbench.side_by_side.side_by_side`.
+
+        Example:
+            >>> result.side_by_side(["zero_shot", "few_shot"], only="disagreements")  # doctest: +SKIP
+        """
+        from workbench.side_by_side import side_by_side
+
+        return side_by_side(self, variants, **options)
 
     def confusion_matrix(self, *, variant: str, model: str | None = None, scorer: str | None = None) -> pd.DataFrame:
         """Confusion matrix of a classification scorer for one variant (and model)."""

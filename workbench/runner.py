@@ -32,7 +32,7 @@ from workbench.exceptions import BudgetExceededError, ModelError, ScorerError
 from workbench.providers.local import LOCAL_MODELS, LOCAL_PROVIDER, register_local_provider
 from workbench.result import ExperimentResult
 from workbench.retry import AdaptiveLimiter, call_with_retries
-from workbench.scorers.base import run_scorer
+from workbench.scorers.base import Score, ScoringContext, accepts_context, run_scorer
 from workbench.spool import CaseSpool
 from workbench.variant import PromptVariant
 
@@ -187,6 +187,19 @@ class Engine:
             {str(v) for variant in experiment.variants for k, v in variant.params.items() if is_secret(k) and v}
         )
         self.spool = CaseSpool()
+        # Scorers that call models (LLM judges) share the run's completion function, cache,
+        # retries and per-model limiters; their usage goes to judge.<name>.* columns.
+        self.scoring = ScoringContext(
+            acompletion=acompletion,
+            cache=cache,
+            read_cache=read_cache,
+            retry=settings.retry,
+            timeout_s=settings.timeout_s,
+            max_concurrency=settings.max_concurrency,
+            local_concurrency=settings.local_concurrency,
+            limiters=self.limiters,
+        )
+        self.judges = {s.name for s in experiment.scorers if accepts_context(s)}
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
         self.calls_made = 0
@@ -213,6 +226,7 @@ class Engine:
         error = row.get("error")
         for scorer in self.experiment.scorers:
             value, reason = math.nan, "not scored: the call failed" if error else None
+            score: Score | None = None
             if error is None and response is not None:
                 try:
                     score = await run_scorer(
@@ -220,13 +234,31 @@ class Engine:
                         inputs=call.case.inputs,
                         outputs=response.output,
                         expectations=call.case.expectations,
+                        context=self.scoring,
                     )
                     value, reason = score.value, score.reason
                 except Exception as exc:  # a scorer crash on one output must not lose the run
                     reason = f"scorer error: {type(exc).__name__}: {exc}"
             row[f"score.{scorer.name}"] = value
             row[f"reason.{scorer.name}"] = reason
+            if scorer.name in self.judges:
+                self._judge_usage(row, scorer.name, score)
         self.spool.append(row)
+
+    def _judge_usage(self, row: dict[str, Any], name: str, score: Score | None) -> None:
+        """A judge's own tokens and cost, in its ``judge.<name>.*`` columns, never in the task's.
+
+        Judge spend counts toward ``budget_usd`` (it is this run's spend) once it is made.
+        """
+        cost = math.nan if score is None or score.cost_usd is None else float(score.cost_usd)
+        prefix = f"judge.{name}."
+        row[prefix + "prompt_tokens"] = (score.prompt_tokens or 0) if score else 0
+        row[prefix + "completion_tokens"] = (score.completion_tokens or 0) if score else 0
+        row[prefix + "cost_usd"] = cost if score else 0.0
+        row[prefix + "cached"] = bool(score.cached) if score else False
+        row[prefix + "spread"] = math.nan if score is None or score.spread is None else float(score.spread)
+        if score is not None and not score.cached and not math.isnan(cost):
+            self.spent_usd += cost
 
     # -- calls ----------------------------------------------------------------
     def _price(self, call: Call) -> float:
@@ -287,6 +319,12 @@ class Engine:
             cached=cached,
         )
 
+    async def _finish_hit(self, call: Call, hit: CachedResponse) -> None:
+        row = self._base_row(call)
+        row.update(error=None, attempts=0)
+        self._fill(row, hit, cached=True, latency=0.0)
+        await self._finish_row(call, row, hit)
+
     async def run(self) -> None:
         calls = plan(self.experiment)
         total = self.experiment.n_calls
@@ -302,12 +340,15 @@ class Engine:
             try:
                 for call in calls:
                     hit = self.cache.get(call.key) if (self.cache is not None and self.read_cache) else None
-                    if hit is not None:
-                        row = self._base_row(call)
-                        row.update(error=None, attempts=0)
-                        self._fill(row, hit, cached=True, latency=0.0)
-                        await self._finish_row(call, row, hit)
+                    if hit is not None and not self.judges:
+                        await self._finish_hit(call, hit)
                         bar.update(1)
+                        continue
+                    if hit is not None:  # an LLM judge still has calls to make: score it concurrently
+                        await window.acquire()
+                        task = asyncio.ensure_future(self._finish_hit(call, hit))
+                        pending.add(task)
+                        task.add_done_callback(done)
                         continue
                     reserved = 0.0
                     if self.budget_usd is not None:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,11 @@ def _log_batch(client: MlflowClient, run_id: str, *, params=(), metrics=(), tags
 class MlflowTracker:
     """Logs one experiment run to MLflow.
 
+    Args:
+        tracking_uri: The store; :func:`default_tracking_uri` by default.
+        charts: Also log the result's charts (:func:`workbench.charts_for`) to
+            the parent run as self-contained HTML pages under ``charts/``.
+
     Example:
         >>> tracker = MlflowTracker()  # doctest: +SKIP
         >>> tracker.start(experiment)  # doctest: +SKIP
@@ -118,8 +124,9 @@ class MlflowTracker:
         >>> tracker.finish("FINISHED")  # doctest: +SKIP
     """
 
-    def __init__(self, *, tracking_uri: str | None = None) -> None:
+    def __init__(self, *, tracking_uri: str | None = None, charts: bool = True) -> None:
         self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.charts = charts
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.parent_run_id: str | None = None
         self._children: list[str] = []
@@ -241,6 +248,7 @@ class MlflowTracker:
             self._log_cases(run_id, cases.reset_index(drop=True))
             self.client.set_terminated(run_id, "FINISHED")
         self.client.log_text(self.parent_run_id, result.summary.to_csv(index=False), "summary.csv")
+        chart_tags = self._log_charts(result) if self.charts else []
         _log_batch(
             self.client,
             self.parent_run_id,
@@ -254,8 +262,48 @@ class MlflowTracker:
                 Metric("cache_hits", float(result.summary["cache_hits"].sum()), 0, 0),
             ],
             tags=[RunTag("workbench.verdict", result.verdict())]
-            + [RunTag("workbench.note", "; ".join(result.notes))] * bool(result.notes),
+            + [RunTag("workbench.note", "; ".join(result.notes))] * bool(result.notes)
+            + chart_tags,
         )
+
+    def _log_charts(self, result: ExperimentResult) -> list[RunTag]:
+        """Log ``charts/<kind>.html`` pages to the parent run; a failing chart only warns.
+
+        One page per kind (``scores``, ``cost_quality``, ``latency``, ``confusion``), each
+        self-contained: plotly.js (~5 MB) is inlined once per page, so the pages open
+        offline and in the MLflow UI, and their number stays fixed however many variants,
+        models or scorers there are. Charts are a view of numbers logged elsewhere, so no
+        chart error may fail the run: it becomes a warning and a ``workbench.charts_error`` tag.
+        """
+        from workbench.charts import chart_builders
+
+        assert self.parent_run_id is not None
+        failures: list[str] = []
+        pages: dict[str, list[Any]] = {}
+        try:
+            builders = chart_builders(result)
+        except Exception as exc:  # a chart is never worth failing the run
+            builders, failures = {}, [f"charts: {exc!r}"]
+        for name, build in builders.items():
+            try:
+                figure = build()
+            except Exception as exc:  # one broken chart must not cost the others
+                failures.append(f"{name}: {exc!r}")
+                continue
+            kind = name.split("_", 1)[0] if name.startswith(("scores_", "confusion_")) else name
+            pages.setdefault(kind, []).append(figure)
+        for kind, figures in pages.items():
+            try:
+                body = "".join(f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures))
+                page = f'<html><head><meta charset="utf-8"><title>{kind}</title></head><body>{body}</body></html>'
+                self.client.log_text(self.parent_run_id, page, f"charts/{kind}.html")
+            except Exception as exc:  # e.g. the artifact store refused the file
+                failures.append(f"{kind}: {exc!r}")
+        if not failures:
+            return []
+        message = "; ".join(failures)
+        warnings.warn(f"some charts were not logged to MLflow: {message}", RuntimeWarning, stacklevel=3)
+        return [RunTag("workbench.charts_error", message[:5000])]
 
     def _log_cases(self, run_id: str, cases: Any) -> None:
         """The per-case table: JSON the MLflow UI shows, or Parquet when it is too big to browse."""

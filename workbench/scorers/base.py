@@ -12,11 +12,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.exceptions import ScorerError
+
+if TYPE_CHECKING:
+    from workbench.cache import ResponseCache
+    from workbench.retry import AdaptiveLimiter, RetryPolicy
 
 #: Registry of scorer types by their spec ``type`` name.
 SCORER_TYPES: dict[str, type[BaseScorer]] = {}
@@ -24,10 +28,76 @@ SCORER_TYPES: dict[str, type[BaseScorer]] = {}
 
 @dataclass(frozen=True)
 class Score:
-    """A score with an optional explanation."""
+    """A score with an optional explanation.
+
+    Scorers that call a model themselves (LLM judges) also report what those
+    calls used, so it is counted apart from the task's own tokens and cost.
+
+    Attributes:
+        value: The score (NaN: could not be scored).
+        reason: Why, in words.
+        cost_usd: What the scorer's own model calls cost (NaN: litellm has no price).
+        prompt_tokens: Prompt tokens of the scorer's own calls.
+        completion_tokens: Completion tokens of the scorer's own calls.
+        cached: True when every call the scorer needed came from the response cache.
+        spread: Max minus min over repeated judgements of the same output (NaN with one).
+    """
 
     value: float
     reason: str | None = None
+    cost_usd: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached: bool | None = None
+    spread: float | None = None
+
+
+@dataclass
+class ScoringContext:
+    """What the runner lends scorers that call models themselves (LLM judges).
+
+    A scorer opts in by accepting a ``context`` keyword in ``score``; the
+    runner then passes the run's completion function (an injected fake in
+    tests), its response cache and its retry settings, so judge calls are
+    cached, retried and rate-limited like the task's own calls.
+
+    Example:
+        >>> import litellm
+        >>> ctx = ScoringContext(acompletion=litellm.acompletion)
+        >>> ctx.limiter("openai/gpt-4o-mini") is ctx.limiter("openai/gpt-4o-mini")
+        True
+    """
+
+    acompletion: Callable[..., Any]
+    cache: ResponseCache | None = None
+    read_cache: bool = True
+    retry: RetryPolicy | None = None
+    timeout_s: float = 120.0
+    max_concurrency: int = 16
+    local_concurrency: int = 1
+    limiters: dict[str, AdaptiveLimiter] = field(default_factory=dict, repr=False)
+
+    def limiter(self, model: str) -> AdaptiveLimiter:
+        """The concurrency limiter of ``model``, shared by every call of this context.
+
+        The runner hands in its own per-model limiters, so a judge that is also a
+        task model shares that model's concurrency limit and rate-limit backoff.
+        """
+        if model not in self.limiters:
+            from workbench.retry import AdaptiveLimiter
+            from workbench.runner import is_local
+
+            limit = self.local_concurrency if is_local(model) else self.max_concurrency
+            self.limiters[model] = AdaptiveLimiter(limit)
+        return self.limiters[model]
+
+
+def accepts_context(scorer: Any) -> bool:
+    """Whether ``scorer.score`` takes a ``context`` keyword (a :class:`ScoringContext`)."""
+    try:
+        return "context" in inspect.signature(scorer.score).parameters
+    except (TypeError, ValueError):  # builtins and odd callables have no signature
+        return False
 
 
 def _snake(name: str) -> str:
@@ -91,7 +161,7 @@ class BaseScorer:
 def normalize_score(raw: Any, scorer_name: str) -> Score:
     """Turn whatever a scorer returned into a :class:`Score`."""
     if isinstance(raw, Score):
-        return Score(float(raw.value), raw.reason)
+        return dataclasses.replace(raw, value=float(raw.value))
     if isinstance(raw, tuple) and len(raw) == 2:
         value, reason = raw
         return Score(float(value), None if reason is None else str(reason))
@@ -102,9 +172,20 @@ def normalize_score(raw: Any, scorer_name: str) -> Score:
     )
 
 
-async def run_scorer(scorer: Any, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]) -> Score:
-    """Call a sync or async scorer and normalise its result."""
-    raw = scorer.score(inputs=inputs, outputs=outputs, expectations=expectations)
+async def run_scorer(
+    scorer: Any,
+    *,
+    inputs: Mapping[str, Any],
+    outputs: str,
+    expectations: Mapping[str, Any],
+    context: ScoringContext | None = None,
+) -> Score:
+    """Call a sync or async scorer and normalise its result.
+
+    ``context`` is passed on only to scorers whose ``score`` accepts it.
+    """
+    extra = {"context": context} if context is not None and accepts_context(scorer) else {}
+    raw = scorer.score(inputs=inputs, outputs=outputs, expectations=expectations, **extra)
     if inspect.isawaitable(raw):
         raw = await raw
     return normalize_score(raw, scorer.name)

@@ -1,0 +1,243 @@
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FakeLLM
+
+import workbench as wb
+from workbench.charts import cheapest_meeting, pareto_frontier
+
+MINI, BIG, UNPRICED = "openai/gpt-4o-mini", "openai/gpt-4o", "openai/my-finetune-7"
+
+
+def fixes_not_bad(model, messages):
+    """The keyword model, except that few-shot prompts get "Not bad at all" right."""
+    if len(messages) > 1 and "Not bad" in messages[-1]["content"]:
+        return "positive"
+    return FakeLLM().reply(model, messages)
+
+
+def run(variants, reviews, scorers, models, **kw):
+    exp = wb.Experiment(name="charts", variants=variants, dataset=reviews, models=models, scorers=scorers)
+    return exp.run(log_to_mlflow=False, progress=False, acompletion=kw.pop("llm", FakeLLM(fixes_not_bad)), **kw)
+
+
+@pytest.fixture
+def result(fake_key, variants, reviews, label_match):
+    return run(variants, reviews, [label_match, wb.ExactMatch(expected="label")], [MINI, BIG])
+
+
+def with_summary(result, **columns):
+    """A copy of ``result`` whose summary has hand-picked values per (variant, model)."""
+    summary = result.summary.copy()
+    for column, values in columns.items():
+        summary[column] = [values[(v, m)] for v, m in zip(summary["variant"], summary["model"], strict=True)]
+    return dataclasses.replace(result, summary=summary)
+
+
+def trace(fig, name):
+    return next(t for t in fig.data if t.name == name)
+
+
+# -- pure functions --------------------------------------------------------------------------
+
+
+def test_pareto_frontier_drops_dominated_points_and_keeps_ties():
+    points = pd.DataFrame(
+        {
+            "cost": [1.0, 2.0, 3.0, 3.0, 2.0, 4.0, math.nan, 0.5],
+            "score": [0.5, 0.4, 0.9, 0.9, 0.5, 0.9, 1.0, math.nan],
+        },
+        index=["a", "worse_and_dearer", "c", "c_tie", "same_score_dearer", "same_score_dearest", "no_cost", "no_score"],
+    )
+    frontier = pareto_frontier(points, "cost", "score")
+    assert list(frontier.index) == ["a", "c", "c_tie"]
+    # A point equal in cost but better in score dominates.
+    assert list(pareto_frontier(pd.DataFrame({"x": [1, 1], "y": [0.2, 0.3]}), "x", "y").index) == [1]
+    assert pareto_frontier(points.iloc[6:], "cost", "score").empty
+
+
+def test_cheapest_meeting_the_bar():
+    points = pd.DataFrame(
+        {"variant": ["a", "b", "b_better", "c"], "cost": [1.0, 2.0, 2.0, 3.0], "score": [0.5, 0.8, 0.85, 0.9]}
+    )
+    assert cheapest_meeting(points, 0.5)["variant"] == "a"
+    assert cheapest_meeting(points, 0.75)["variant"] == "b_better"  # equal cost: the better one
+    assert cheapest_meeting(points, 0.9)["variant"] == "c"  # the bar itself counts as met
+    assert cheapest_meeting(points, 0.95) is None
+    renamed = points.rename(columns={"cost": "usd", "score": "acc"})
+    assert cheapest_meeting(renamed, 0.75, x="usd", y="acc")["variant"] == "b_better"
+
+
+# -- cost vs quality -------------------------------------------------------------------------
+
+
+def test_cost_quality_marks_the_frontier_and_the_cheapest_point_meeting_the_bar(result):
+    picked = with_summary(
+        result,
+        cost_per_success={
+            ("zero_shot", MINI): 1.0,
+            ("few_shot", MINI): 2.0,
+            ("zero_shot", BIG): 3.0,
+            ("few_shot", BIG): 4.0,
+        },
+        label_match={
+            ("zero_shot", MINI): 0.8,
+            ("few_shot", MINI): 0.9,
+            ("zero_shot", BIG): 0.85,
+            ("few_shot", BIG): 0.95,
+        },
+    )
+    fig = wb.plot_cost_quality(picked, quality_bar=0.9)
+    mini = trace(fig, MINI)
+    assert list(mini.x) == [1.0, 2.0] and list(mini.y) == [0.8, 0.9]
+    assert list(mini.customdata) == ["zero_shot", "few_shot"]
+    frontier = trace(fig, "Pareto frontier")
+    # zero_shot on the big model costs more than few_shot on mini and scores less.
+    assert list(frontier.x) == [1.0, 2.0, 4.0] and list(frontier.y) == [0.8, 0.9, 0.95]
+    star = trace(fig, "cheapest >= 90%")
+    assert list(star.x) == [2.0] and list(star.y) == [0.9]
+    assert any(f"few_shot @ {MINI}" in a.text for a in fig.layout.annotations)
+    assert fig.layout.xaxis.title.text == "cost per successful case (USD)"
+    assert [s.y0 for s in fig.layout.shapes] == [0.9]  # the bar itself
+
+    higher = wb.plot_cost_quality(picked, quality_bar=0.92)
+    assert list(trace(higher, "cheapest >= 92%").x) == [4.0]
+
+    unreachable = wb.plot_cost_quality(picked, quality_bar=0.99)
+    assert not [t for t in unreachable.data if t.name.startswith("cheapest")]
+    assert any("no variant x model reaches the bar of 99%" in a.text for a in unreachable.layout.annotations)
+
+    plain = wb.plot_cost_quality(picked)
+    assert [t.name for t in plain.data] == [MINI, BIG, "Pareto frontier"]
+    assert not plain.layout.annotations
+
+
+def test_cost_quality_falls_back_to_tokens_when_a_price_is_unknown(monkeypatch, variants, reviews, label_match):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
+    result = run(variants, reviews, [label_match], [MINI, UNPRICED])
+    assert result.summary.set_index("model")["cost_usd"].isna().to_dict() == {MINI: False, UNPRICED: True}
+    fig = wb.plot_cost_quality(result)
+    title = fig.layout.xaxis.title.text
+    assert title.startswith("tokens per successful case") and f"no price for '{UNPRICED}'" in title
+    tokens = result.summary.set_index(["variant", "model"])["tokens_per_success"]
+    # Every model moves to tokens, the priced one too: dollars and tokens cannot share an axis.
+    assert list(trace(fig, MINI).x) == [tokens[("zero_shot", MINI)], tokens[("few_shot", MINI)]]
+    assert list(trace(fig, UNPRICED).x) == [tokens[("zero_shot", UNPRICED)], tokens[("few_shot", UNPRICED)]]
+    assert not any(np.isnan(x) for t in fig.data for x in t.x)
+
+    total = wb.plot_cost_quality(result, cost="cost_usd")
+    assert total.layout.xaxis.title.text.startswith("total tokens (no price for")
+    assert sorted(trace(total, MINI).x) == sorted(result.summary.query("model == @MINI")["tokens_total"])
+
+
+def test_cost_quality_falls_back_to_tokens_when_every_call_was_free(result):
+    free = dataclasses.replace(result, summary=result.summary.assign(cost_usd=0.0, cost_per_success=0.0))
+    fig = wb.plot_cost_quality(free)
+    assert fig.layout.xaxis.title.text == "tokens per successful case (every call was free: tokens instead of USD)"
+    assert list(trace(fig, MINI).x) == list(free.summary.query("model == @MINI")["tokens_per_success"])
+
+
+def test_cost_quality_lists_the_points_it_cannot_place(fake_key, variants, reviews, label_match):
+    # A non-retryable error, so the test does not sit through backoff.
+    refused = ValueError("refused")
+    every_few_shot_call_fails = FakeLLM(fixes_not_bad, fail=lambda messages: refused if len(messages) > 1 else False)
+    result = run(variants, reviews, [label_match], [MINI], llm=every_few_shot_call_fails)
+    fig = wb.plot_cost_quality(result)
+    assert list(trace(fig, MINI).customdata) == ["zero_shot", "few_shot"]
+    assert [x for x in trace(fig, "Pareto frontier").x] == [result.summary["cost_per_success"].iloc[0]]
+    notes = [a.text for a in fig.layout.annotations]
+    assert notes == [f"not shown (no scored or no successful case): few_shot @ {MINI}"]
+
+
+def test_cost_quality_rejects_an_unknown_cost_measure(result):
+    with pytest.raises(ValueError, match="cost must be one of .* got 'dollars'"):
+        wb.plot_cost_quality(result, cost="dollars")
+
+
+# -- latency, confusion ----------------------------------------------------------------------
+
+
+def test_latency_boxes_hold_every_call_and_mark_p50_p95(result):
+    fig = wb.plot_latency(result)
+    boxes = [t for t in fig.data if t.type == "box"]
+    assert [b.name for b in boxes] == ["zero_shot", "few_shot"]
+    for box in boxes:
+        calls = result.cases[result.cases["variant"] == box.name]
+        assert list(box.y) == list(calls["latency_s"])
+        assert list(box.x[0]) == list(calls["model"]) and set(box.x[1]) == {box.name}
+        assert box.boxpoints == "all"
+    for label, column in (("p50", "latency_p50_s"), ("p95", "latency_p95_s")):
+        marks = trace(fig, label)
+        assert list(marks.y) == list(result.summary[column])
+        assert list(zip(*marks.x, strict=True)) == list(
+            zip(result.summary["model"], result.summary["variant"], strict=True)
+        )
+
+
+def test_confusion_heatmap_counts_equal_the_confusion_matrix(result):
+    fig = wb.plot_confusion(result, variant="zero_shot", model=MINI)
+    heatmap = fig.data[0]
+    matrix = result.confusion_matrix(variant="zero_shot", model=MINI)
+    assert heatmap.type == "heatmap"
+    assert np.array_equal(np.asarray(heatmap.z), matrix.to_numpy())
+    assert np.array_equal(np.asarray(heatmap.text), matrix.to_numpy())
+    assert list(heatmap.x) == ["positive", "negative", "<unparsed>"] and list(heatmap.y) == ["positive", "negative"]
+    # The keyword model reads "Not bad at all" (positive) as negative: 5 of 6 right.
+    assert int(matrix.loc["positive", "negative"]) == 1
+    assert "83.3% correct of 6" in fig.layout.title.text
+    pooled = wb.plot_confusion(result, variant="few_shot")
+    assert np.array_equal(np.asarray(pooled.data[0].z), result.confusion_matrix(variant="few_shot").to_numpy())
+    assert int(np.asarray(pooled.data[0].z).sum()) == 12  # both models
+
+
+def test_confusion_needs_a_classification_scorer_and_a_known_variant(result):
+    with pytest.raises(ValueError, match=r"scorer 'exact_match' is not a classification scorer.*\['label_match'\]"):
+        wb.plot_confusion(result, variant="zero_shot", scorer="exact_match")
+    with pytest.raises(ValueError, match="no variant 'ten_shot' in this result"):
+        wb.plot_confusion(result, variant="ten_shot")
+
+
+# -- all of them -----------------------------------------------------------------------------
+
+
+def test_charts_for_returns_every_applicable_chart(result):
+    charts = wb.charts_for(result, quality_bar=0.9)
+    assert list(charts) == [
+        "scores_label_match",
+        "scores_exact_match",
+        "cost_quality",
+        "latency",
+        f"confusion_label_match_zero_shot_{MINI.replace('/', '-')}",
+        f"confusion_label_match_zero_shot_{BIG.replace('/', '-')}",
+        f"confusion_label_match_few_shot_{MINI.replace('/', '-')}",
+        f"confusion_label_match_few_shot_{BIG.replace('/', '-')}",
+    ]
+    assert charts["scores_exact_match"].layout.yaxis.title.text == "exact_match"
+    assert any(t.name == "cheapest >= 90%" for t in charts["cost_quality"].data)
+
+
+def test_charts_for_one_model_and_no_classifier(fake_key, variants, reviews, label_match):
+    one_model = wb.charts_for(run(variants, reviews, [label_match], [MINI]))
+    assert list(one_model) == [
+        "scores_label_match",
+        "cost_quality",
+        "latency",
+        "confusion_label_match_zero_shot",
+        "confusion_label_match_few_shot",
+    ]
+    no_classifier = wb.charts_for(run(variants, reviews, [wb.ExactMatch(expected="label")], [MINI]))
+    assert list(no_classifier) == ["scores_exact_match", "cost_quality", "latency"]
+
+
+def test_charts_render_to_self_contained_html_for_reports(result):
+    from workbench.plots import _StaticHtmlRenderer
+
+    renderer = _StaticHtmlRenderer()
+    first = renderer.to_mimebundle(wb.plot_cost_quality(result).to_dict())["text/html"]
+    second = renderer.to_mimebundle(wb.plot_latency(result).to_dict())["text/html"]
+    assert "Plotly.newPlot" in first and "Plotly.newPlot" in second
+    assert len(first) > 1_000_000 > len(second)  # plotly.js inlined once, no CDN
+    assert 'src="http' not in first
