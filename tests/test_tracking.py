@@ -114,21 +114,20 @@ def test_charts_are_logged_to_the_parent_run_as_self_contained_html(
     client = MlflowClient(tracking_uri)
     assert client.get_run(result.run_id).info.status == "FINISHED"
     assert "workbench.charts_error" not in client.get_run(result.run_id).data.tags
-    pages = ["confusion", "cost_quality", "latency", "scores"]
-    assert _artifacts(client, result.run_id, "charts") == [f"charts/{p}.html" for p in pages]
-    figures = {"confusion": 2, "cost_quality": 1, "latency": 1, "scores": 1}  # a heatmap per variant
-    for page in pages:
-        html = Path(client.download_artifacts(result.run_id, f"charts/{page}.html")).read_text()
-        assert html.count("Plotly.newPlot") == figures[page], page
-        assert html.count("plotly.js v") == 1 and 'src="http' not in html  # inlined once: works offline
-    cost_quality = Path(client.download_artifacts(result.run_id, "charts/cost_quality.html")).read_text()
-    assert "Pareto frontier" in cost_quality
+    assert "charts.html" in _artifacts(client, result.run_id, "")
+    html = Path(client.download_artifacts(result.run_id, "charts.html")).read_text()
+    sections = ["scores_label_match", "cost_quality", "latency", "confusion_label_match_zero_shot"]
+    for section in sections:
+        assert f'<section id="{section}">' in html, section
+    assert html.count("Plotly.newPlot") == 5  # scores, cost-quality, latency, a heatmap per variant
+    assert html.count("plotly.js v") == 1 and 'src="http' not in html  # inlined once: works offline
+    assert "Pareto frontier" in html
     # Charts belong to the parent run only.
     for child in client.search_runs(
         [client.get_run(result.run_id).info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'",
     ):
-        assert _artifacts(client, child.info.run_id, "charts") == []
+        assert "charts.html" not in _artifacts(client, child.info.run_id, "")
 
 
 def test_a_failing_chart_warns_and_the_run_still_finishes(
@@ -148,8 +147,8 @@ def test_a_failing_chart_warns_and_the_run_still_finishes(
     parent = client.get_run(result.run_id)
     assert parent.info.status == "FINISHED"
     assert "latency chart exploded" in parent.data.tags["workbench.charts_error"]
-    logged = _artifacts(client, result.run_id, "charts")
-    assert "charts/latency.html" not in logged and "charts/cost_quality.html" in logged
+    html = Path(client.download_artifacts(result.run_id, "charts.html")).read_text()
+    assert '<section id="latency">' not in html and '<section id="cost_quality">' in html
 
 
 def test_charts_can_be_turned_off(fake_key, fake_llm, tracking_uri, variants, reviews, label_match):
@@ -162,5 +161,5 @@ def test_charts_can_be_turned_off(fake_key, fake_llm, tracking_uri, variants, re
     tracker.log_result(result)
     tracker.finish("FINISHED")
     client = MlflowClient(tracking_uri)
-    assert _artifacts(client, tracker.parent_run_id, "charts") == []
+    assert "charts.html" not in _artifacts(client, tracker.parent_run_id, "")
     assert "summary.csv" in _artifacts(client, tracker.parent_run_id, "")

@@ -44,6 +44,7 @@ from workbench.judge import (  # noqa: E402
     judge_agreement,
     pairwise_preference,
 )
+from workbench.playground import Playground, playground  # noqa: E402
 from workbench.plots import plot_scores  # noqa: E402
 from workbench.plots_compare import plot_diff, plot_flips, plot_means  # noqa: E402
 from workbench.power import min_detectable_diff, sample_size  # noqa: E402
@@ -89,6 +90,7 @@ __all__ = [
     "ModelError",
     "PairwiseJudge",
     "PairwisePreference",
+    "Playground",
     "PromptVariant",
     "RegexMatch",
     "Report",
@@ -112,6 +114,7 @@ __all__ = [
     "min_detectable_diff",
     "pairwise_preference",
     "pareto_frontier",
+    "playground",
     "plot_confusion",
     "plot_cost_quality",
     "plot_diff",

@@ -143,4 +143,6 @@ def load_experiment(path: str | Path) -> Experiment:
         data = yaml.safe_load(file.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file} is not valid YAML: {exc}") from exc
-    return experiment_from_dict(data, source=str(path), base_dir=file.parent)
+    experiment = experiment_from_dict(data, source=str(path), base_dir=file.parent)
+    experiment.source = str(file)
+    return experiment

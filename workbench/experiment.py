@@ -75,6 +75,8 @@ class Experiment:
         scorers: Scorers applied to every output.
         repeats: How many times each case is run per variant x model.
         settings: Concurrency, timeout and retries.
+        description: Free text for humans.
+        source: The YAML file it was loaded from, if any (the playground saves back to it).
 
     Example:
         >>> exp = Experiment(  # doctest: +SKIP
@@ -96,6 +98,7 @@ class Experiment:
     repeats: int = 1
     settings: RunSettings = field(default_factory=RunSettings)
     description: str = ""
+    source: str | None = None
 
     def __post_init__(self) -> None:
         self.variants = list(self.variants)
@@ -133,6 +136,7 @@ class Experiment:
             repeats=repeats or self.repeats,
             settings=self.settings,
             description=self.description,
+            source=self.source,
         )
 
     @property

@@ -115,7 +115,7 @@ class MlflowTracker:
     Args:
         tracking_uri: The store; :func:`default_tracking_uri` by default.
         charts: Also log the result's charts (:func:`workbench.charts_for`) to
-            the parent run as self-contained HTML pages under ``charts/``.
+            the parent run as one self-contained HTML page, ``charts.html``.
 
     Example:
         >>> tracker = MlflowTracker()  # doctest: +SKIP
@@ -267,38 +267,39 @@ class MlflowTracker:
         )
 
     def _log_charts(self, result: ExperimentResult) -> list[RunTag]:
-        """Log ``charts/<kind>.html`` pages to the parent run; a failing chart only warns.
+        """Log every chart of the result to the parent run as one page, ``charts.html``.
 
-        One page per kind (``scores``, ``cost_quality``, ``latency``, ``confusion``), each
-        self-contained: plotly.js (~5 MB) is inlined once per page, so the pages open
-        offline and in the MLflow UI, and their number stays fixed however many variants,
-        models or scorers there are. Charts are a view of numbers logged elsewhere, so no
-        chart error may fail the run: it becomes a warning and a ``workbench.charts_error`` tag.
+        One self-contained page: plotly.js (~5 MB) is inlined once, so it opens
+        offline and in the MLflow UI, and a run costs ~5 MB of charts however
+        many variants, models or scorers it has. Charts are a view of numbers
+        logged elsewhere, so no chart error may fail the run: a failing chart is
+        left out, with a warning and a ``workbench.charts_error`` tag.
         """
         from workbench.charts import chart_builders
 
         assert self.parent_run_id is not None
         failures: list[str] = []
-        pages: dict[str, list[Any]] = {}
+        figures: list[tuple[str, Any]] = []
         try:
             builders = chart_builders(result)
         except Exception as exc:  # a chart is never worth failing the run
             builders, failures = {}, [f"charts: {exc!r}"]
         for name, build in builders.items():
             try:
-                figure = build()
+                figures.append((name, build()))
             except Exception as exc:  # one broken chart must not cost the others
                 failures.append(f"{name}: {exc!r}")
-                continue
-            kind = name.split("_", 1)[0] if name.startswith(("scores_", "confusion_")) else name
-            pages.setdefault(kind, []).append(figure)
-        for kind, figures in pages.items():
+        if figures:
             try:
-                body = "".join(f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures))
-                page = f'<html><head><meta charset="utf-8"><title>{kind}</title></head><body>{body}</body></html>'
-                self.client.log_text(self.parent_run_id, page, f"charts/{kind}.html")
+                body = "".join(
+                    f'<section id="{name}">{figure.to_html(full_html=False, include_plotlyjs=i == 0)}</section>'
+                    for i, (name, figure) in enumerate(figures)
+                )
+                title = f"{result.name}: charts"
+                page = f'<html><head><meta charset="utf-8"><title>{title}</title></head><body>{body}</body></html>'
+                self.client.log_text(self.parent_run_id, page, "charts.html")
             except Exception as exc:  # e.g. the artifact store refused the file
-                failures.append(f"{kind}: {exc!r}")
+                failures.append(f"charts.html: {exc!r}")
         if not failures:
             return []
         message = "; ".join(failures)

@@ -1,0 +1,123 @@
+import json
+
+import pytest
+import yaml
+from conftest import FakeLLM
+
+import workbench as wb
+from workbench.playground import PREVIOUS
+
+
+@pytest.fixture
+def experiment(variants, reviews, label_match):
+    return wb.Experiment(
+        name="pg-unit", variants=variants, dataset=reviews, models=["openai/gpt-4o-mini"], scorers=[label_match]
+    )
+
+
+@pytest.fixture
+def pg(fake_key, experiment):
+    return wb.playground(experiment, acompletion=FakeLLM(), n=4)
+
+
+def test_each_edit_is_a_new_version_and_no_op_edits_are_not(pg):
+    first = pg.current
+    assert pg.selected == "few_shot" and pg.against == "zero_shot"
+    same = pg.edit(prompt=first.prompt)
+    assert same is first and len(pg.versions["few_shot"]) == 1
+    second = pg.edit(prompt="Review: {{ review }}\nThe sentiment is:")
+    assert second.version != first.version and len(pg.versions["few_shot"]) == 2
+    third = pg.edit(temperature=0.7)
+    assert third.params["temperature"] == 0.7 and third.prompt == second.prompt
+    assert len({v.version for v in pg.versions["few_shot"]}) == 3
+    assert pg.revert().version == second.version
+    with pytest.raises(ValueError, match="no variant 'nope'"):
+        pg.select("nope")
+
+
+def test_run_shows_the_edit_next_to_the_previous_version_and_reuses_the_cache(fake_key, experiment):
+    fake = FakeLLM()
+    pg = wb.playground(experiment, acompletion=fake, n=4)
+    pg.against = PREVIOUS
+    run = pg.run(progress=False)
+    assert run.against is None and len(fake.calls) == 4  # nothing to compare with yet
+    assert "4 calls (0 cached)" in run.status and "label_match" in run.status
+    pg.edit(prompt="Product review: {{ review }}\nSentiment:")
+    run = pg.run(progress=False)
+    # Only the edited version is called: the previous one comes from the cache.
+    assert len(fake.calls) == 8 and "4 calls (4 cached)" in run.status
+    assert run.table.variants[0].startswith("few_shot@") and run.table.variants[1] != run.table.variants[0]
+    assert run.table.variants[1] == f"few_shot@{pg.current.version[:7]}"  # the baseline first, the edit diffed
+    assert len(run.table) == 4 and "Product review" in run.result.cases["prompt"].iloc[-1]
+    again = pg.run(progress=False)  # nothing changed: free
+    assert len(fake.calls) == 8 and again.result.calls_made == 0
+
+
+def test_samples_first_random_ids_and_failed_last_time(pg):
+    assert list(pg.sample().frame["id"]) == ["a", "b", "c", "d"]
+    pg.sample_mode, pg.n = "random", 3
+    assert len(pg.sample()) == 3
+    pg.sample_mode, pg.ids = "ids", ["f", "b"]
+    assert list(pg.sample().frame["id"]) == ["b", "f"]
+    pg.ids = ["b", "zz"]
+    with pytest.raises(ValueError, match=r"no case\(s\) \['zz'\]"):
+        pg.sample()
+    pg.sample_mode = "failed"
+    with pytest.raises(ValueError, match="has not been run yet"):
+        pg.sample()
+    pg.sample_mode, pg.n = "first", 6
+    pg.run(progress=False)
+    # FakeLLM reads "Not bad at all" (case e) as negative: the only failure.
+    assert pg.failed["few_shot"] == ["e"]
+    pg.sample_mode = "failed"
+    assert list(pg.sample().frame["id"]) == ["e"]
+    run = pg.run(progress=False)
+    assert list(run.table.to_frame()["case_id"]) == ["e"]
+
+
+def test_save_writes_the_version_back_to_yaml_and_it_loads(pg, tmp_path, tracking_uri):
+    # A file-backed experiment, as load_experiment gives.
+    data = tmp_path / "data.csv"
+    pg.experiment.dataset.frame.to_csv(data, index=False)
+    pg.experiment.dataset = wb.Dataset.load(data, expected=["label"])
+    target = tmp_path / "experiments" / "pg.yaml"
+    pg.edit(prompt="Text: {{ review }}\nSentiment:", max_tokens=3)
+    pg.tracking_uri = tracking_uri
+    written = pg.save(target)
+    saved = wb.load_experiment(written)
+    few = next(v for v in saved.variants if v.name == "few_shot")
+    assert few.version == pg.current.version and few.params["max_tokens"] == 3
+    assert [v.name for v in saved.variants] == ["few_shot"] and len(saved.dataset) == 6
+    assert "logged to MLflow run" in pg.status
+    # Saving into an existing file replaces only that variant and keeps the header comment.
+    target.write_text("# keep me\n" + target.read_text())
+    pg.save(target, as_name="few_shot_v2")
+    text = target.read_text()
+    assert text.startswith("# keep me\n")
+    assert [v["name"] for v in yaml.safe_load(text)["variants"]] == ["few_shot", "few_shot_v2"]
+
+
+def test_widget_edits_runs_and_reports_errors(pg):
+    w = pg.widget
+    assert w.prompt.value == pg.current.prompt and "1 version" in w.version.value
+    w.run_button.click()  # nothing edited: no new version
+    assert len(pg.versions["few_shot"]) == 1 and len(pg.runs) == 1
+    assert "calls" in w.status.value
+    w.prompt.value = "Review text: {{ review }}\nSentiment:"
+    w.max_tokens.value = 5
+    w.run_button.click()
+    assert len(pg.versions["few_shot"]) == 2 and pg.current.params["max_tokens"] == 5
+    assert "2 versions" in w.version.value
+    w.prompt.value = "{{ review"  # a syntax error shows in the status line, the state is unchanged
+    w.run_button.click()
+    assert "TemplateError" in w.status.value and len(pg.versions["few_shot"]) == 2
+    w.revert_button.click()
+    assert w.prompt.value == pg.versions["few_shot"][0].prompt
+    w.variant.value = "zero_shot"
+    assert pg.selected == "zero_shot" and w.prompt.value == pg.current.prompt
+    assert json.dumps(pg.current.to_dict())  # still plain data
+
+
+def test_playground_from_variants_needs_a_dataset(variants):
+    with pytest.raises(wb.ConfigError, match="pass the dataset"):
+        wb.playground(variants)
