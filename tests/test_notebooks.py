@@ -11,7 +11,7 @@ from workbench.report import run_report
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: Keep CI fast: a few cases each. A notebook missing here still runs, with its defaults.
-SMALL = {"ab_test.ipynb": {"limit": 12}, "quickstart.ipynb": {"limit": 12}}
+SMALL = {"ab_test.ipynb": {"limit": 12}, "quickstart.ipynb": {"limit": 12}, "review.ipynb": {"limit": 12}}
 
 
 def outputs_text(path: Path) -> str:
@@ -62,3 +62,41 @@ def test_gate_parameter_fails_the_papermill_run(tmp_path, monkeypatch):
     )
     assert report.error is not None and "Gate FAILED" in report.error
     assert report.html.exists()  # the failed report is still readable
+
+
+def _judge_reply(body):
+    """A judge that passes a response equal to the expected label (case-insensitive)."""
+    import re
+
+    text = body["messages"][-1]["content"]
+    expected = re.search(r"Expected:\nlabel: (\w+)", text).group(1)
+    response = re.search(r'Response to judge:\n"""\n(.*?)\n"""', text, re.S).group(1)
+    verdict = "PASS" if response.strip().lower() == expected else "FAIL"
+    return json.dumps({"reason": f"expected {expected}", "score": verdict})
+
+
+@pytest.mark.local_model
+def test_review_notebook_runs_its_judge_section(tmp_path, monkeypatch):
+    from workbench.testing import FakeOpenAIServer
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-judge-FAKE-KEY-123")  # the key stays in the environment
+    with FakeOpenAIServer(reply=_judge_reply) as server:
+        report = run_report(
+            ROOT / "notebooks" / "review.ipynb",
+            parameters={
+                "limit": 8,
+                "judge_model": "openai/fake-judge",
+                "judge_params": {"api_base": server.base_url},
+                "labels_path": str(tmp_path / "labels.jsonl"),
+            },
+            output_dir=tmp_path / "reports",
+        )
+        assert report.error is None
+        assert server.requests == 16  # 8 cases x 2 variants, one judge call each
+    text = outputs_text(report.notebook)
+    # This judge mirrors label_match exactly: perfect agreement with the golden set.
+    assert "Judge vs the golden set's answers" in text
+    assert "they agree on 16 (100%)" in text and "Cohen's kappa 1.00" in text
+    assert "sk-judge-FAKE-KEY-123" not in report.notebook.read_text()
+    assert "sk-judge-FAKE-KEY-123" not in report.html.read_text()

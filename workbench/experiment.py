@@ -125,14 +125,15 @@ class Experiment:
         models: Sequence[str] | None = None,
         limit: int | None = None,
         repeats: int | None = None,
+        scorers: Sequence[Any] | None = None,
     ) -> Experiment:
-        """A copy with other models, fewer cases (the first ``limit``) or other repeats."""
+        """A copy with other models, fewer cases (the first ``limit``), other repeats or other scorers."""
         return Experiment(
             name=self.name,
             variants=self.variants,
             dataset=self.dataset.head(limit) if limit else self.dataset,
             models=list(models) if models else self.models,
-            scorers=self.scorers,
+            scorers=self.scorers if scorers is None else scorers,
             repeats=repeats or self.repeats,
             settings=self.settings,
             description=self.description,
