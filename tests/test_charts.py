@@ -241,3 +241,32 @@ def test_charts_render_to_self_contained_html_for_reports(result):
     assert "Plotly.newPlot" in first and "Plotly.newPlot" in second
     assert len(first) > 1_000_000 > len(second)  # plotly.js inlined once, no CDN
     assert 'src="http' not in first
+
+
+def test_latency_chart_stays_small_on_big_runs(monkeypatch):
+    import pandas as pd
+
+    import workbench.charts as charts
+
+    n = 6_000
+    cases = pd.DataFrame(
+        {
+            "variant": ["a"] * n + ["b"] * 10,
+            "model": ["m"] * (n + 10),
+            "latency_s": [i / n for i in range(n)] + [0.5] * 10,
+        }
+    )
+    summary = pd.DataFrame(
+        {"variant": ["a", "b"], "model": ["m", "m"], "latency_p50_s": [0.5, 0.5], "latency_p95_s": [0.95, 0.5]}
+    )
+
+    class Result:
+        name = "big"
+
+    result = Result()
+    result.cases, result.summary = cases, summary
+    fig = charts.plot_latency(result)
+    big, small = fig.data[0], fig.data[1]
+    assert big.y is None and big.median == pytest.approx((0.5 * (n - 1) / n,), rel=1e-3)
+    assert big.lowerfence == (0.0,) and big.upperfence[0] == pytest.approx((n - 1) / n)
+    assert len(small.y) == 10 and small.boxpoints == "all"

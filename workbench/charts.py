@@ -238,8 +238,15 @@ def plot_cost_quality(
     return fig
 
 
+#: Above this many calls of a variant, the latency chart draws min/quartiles/max boxes without points.
+MAX_POINTS = 5_000
+
+
 def plot_latency(result: ExperimentResult) -> go.Figure:
     """Latency per call: one box (with every call as a point) per model x variant, p50 and p95 marked.
+
+    Above ``MAX_POINTS`` calls of a variant its boxes are precomputed (whiskers
+    at min and max) and the points are left out, so the chart stays small.
 
     The x axis groups variants under their model; colours are variants. The p50
     and p95 marks are the summary's ``latency_p50_s`` / ``latency_p95_s``.
@@ -251,6 +258,20 @@ def plot_latency(result: ExperimentResult) -> go.Figure:
     cases, summary = result.cases, result.summary
     fig = go.Figure()
     for variant, group in cases.groupby("variant", sort=False):
+        if len(group) > MAX_POINTS:
+            # Above this many calls a point per call makes a page of megabytes: precomputed boxes instead.
+            stats = group.groupby("model", sort=False)["latency_s"].quantile([0.0, 0.25, 0.5, 0.75, 1.0]).unstack()
+            fig.add_box(
+                x=[stats.index.astype(str).tolist(), [str(variant)] * len(stats)],
+                q1=stats[0.25].tolist(),
+                median=stats[0.5].tolist(),
+                q3=stats[0.75].tolist(),
+                lowerfence=stats[0.0].tolist(),
+                upperfence=stats[1.0].tolist(),
+                name=str(variant),
+                line={"width": 1},
+            )
+            continue
         fig.add_box(
             x=[group["model"].astype(str).tolist(), group["variant"].astype(str).tolist()],
             y=group["latency_s"],

@@ -19,8 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from scipy import optimize, stats
-
 __all__ = [
     "min_detectable_diff",
     "paired_mean_min_detectable_diff",
@@ -33,6 +31,8 @@ def _z(alpha: float, power: float) -> tuple[float, float]:
     """Normal quantiles ``(z_{1-alpha/2}, z_{power})`` of a two-sided test."""
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise ValueError(f"alpha and power must be in (0, 1), got {alpha!r} and {power!r}")
+    from scipy import stats  # imported on use: keeps `import workbench` light
+
     return float(stats.norm.ppf(1 - alpha / 2)), float(stats.norm.ppf(power))
 
 
@@ -195,6 +195,8 @@ def min_detectable_diff(
 
     if gap(upper) > 0:
         return math.inf  # even the largest possible improvement needs more than n cases
+    from scipy import optimize
+
     return float(optimize.brentq(gap, 1e-9, upper, xtol=1e-10))
 
 

@@ -30,7 +30,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 __all__ = [
     "ConfidenceInterval",
@@ -247,6 +246,8 @@ def mcnemar_exact(b_only: int, c_only: int) -> float:
     n = int(b_only) + int(c_only)
     if n == 0:
         return 1.0
+    from scipy import stats  # imported on use: keeps `import workbench` light
+
     return float(stats.binomtest(min(int(b_only), int(c_only)), n=n, p=0.5).pvalue)
 
 
@@ -340,6 +341,8 @@ def adjust_pvalues(pvalues: ArrayLike, method: Literal["holm", "bh", "none"] = "
     if method == "holm":
         out[ok] = _holm(p[ok])
     elif method == "bh":
+        from scipy import stats
+
         out[ok] = stats.false_discovery_control(p[ok], method="bh")
     else:
         raise ValueError(f"unknown adjustment method {method!r}; use 'holm', 'bh' or 'none'")

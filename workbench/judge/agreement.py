@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
 
 #: The two classes compared, in the order of the confusion table.
 CLASSES: tuple[str, str] = ("pass", "fail")
@@ -259,6 +258,8 @@ def judge_agreement(
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            from sklearn.metrics import cohen_kappa_score  # imported on use: it is slow to import
+
             kappa = float(cohen_kappa_score(pairs["human"], pairs["judge"], labels=list(CLASSES)))
         if len(humans) == 1:
             notes.append(

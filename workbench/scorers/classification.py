@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from workbench.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score
@@ -77,19 +76,23 @@ class LabelMatch(BaseScorer):
     def aggregate(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         if not outputs:
             return {}
+        import sklearn.metrics as _sk  # imported on use: it is slow to import
+
         y_true = [self._truth(e) for e in expectations]
         y_pred = [self.predict(o) for o in outputs]
         return {
-            "accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, labels=list(self.labels), average="macro", zero_division=0)),
+            "accuracy": float(_sk.accuracy_score(y_true, y_pred)),
+            "macro_f1": float(_sk.f1_score(y_true, y_pred, labels=list(self.labels), average="macro", zero_division=0)),
         }
 
     def confusion(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """Confusion matrix: rows are expected labels, columns predicted (plus ``<unparsed>``)."""
+        import sklearn.metrics as _sk
+
         y_true = [self._truth(e) for e in expectations]
         y_pred = [self.predict(o) for o in outputs]
         columns = [*self.labels, UNPARSED]
-        matrix = confusion_matrix(y_true, y_pred, labels=columns)
+        matrix = _sk.confusion_matrix(y_true, y_pred, labels=columns)
         frame = pd.DataFrame(matrix, index=columns, columns=columns)
         frame.index.name, frame.columns.name = "expected", "predicted"
         return frame.drop(index=UNPARSED)

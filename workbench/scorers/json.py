@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from workbench.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score
 
@@ -70,6 +68,8 @@ class JsonSchemaValid(BaseScorer):
                 schema = json.loads(path.read_text())
             except (OSError, ValueError) as exc:
                 raise ScorerError(f"json_schema_valid: cannot read schema file {str(path)!r}: {exc}") from exc
+        import jsonschema  # imported on use: it is slow to import
+
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:
@@ -81,6 +81,8 @@ class JsonSchemaValid(BaseScorer):
             document = parse_json_output(str(outputs), allow_fences=self.allow_fences)
         except ValueError as exc:
             return Score(0.0, f"not JSON: {exc}")
+        import jsonschema
+
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(document))  # type: ignore[attr-defined]
         if error is not None:
             path = "/".join(str(p) for p in error.absolute_path) or "<root>"
