@@ -426,3 +426,13 @@ def test_the_real_local_model_as_judge_gives_a_score_or_a_nan_with_a_reason():
     for score in asyncio.run(score_all()):
         assert score.reason and score.prompt_tokens > 50 and score.cost_usd == 0.0
         assert 0.0 <= score.value <= 1.0 or (math.isnan(score.value) and "judge" in score.reason)
+
+
+@pytest.mark.parametrize(
+    ("text", "choice"),
+    [("Response B is better: a more concise answer.", "B"), ("Verdict: a draw", None), ('{"winner": "A"}', "A")],
+)
+def test_pairwise_choice_is_not_fooled_by_the_article_a(text, choice):
+    from workbench.judge.pairwise import parse_choice
+
+    assert parse_choice(text) == choice

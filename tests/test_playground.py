@@ -87,14 +87,14 @@ def test_save_writes_the_version_back_to_yaml_and_it_loads(pg, tmp_path, trackin
     saved = wb.load_experiment(written)
     few = next(v for v in saved.variants if v.name == "few_shot")
     assert few.version == pg.current.version and few.params["max_tokens"] == 3
-    assert [v.name for v in saved.variants] == ["few_shot"] and len(saved.dataset) == 6
+    assert [v.name for v in saved.variants] == ["zero_shot", "few_shot"] and len(saved.dataset) == 6
     assert "logged to MLflow run" in pg.status
     # Saving into an existing file replaces only that variant and keeps the header comment.
     target.write_text("# keep me\n" + target.read_text())
     pg.save(target, as_name="few_shot_v2")
     text = target.read_text()
     assert text.startswith("# keep me\n")
-    assert [v["name"] for v in yaml.safe_load(text)["variants"]] == ["few_shot", "few_shot_v2"]
+    assert [v["name"] for v in yaml.safe_load(text)["variants"]] == ["zero_shot", "few_shot", "few_shot_v2"]
 
 
 def test_widget_edits_runs_and_reports_errors(pg):
@@ -121,3 +121,40 @@ def test_widget_edits_runs_and_reports_errors(pg):
 def test_playground_from_variants_needs_a_dataset(variants):
     with pytest.raises(wb.ConfigError, match="pass the dataset"):
         wb.playground(variants)
+
+
+def test_save_never_writes_keys_and_a_new_file_keeps_every_variant(fake_key, experiment, tmp_path):
+    data = tmp_path / "data.csv"
+    experiment.dataset.frame.to_csv(data, index=False)
+    experiment.dataset = wb.Dataset.load(data, expected=["label"])
+    experiment.variants[0] = wb.PromptVariant(
+        name="zero_shot", prompt="Review: {{ review }}\nSentiment:", params={"api_key": "sk-REAL-SECRET-123"}
+    )
+    pg = wb.playground(experiment, acompletion=FakeLLM(), n=4)
+    pg.edit(temperature=0.5)
+    target = pg.save(tmp_path / "new.yaml", log_to_mlflow=False)
+    text = target.read_text()
+    assert "sk-REAL-SECRET-123" not in text and "api_key" not in text
+    saved = wb.load_experiment(target)
+    assert [v.name for v in saved.variants] == ["zero_shot", "few_shot"]
+    assert saved.variants[1].params["temperature"] == 0.5 and saved.repeats == 1
+    assert "logged to MLflow" not in pg.status
+
+
+def test_revert_walks_back_to_the_first_version(pg):
+    v1 = pg.current
+    v2 = pg.edit(prompt="2: {{ review }}")
+    v3 = pg.edit(prompt="3: {{ review }}")
+    assert pg.revert().version == v2.version
+    assert pg.revert().version == v1.version
+    with pytest.raises(ValueError, match="first version"):
+        pg.revert()
+    assert v3.version in {v.version for v in pg.versions["few_shot"]}
+
+
+def test_loaded_experiment_remembers_its_absolute_source(monkeypatch):
+    from conftest import ROOT
+
+    monkeypatch.chdir(ROOT / "notebooks")
+    exp = wb.load_experiment("../experiments/sentiment.yaml")
+    assert exp.source == str((ROOT / "experiments" / "sentiment.yaml").resolve())

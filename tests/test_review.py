@@ -119,3 +119,31 @@ def test_bad_review_arguments(result, tmp_path):
         rv.label("meh")
     with pytest.raises(ValueError, match=r"\.csv or \.jsonl"):
         rv.add_to_golden_set(tmp_path / "x.parquet")
+
+
+def test_golden_set_append_after_a_file_without_final_newline(result, tmp_path):
+    golden = tmp_path / "g.csv"
+    golden.write_text("id,review,label\nx1,old one,positive")  # hand-edited, no final newline
+    rv = wb.review(
+        result, variants=["few_shot"], only="failures", labels_path=tmp_path / "l.jsonl", log_to_mlflow=False
+    )
+    rv.label("down")
+    rv.add_to_golden_set(golden)
+    rows = pd.read_csv(golden, dtype=str).to_dict(orient="records")
+    assert rows == [
+        {"id": "x1", "review": "old one", "label": "positive"},
+        {"id": "e", "review": "Not bad at all, would buy again.", "label": "positive"},
+    ]
+
+
+def test_mlflow_label_table_covers_the_whole_result_not_only_this_review(result, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    labels = tmp_path / "labels.jsonl"
+    wb.review(result, variants=["zero_shot"], labels_path=labels).label("up")
+    wb.review(result, variants=["few_shot"], labels_path=labels).label("down")
+    local = MlflowClient(tracking_uri=result.tracking_uri).download_artifacts(
+        result.run_id, "review/labels.json", str(tmp_path)
+    )
+    table = pd.read_json(local, orient="split")
+    assert sorted(table["variant"]) == ["few_shot", "zero_shot"]

@@ -144,5 +144,5 @@ def load_experiment(path: str | Path) -> Experiment:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file} is not valid YAML: {exc}") from exc
     experiment = experiment_from_dict(data, source=str(path), base_dir=file.parent)
-    experiment.source = str(file)
+    experiment.source = str(file.resolve())
     return experiment

@@ -137,11 +137,16 @@ class Playground:
         return self.current
 
     def revert(self) -> PromptVariant:
-        """Go back to the previous version of the selected variant (it becomes the newest)."""
+        """Go back one version: the one made just before the current one (it becomes the newest).
+
+        Repeated reverts walk back through the history to the first version.
+        """
         history = self.versions[self.selected]
-        if len(history) < 2:
-            raise ValueError(f"variant {self.selected!r} has only one version")
-        history.append(history[-2])
+        versions = [v.version for v in history]
+        first_seen = versions.index(self.current.version)
+        if first_seen == 0:
+            raise ValueError(f"variant {self.selected!r} is at its first version: nothing older to go back to")
+        history.append(history[first_seen - 1])
         return self.current
 
     def _against(self) -> PromptVariant | None:
@@ -223,7 +228,7 @@ class Playground:
         return run
 
     # -- saving ----------------------------------------------------------------
-    def save(self, path: str | Path | None = None, *, as_name: str | None = None) -> Path:
+    def save(self, path: str | Path | None = None, *, as_name: str | None = None, log_to_mlflow: bool = True) -> Path:
         """Write the current version back to an experiment YAML file and log it to MLflow.
 
         Args:
@@ -232,6 +237,10 @@ class Playground:
                 file keeps everything but this variant's entry (its comments
                 above ``name:`` are kept; inline comments are not).
             as_name: Save under another variant name (added next to the others).
+            log_to_mlflow: Also log a run of the saved version to MLflow.
+
+        Credentials (``api_key``... in params) are never written: keep them in
+        the environment.
 
         The MLflow run re-runs the saved version on the last sample through
         the response cache, so it costs nothing when that sample was just run.
@@ -242,9 +251,9 @@ class Playground:
             target = project_root() / target
         header, data = _read_yaml(target)
         if data is None:
-            data = _experiment_dict(self.experiment, target)
+            data = _experiment_dict(self.experiment, target, [history[-1] for history in self.versions.values()])
         entries = data.setdefault("variants", [])
-        entry = variant.to_dict()
+        entry = _without_secrets(variant.to_dict())
         names = [e.get("name") for e in entries]
         if variant.name in names:
             entries[names.index(variant.name)] = entry
@@ -257,11 +266,15 @@ class Playground:
 
         load_experiment(target)  # what we wrote must load; fail here, not at the next run
         self.status = f"saved {variant.name} (version {variant.version}) to {target}"
-        if self.log_to_mlflow or self.tracking_uri:
+        if log_to_mlflow:
+            try:
+                sample = self.sample()
+            except ValueError:  # e.g. "failed last time" with nothing failed
+                sample = self.experiment.dataset.head(self.n)
             logged = Experiment(
                 name=self.experiment.name,
                 variants=[variant],
-                dataset=self.sample(),
+                dataset=sample,
                 models=[self.model],
                 scorers=self.experiment.scorers,
                 settings=self.experiment.settings,
@@ -312,6 +325,17 @@ def _status(result: ExperimentResult, label: str) -> str:
     return " · ".join(parts)
 
 
+def _without_secrets(value: Any) -> Any:
+    """``value`` with every credential-like key dropped, at any depth (never write a key to YAML)."""
+    from workbench._secrets import is_secret
+
+    if isinstance(value, Mapping):
+        return {k: _without_secrets(v) for k, v in value.items() if not is_secret(str(k))}
+    if isinstance(value, list | tuple):
+        return [_without_secrets(v) for v in value]
+    return value
+
+
 def _default_yaml(name: str) -> Path:
     return Path("experiments") / f"{name}.yaml"
 
@@ -331,8 +355,8 @@ def _read_yaml(path: Path) -> tuple[str, dict[str, Any] | None]:
     return ("\n".join(lines) + "\n") if lines else "", data
 
 
-def _experiment_dict(experiment: Experiment, target: Path) -> dict[str, Any]:
-    """A fresh YAML definition for an experiment built in Python."""
+def _experiment_dict(experiment: Experiment, target: Path, variants: Sequence[PromptVariant]) -> dict[str, Any]:
+    """A fresh YAML definition for an experiment built in Python (credentials left out)."""
     source = Path(experiment.dataset.source)
     if not source.exists():
         raise ConfigError(
@@ -349,8 +373,15 @@ def _experiment_dict(experiment: Experiment, target: Path) -> dict[str, Any]:
             "expected": list(experiment.dataset.expected),
         },
         "models": list(experiment.models),
-        "scorers": [s.spec() for s in experiment.scorers],
-        "variants": [],
+        "scorers": [_without_secrets(s.spec()) for s in experiment.scorers],
+        "repeats": experiment.repeats,
+        "settings": {
+            "max_concurrency": experiment.settings.max_concurrency,
+            "local_concurrency": experiment.settings.local_concurrency,
+            "timeout_s": experiment.settings.timeout_s,
+            "max_attempts": experiment.settings.retry.max_attempts,
+        },
+        "variants": [_without_secrets(v.to_dict()) for v in variants],
     }
 
 

@@ -167,7 +167,7 @@ def _items(result: ExperimentResult, variants: Sequence[str] | None, model: str 
                 repeat=int(row["repeat"]),
                 inputs={c.removeprefix("input."): row[c] for c in inputs},
                 expected={c.removeprefix("expected."): row[c] for c in expected},
-                output="" if row.get("output") is None else str(row["output"]),
+                output=row["output"] if isinstance(row.get("output"), str) else "",  # a failed call has none
                 error=error if isinstance(error, str) else None,
                 scores={c.removeprefix("score."): float(row[c]) for c in scores},
             )
@@ -254,6 +254,17 @@ class Review:
         mask = [tuple(r) in keys for r in latest[list(KEY)].itertuples(index=False)]
         return latest[mask].reset_index(drop=True)
 
+    def _result_labels(self) -> pd.DataFrame:
+        """The latest label of every output of the whole result (not only the ones under review now)."""
+        cases = self.result.cases
+        outputs = [o if isinstance(o, str) else "" for o in cases["output"]]
+        keys = set(zip(cases["case_id"].astype(str), cases["variant_version"], map(output_hash, outputs), strict=True))
+        latest = self.store.latest()
+        if latest.empty:
+            return latest
+        mask = [tuple(r) in keys for r in latest[list(KEY)].itertuples(index=False)]
+        return latest[mask].reset_index(drop=True)
+
     def _log_labels(self) -> str:
         """Refresh the labels table on the parent MLflow run; never lose a label over it."""
         try:
@@ -261,7 +272,8 @@ class Review:
 
             client = MlflowClient(tracking_uri=self.result.tracking_uri)
             assert self.result.run_id is not None
-            client.log_text(self.result.run_id, self.labels.to_json(orient="split", index=False), "review/labels.json")
+            table = self._result_labels()
+            client.log_text(self.result.run_id, table.to_json(orient="split", index=False), "review/labels.json")
             return "; logged to MLflow"
         except Exception as exc:  # the label is already on disk
             return f"; MLflow logging failed ({type(exc).__name__}: {exc}), the label file has it"
@@ -306,6 +318,9 @@ class Review:
         if new.empty:
             return new
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target.stat().st_size and not target.read_bytes().endswith(b"\n"):
+            with target.open("a", encoding="utf-8") as handle:  # a hand-edited file may lack the last newline
+                handle.write("\n")
         if target.suffix.lower() == ".csv":
             columns = list(existing.columns) if not existing.empty else list(new.columns)
             missing = sorted(set(columns) - set(new.columns))

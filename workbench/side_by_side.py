@@ -105,7 +105,7 @@ class SideBySide:
         ]
         rows = []
         for record in self.frame.to_dict(orient="records"):
-            label = str(record["case_id"])
+            label = html.escape(str(record["case_id"]))
             if several_models:
                 label += f"<br><small>{html.escape(str(record['model']))}</small>"
             if several_repeats:

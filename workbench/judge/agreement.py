@@ -120,7 +120,7 @@ def _as_frame(labels: Any) -> Any:
     if isinstance(labels, pd.DataFrame):
         return labels
     if isinstance(labels, (str, Path)):
-        return pd.read_json(Path(labels), lines=True)
+        return pd.read_json(Path(labels), lines=True, dtype=False)  # ids like '001' stay strings
     inner = getattr(labels, "labels", None)
     if isinstance(inner, pd.DataFrame):  # a workbench Review
         return inner

@@ -73,7 +73,7 @@ class LLMJudge(BaseScorer):
     model: str = DEFAULT_LOCAL_MODEL
     scale: str = "pass_fail"
     samples: int = 1
-    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)  # may hold a key
     include_expected: bool = True
     metric_name: str | None = None
 

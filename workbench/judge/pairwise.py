@@ -39,10 +39,10 @@ _SYSTEM = (
 _WINNER_KEYS = ("winner", "preference", "better", "choice", "verdict", "answer")
 _LABELLED = re.compile(
     r"\b(?:winner|preference|better|choice|verdict)\b(?:\s+(?:is|was))?\s*\**\s*[:=\-]?\s*\**\s*"
-    r"(?:response\s+|output\s+)?(?P<choice>[AB]|tie)\b",
+    r"(?:response\s+|output\s+)?(?P<choice>(?-i:[AB])|tie)\b",
     re.IGNORECASE,
 )
-_SENTENCE = re.compile(r"\b(?:response|output)\s+(?P<choice>[AB])\s+is\s+better\b", re.IGNORECASE)
+_SENTENCE = re.compile(r"\b(?:response|output)\s+(?P<choice>(?-i:[AB]))\s+is\s+better\b", re.IGNORECASE)
 _CHOICES = {"a": "A", "1": "A", "first": "A", "b": "B", "2": "B", "second": "B"}
 _TIES = {"tie", "equal", "both", "neither", "draw", "same"}
 
@@ -94,7 +94,7 @@ class PairwiseJudge:
 
     criteria: str = "Which response follows the instructions better: correct, complete and concise?"
     model: str = DEFAULT_LOCAL_MODEL
-    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)  # may hold a key
     include_expected: bool = True
 
     def __post_init__(self) -> None:
