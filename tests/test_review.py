@@ -70,6 +70,11 @@ def test_labels_logged_to_mlflow_parent_run(result, tmp_path):
     local = client.download_artifacts(result.run_id, "review/labels.json", str(tmp_path))
     table = pd.read_json(local, orient="split")
     assert list(table["label"]) == ["down"] and list(table["comment"]) == ["wrong"]
+    rv.label("up")  # the table is rewritten, not appended to
+    local = client.download_artifacts(result.run_id, "review/labels.json", str(tmp_path))
+    assert list(pd.read_json(local, orient="split")["label"]) == ["down", "up"]
+    logged = json.loads(client.get_run(result.run_id).data.tags["mlflow.loggedArtifacts"])
+    assert logged.count({"path": "review/labels.json", "type": "table"}) == 1  # shown as a table in the UI
 
 
 def test_failures_filter_and_golden_set_append(result, tmp_path):

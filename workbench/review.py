@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 Label = Literal["up", "down"]
 LABELS: tuple[str, ...] = ("up", "down")
 KEY = ("case_id", "variant_version", "output_hash")
+LABELS_ARTIFACT = "review/labels.json"
 
 
 def output_hash(text: Any) -> str:
@@ -273,7 +274,14 @@ class Review:
             client = MlflowClient(tracking_uri=self.result.tracking_uri)
             assert self.result.run_id is not None
             table = self._result_labels()
-            client.log_text(self.result.run_id, table.to_json(orient="split", index=False), "review/labels.json")
+            # Overwritten at each click (MlflowClient.log_table would append a copy of every row),
+            # then registered as a table so the MLflow UI shows it as one.
+            client.log_text(self.result.run_id, table.to_json(orient="split", index=False), LABELS_ARTIFACT)
+            tags = client.get_run(self.result.run_id).data.tags
+            logged = json.loads(tags.get("mlflow.loggedArtifacts", "[]"))
+            entry = {"path": LABELS_ARTIFACT, "type": "table"}
+            if entry not in logged:
+                client.set_tag(self.result.run_id, "mlflow.loggedArtifacts", json.dumps([*logged, entry]))
             return "; logged to MLflow"
         except Exception as exc:  # the label is already on disk
             return f"; MLflow logging failed ({type(exc).__name__}: {exc}), the label file has it"
