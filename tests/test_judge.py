@@ -20,7 +20,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 import workbench as wb
 from workbench.judge.pairwise import parse_choice
 from workbench.judge.parsing import Scale, parse_verdict
-from workbench.review import output_hash
+from workbench.labels import output_hash
 from workbench.scorers import run_scorer, scorer_from_spec
 from workbench.scorers.base import ScoringContext
 from workbench.testing import FakeOpenAIServer

@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from workbench._experiment_yaml import default_yaml, write_variant
 from workbench.dataset import Dataset
 from workbench.exceptions import ConfigError
 from workbench.experiment import Experiment
@@ -246,22 +244,11 @@ class Playground:
         the response cache, so it costs nothing when that sample was just run.
         """
         variant = self.current if as_name is None else dataclasses.replace(self.current, name=as_name)
-        target = Path(path) if path else Path(self.experiment.source or _default_yaml(self.experiment.name))
+        target = Path(path) if path else Path(self.experiment.source or default_yaml(self.experiment.name))
         if not target.is_absolute():
             target = project_root() / target
-        header, data = _read_yaml(target)
-        if data is None:
-            data = _experiment_dict(self.experiment, target, [history[-1] for history in self.versions.values()])
-        entries = data.setdefault("variants", [])
-        entry = _without_secrets(variant.to_dict())
-        names = [e.get("name") for e in entries]
-        if variant.name in names:
-            entries[names.index(variant.name)] = entry
-        else:
-            entries.append(entry)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
-        target.write_text(header + body)
+        newest = [history[-1] for history in self.versions.values()]
+        write_variant(target, variant, experiment=self.experiment, variants=newest)
         from workbench.config import load_experiment
 
         load_experiment(target)  # what we wrote must load; fail here, not at the next run
@@ -323,66 +310,6 @@ def _status(result: ExperimentResult, label: str) -> str:
         scores = ", ".join(f"{row.variant} {row[metric]:.0%}" for _, row in summary.iterrows())
         parts.append(f"{metric}: {scores}")
     return " · ".join(parts)
-
-
-def _without_secrets(value: Any) -> Any:
-    """``value`` with every credential-like key dropped, at any depth (never write a key to YAML)."""
-    from workbench._secrets import is_secret
-
-    if isinstance(value, Mapping):
-        return {k: _without_secrets(v) for k, v in value.items() if not is_secret(str(k))}
-    if isinstance(value, list | tuple):
-        return [_without_secrets(v) for v in value]
-    return value
-
-
-def _default_yaml(name: str) -> Path:
-    return Path("experiments") / f"{name}.yaml"
-
-
-def _read_yaml(path: Path) -> tuple[str, dict[str, Any] | None]:
-    if not path.exists():
-        return "", None
-    text = path.read_text()
-    lines = []
-    for line in text.splitlines():  # the leading comment block only
-        if not line.startswith("#"):
-            break
-        lines.append(line)
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} does not hold an experiment definition; pass another path to save()")
-    return ("\n".join(lines) + "\n") if lines else "", data
-
-
-def _experiment_dict(experiment: Experiment, target: Path, variants: Sequence[PromptVariant]) -> dict[str, Any]:
-    """A fresh YAML definition for an experiment built in Python (credentials left out)."""
-    source = Path(experiment.dataset.source)
-    if not source.exists():
-        raise ConfigError(
-            f"cannot write {target}: the dataset was not loaded from a file ({experiment.dataset.source}); "
-            "save it as CSV/JSONL under data/ and load it with Dataset.load first"
-        )
-    data_path = os.path.relpath(source.resolve(), target.parent.resolve())
-    return {
-        "name": experiment.name,
-        "description": experiment.description,
-        "dataset": {
-            "path": data_path,
-            "id_column": experiment.dataset.id_column,
-            "expected": list(experiment.dataset.expected),
-        },
-        "models": list(experiment.models),
-        "scorers": [_without_secrets(s.spec()) for s in experiment.scorers],
-        "repeats": experiment.repeats,
-        "settings": {
-            "max_concurrency": experiment.settings.max_concurrency,
-            "local_concurrency": experiment.settings.local_concurrency,
-            "timeout_s": experiment.settings.timeout_s,
-            "max_attempts": experiment.settings.retry.max_attempts,
-        },
-        "variants": [_without_secrets(v.to_dict()) for v in variants],
-    }
 
 
 def playground(

@@ -189,15 +189,8 @@ class Engine:
         self.spool = CaseSpool()
         # Scorers that call models (LLM judges) share the run's completion function, cache,
         # retries and per-model limiters; their usage goes to judge.<name>.* columns.
-        self.scoring = ScoringContext(
-            acompletion=acompletion,
-            cache=cache,
-            read_cache=read_cache,
-            retry=settings.retry,
-            timeout_s=settings.timeout_s,
-            max_concurrency=settings.max_concurrency,
-            local_concurrency=settings.local_concurrency,
-            limiters=self.limiters,
+        self.scoring = ScoringContext.from_settings(
+            settings, acompletion=acompletion, cache=cache, read_cache=read_cache, limiters=self.limiters
         )
         self.judges = {s.name for s in experiment.scorers if accepts_context(s)}
         self.spent_usd = 0.0

@@ -169,7 +169,7 @@ def _align(judge: Any, human: Any, score: str | None) -> tuple[pd.DataFrame, lis
     column = _score_column(judge, score, result)
     judge = judge.rename(columns={column: "judge_score"})
     if "output_hash" in human and "output_hash" not in judge and "output" in judge:
-        from workbench.review import output_hash
+        from workbench.labels import output_hash
 
         judge = judge.assign(output_hash=judge["output"].map(output_hash))
     keys = [k for k in JOIN_KEYS if k in judge and k in human]

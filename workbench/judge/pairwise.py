@@ -287,15 +287,8 @@ async def pairwise_preference_async(
     model = model or result.experiment.models[0]
     check_model(judge.model, judge.params)
     store, read = resolve_cache(cache)
-    settings = result.experiment.settings
-    context = ScoringContext(
-        acompletion=acompletion or litellm.acompletion,
-        cache=store,
-        read_cache=read,
-        retry=settings.retry,
-        timeout_s=settings.timeout_s,
-        max_concurrency=settings.max_concurrency,
-        local_concurrency=settings.local_concurrency,
+    context = ScoringContext.from_settings(
+        result.experiment.settings, acompletion=acompletion or litellm.acompletion, cache=store, read_cache=read
     )
     cases = result.cases[result.cases["model"] == model]
     keys = ["case_id", "repeat"]

@@ -77,6 +77,28 @@ class ScoringContext:
     local_concurrency: int = 1
     limiters: dict[str, AdaptiveLimiter] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Any,
+        *,
+        acompletion: Callable[..., Any],
+        cache: ResponseCache | None,
+        read_cache: bool,
+        limiters: dict[str, AdaptiveLimiter] | None = None,
+    ) -> ScoringContext:
+        """A context with an experiment's :class:`~workbench.experiment.RunSettings`."""
+        return cls(
+            acompletion=acompletion,
+            cache=cache,
+            read_cache=read_cache,
+            retry=settings.retry,
+            timeout_s=settings.timeout_s,
+            max_concurrency=settings.max_concurrency,
+            local_concurrency=settings.local_concurrency,
+            limiters={} if limiters is None else limiters,
+        )
+
     def limiter(self, model: str) -> AdaptiveLimiter:
         """The concurrency limiter of ``model``, shared by every call of this context.
 

@@ -1,0 +1,98 @@
+"""Writing a prompt variant back into an experiment YAML file (the playground's Save).
+
+An existing file keeps everything but that variant's entry (and its leading
+comment block); a new file gets a complete definition. Credentials are never
+written: keys such as ``api_key`` are dropped at any depth.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.exceptions import ConfigError
+from workbench.experiment import Experiment
+from workbench.variant import PromptVariant
+
+
+def write_variant(
+    target: Path, variant: PromptVariant, *, experiment: Experiment, variants: Sequence[PromptVariant]
+) -> None:
+    """Put ``variant`` into the experiment file ``target`` (created from ``experiment`` and
+    ``variants`` when missing), replacing the entry of the same name."""
+    header, data = _read_yaml(target)
+    if data is None:
+        data = _experiment_dict(experiment, target, variants)
+    entries = data.setdefault("variants", [])
+    entry = _without_secrets(variant.to_dict())
+    names = [e.get("name") for e in entries]
+    if variant.name in names:
+        entries[names.index(variant.name)] = entry
+    else:
+        entries.append(entry)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))
+
+
+def _without_secrets(value: Any) -> Any:
+    """``value`` with every credential-like key dropped, at any depth (never write a key to YAML)."""
+    from workbench._secrets import is_secret
+
+    if isinstance(value, Mapping):
+        return {k: _without_secrets(v) for k, v in value.items() if not is_secret(str(k))}
+    if isinstance(value, list | tuple):
+        return [_without_secrets(v) for v in value]
+    return value
+
+
+def default_yaml(name: str) -> Path:
+    return Path("experiments") / f"{name}.yaml"
+
+
+def _read_yaml(path: Path) -> tuple[str, dict[str, Any] | None]:
+    if not path.exists():
+        return "", None
+    text = path.read_text()
+    lines = []
+    for line in text.splitlines():  # the leading comment block only
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold an experiment definition; pass another path to save()")
+    return ("\n".join(lines) + "\n") if lines else "", data
+
+
+def _experiment_dict(experiment: Experiment, target: Path, variants: Sequence[PromptVariant]) -> dict[str, Any]:
+    """A fresh YAML definition for an experiment built in Python (credentials left out)."""
+    source = Path(experiment.dataset.source)
+    if not source.exists():
+        raise ConfigError(
+            f"cannot write {target}: the dataset was not loaded from a file ({experiment.dataset.source}); "
+            "save it as CSV/JSONL under data/ and load it with Dataset.load first"
+        )
+    data_path = os.path.relpath(source.resolve(), target.parent.resolve())
+    return {
+        "name": experiment.name,
+        "description": experiment.description,
+        "dataset": {
+            "path": data_path,
+            "id_column": experiment.dataset.id_column,
+            "expected": list(experiment.dataset.expected),
+        },
+        "models": list(experiment.models),
+        "scorers": [_without_secrets(s.spec()) for s in experiment.scorers],
+        "repeats": experiment.repeats,
+        "settings": {
+            "max_concurrency": experiment.settings.max_concurrency,
+            "local_concurrency": experiment.settings.local_concurrency,
+            "timeout_s": experiment.settings.timeout_s,
+            "max_attempts": experiment.settings.retry.max_attempts,
+        },
+        "variants": [_without_secrets(v.to_dict()) for v in variants],
+    }
