@@ -3,6 +3,11 @@
 Workload (issue #3): 1000 cases x 2 variants = 2000 calls, 100 ms server latency,
 concurrency 16. The physical floor is 2000 x 0.1 s / 16 = 12.5 s.
 
+The cold run is timed with both transports (``RunSettings.transport``): the
+lean ``openai-compatible`` HTTP path and ``litellm`` (the default, ~6 ms of CPU
+per call here). A bare aiohttp loop sending the same requests shows what the
+fake server itself allows.
+
     .venv/bin/python benchmarks/bench_engine.py            # full run, prints a table
     .venv/bin/python benchmarks/bench_engine.py --quick    # 200 cases, no 100k run
 
@@ -28,13 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server_process import ServerProcess  # noqa: E402
 
 import workbench as wb  # noqa: E402
+from workbench.cache import ResponseCache  # noqa: E402
 
 LATENCY_S = 0.1
 CONCURRENCY = 16
 PROMPTS = ["Echo this: {{ text }}", "Please repeat: {{ text }}"]
 
 
-def make_experiment(base_url: str, n: int, *, concurrency: int = CONCURRENCY) -> wb.Experiment:
+def make_experiment(
+    base_url: str, n: int, *, concurrency: int = CONCURRENCY, transport: str = "litellm"
+) -> wb.Experiment:
     data = wb.Dataset.from_records([{"id": f"c{i:06d}", "text": f"case {i}"} for i in range(n)])
     params = {"api_base": base_url, "api_key": "sk-fake", "temperature": 0}
     variants = [wb.PromptVariant(name=f"v{i}", prompt=p, params=params) for i, p in enumerate(PROMPTS)]
@@ -44,14 +52,41 @@ def make_experiment(base_url: str, n: int, *, concurrency: int = CONCURRENCY) ->
         dataset=data,
         models=["openai/fake"],
         scorers=[wb.RegexMatch(pattern=r"^echo:[0-9a-f]{16}$")],
-        settings=wb.RunSettings(max_concurrency=concurrency),
+        settings=wb.RunSettings(max_concurrency=concurrency, transport=transport),
     )
 
 
-def timed_run(exp: wb.Experiment, uri: str) -> tuple[float, wb.ExperimentResult]:
+def timed_run(exp: wb.Experiment, uri: str, cache: Path) -> tuple[float, wb.ExperimentResult]:
     started = time.perf_counter()
-    result = exp.run(tracking_uri=uri, progress=False)
+    result = exp.run(tracking_uri=uri, progress=False, cache=ResponseCache(cache))
     return time.perf_counter() - started, result
+
+
+def raw_aiohttp(base_url: str, n: int) -> float:
+    """Wall time of the same requests from a bare aiohttp loop: what this server allows at best."""
+    import asyncio
+    import json
+
+    import aiohttp
+
+    async def main() -> float:
+        limit = asyncio.Semaphore(CONCURRENCY)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def one(prompt: str, i: int) -> None:
+                body = {
+                    "model": "fake",
+                    "messages": [{"role": "user", "content": prompt.replace("{{ text }}", f"raw {i}")}],
+                }
+                async with limit, session.post(f"{base_url}/chat/completions", data=json.dumps(body)) as response:
+                    assert response.status == 200, await response.text()
+                    await response.json()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(p, i) for i in range(n) for p in PROMPTS))
+            return time.perf_counter() - started
+
+    return asyncio.run(main())
 
 
 MEMORY_SCRIPT = """
@@ -121,25 +156,33 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        os.environ["WORKBENCH_CACHE"] = str(tmp / "cache.sqlite")
         uri = f"sqlite:///{tmp / 'mlflow.db'}"
         from mlflow.tracking import MlflowClient
 
         MlflowClient(uri).search_experiments()  # create the store before timing
         with ServerProcess(latency_s=LATENCY_S) as server:
-            exp = make_experiment(server.base_url, n)
-            cold_s, cold = timed_run(exp, uri)
-            sent_cold = server.stats().requests
-            warm_s, warm = timed_run(exp, uri)
-            sent_warm = server.stats().requests - sent_cold
-            assert cold.cases["error"].isna().all() and (cold.cases["score.regex_match"] == 1).all()
-            mlflow_s = cold.timings["mlflow_s"]
-            rows += [
-                ("workbench cold run (calls + scoring + MLflow)", f"{cold_s:.2f} s",
-                 f"{floor / cold_s:.0%} of the {floor:.1f} s floor; {sent_cold} requests"),
-                ("  of which MLflow logging", f"{mlflow_s:.2f} s", f"{mlflow_s / cold_s:.1%} of the cold run"),
-                ("workbench cached re-run", f"{warm_s:.2f} s", f"{sent_warm} requests reached the server"),
-            ]  # fmt: skip
+            raw_s = raw_aiohttp(server.base_url, n)
+            for transport in ("openai-compatible", "litellm"):
+                exp = make_experiment(server.base_url, n, transport=transport)
+                before = server.stats().requests
+                cold_s, cold = timed_run(exp, uri, tmp / f"cache-{transport}.sqlite")
+                sent_cold = server.stats().requests - before
+                assert cold.cases["error"].isna().all() and (cold.cases["score.regex_match"] == 1).all()
+                mlflow_s = cold.timings["mlflow_s"]
+                rows += [
+                    (f"workbench cold run, transport={transport}", f"{cold_s:.2f} s",
+                     f"{floor / cold_s:.0%} of the {floor:.1f} s floor; {sent_cold} requests, with MLflow"),
+                    ("  of which MLflow logging", f"{mlflow_s:.2f} s", f"{mlflow_s / cold_s:.1%} of the cold run"),
+                ]  # fmt: skip
+                if transport == "openai-compatible":
+                    before = server.stats().requests
+                    warm_s, _ = timed_run(exp, uri, tmp / f"cache-{transport}.sqlite")
+                    sent_warm = server.stats().requests - before
+                    rows.append(
+                        ("workbench cached re-run", f"{warm_s:.2f} s", f"{sent_warm} requests reached the server")
+                    )
+            rows.insert(0, ("bare aiohttp loop, same requests (no engine)", f"{raw_s:.2f} s",
+                            f"{floor / raw_s:.0%} of the floor: the fake server's own overhead"))  # fmt: skip
             try:
                 from promptfoo_runner import promptfoo_available, run_promptfoo
             except ImportError:
@@ -163,7 +206,7 @@ def main() -> None:
         # returns a real litellm ModelResponse (no HTTP, no litellm request path).
         engine_s = engine_only(n, uri)
         rows.insert(1, ("workbench engine only (fake 100 ms completion)", f"{engine_s:.2f} s",
-                        f"{floor / engine_s:.0%} of the floor: the rest of the cold run is litellm's CPU"))  # fmt: skip
+                        f"{floor / engine_s:.0%} of the floor: no HTTP at all"))  # fmt: skip
         if not args.quick:
             rss, elapsed = memory_run(args.memory_cases, tmp)
             rows.append((f"{args.memory_cases:,} cases x 2 variants, peak RSS", f"{rss:.0f} MB",

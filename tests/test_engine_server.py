@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import workbench as wb
 from workbench.cache import ResponseCache
@@ -51,9 +52,10 @@ def check_own_replies(result: wb.ExperimentResult) -> None:
         assert row["output"] == expected_reply("fake", messages), row["case_id"]
 
 
-def test_twenty_percent_faults_every_case_gets_its_own_reply_once():
+@pytest.mark.parametrize("transport", ["litellm", "openai-compatible"])
+def test_twenty_percent_faults_every_case_gets_its_own_reply_once(transport):
     with FakeOpenAIServer(fault_rate=0.2, hang_s=4.0, retry_after_s=0.02, seed=3) as server:
-        exp = experiment(server, 60, timeout_s=2.0,
+        exp = experiment(server, 60, timeout_s=2.0, transport=transport,
                          retry=RetryPolicy(max_attempts=10, initial_wait_s=0.01, max_wait_s=0.1))  # fmt: skip
         result = exp.run(log_to_mlflow=False, progress=False)
         stats = server.stats
@@ -131,9 +133,10 @@ def test_api_keys_never_land_in_mlruns_cache_or_reports(tmp_path, monkeypatch, i
     uri = f"sqlite:///{store / 'mlflow.db'}"
     store.mkdir()
     with FakeOpenAIServer(fault_rate=0.3, faults=("500",), seed=1) as server:
-        exp = experiment(server, 10, retry=RetryPolicy(max_attempts=1))  # some calls fail: error texts too
-        result = exp.run(tracking_uri=uri, progress=False)
-        assert result.cases["error"].notna().any()
+        for transport in ("litellm", "openai-compatible"):  # some calls fail: error texts too
+            exp = experiment(server, 10, retry=RetryPolicy(max_attempts=1), transport=transport)
+            result = exp.run(tracking_uri=uri, progress=False, cache="refresh")
+            assert result.cases["error"].notna().any()
         # The report notebook, run on a YAML experiment that takes the key from the environment.
         data = tmp_path / "d.csv"
         dataset(6).frame.to_csv(data, index=False)

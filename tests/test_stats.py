@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -29,6 +31,30 @@ def test_mcnemar_exact_matches_hand_binomial() -> None:
     assert mcnemar_exact(10, 2) == pytest.approx(0.0386, abs=1e-4)
     assert mcnemar_exact(2, 10) == mcnemar_exact(10, 2)
     assert mcnemar_exact(10, 2) == pytest.approx(sps.binomtest(2, n=12, p=0.5).pvalue)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40, 301, 5000])
+def test_mcnemar_exact_equals_scipy_binomtest_over_a_grid(n: int) -> None:
+    for b in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+        expected = sps.binomtest(min(b, n - b), n=n, p=0.5).pvalue
+        assert mcnemar_exact(b, n - b) == pytest.approx(expected, rel=1e-9, abs=1e-300), (b, n)
+
+
+def test_a_binary_verdict_does_not_import_scipy_stats() -> None:
+    """scipy.stats costs ~1 s and ~50 MB to import; a pass/fail verdict must not pay it."""
+    code = (
+        "import sys\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_compare import cases_frame\n"
+        "from workbench.compare import compare\n"
+        "a = [1.0] * 30 + [0.0] * 30\n"
+        "b = [1.0] * 50 + [0.0] * 10\n"
+        "cmp = compare(cases_frame({'a': a, 'b': b}), 'a', 'b', n_resamples=200)\n"
+        "assert cmp.results[0].p_value < 0.01, cmp.results[0]\n"
+        "print('scipy.stats' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_mcnemar_edge_cases() -> None:

@@ -93,6 +93,7 @@ def _experiment_dict(experiment: Experiment, target: Path, variants: Sequence[Pr
             "local_concurrency": experiment.settings.local_concurrency,
             "timeout_s": experiment.settings.timeout_s,
             "max_attempts": experiment.settings.retry.max_attempts,
+            "transport": experiment.settings.transport,
         },
         "variants": [_without_secrets(v.to_dict()) for v in variants],
     }

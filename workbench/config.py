@@ -10,7 +10,7 @@ and the key. Relative dataset paths are relative to the YAML file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -50,6 +50,7 @@ class SettingsConfig(_Strict):
     local_concurrency: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
+    transport: Literal["litellm", "openai-compatible"] = "litellm"
 
 
 class ExperimentConfig(_Strict):
@@ -125,6 +126,7 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
             local_concurrency=config.settings.local_concurrency,
             timeout_s=config.settings.timeout_s,
             retry=RetryPolicy(max_attempts=config.settings.max_attempts),
+            transport=config.settings.transport,
         ),
     )
 

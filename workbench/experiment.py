@@ -25,6 +25,8 @@ from workbench.variant import PromptVariant
 #: What ``run(cache=...)`` accepts: True (the project's cache), False (none),
 #: "refresh" (call again and overwrite), or a ResponseCache.
 CacheOption = bool | str | ResponseCache
+#: How remote models are called: through litellm, or straight to an OpenAI-compatible server.
+TRANSPORTS = ("litellm", "openai-compatible")
 
 
 def resolve_cache(option: CacheOption) -> tuple[ResponseCache | None, bool]:
@@ -50,16 +52,24 @@ class RunSettings:
             llama.cpp context runs one call at a time).
         timeout_s: Per-call timeout passed to litellm.
         retry: Retries on rate limits, server errors, timeouts and dropped connections.
+        transport: ``"litellm"`` (any provider) or ``"openai-compatible"``: remote
+            models go straight to their ``api_base`` over pooled HTTP, for
+            self-hosted OpenAI-compatible servers (vLLM, llama.cpp server) fast
+            enough that litellm's ~6 ms of CPU per call would be the bottleneck.
+            See :mod:`workbench.providers.openai_compatible`.
     """
 
     max_concurrency: int = 16
     local_concurrency: int = 1
     timeout_s: float = 120.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    transport: str = "litellm"
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1 or self.local_concurrency < 1:
             raise ConfigError("concurrency settings must be at least 1")
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(f"transport must be one of {TRANSPORTS}, got {self.transport!r}")
 
 
 @dataclass

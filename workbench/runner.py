@@ -17,6 +17,7 @@ Order of work, so that mistakes cost nothing:
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from workbench._secrets import is_secret
 from workbench.cache import CachedResponse, ResponseCache, cache_key
 from workbench.exceptions import BudgetExceededError, ModelError, ScorerError
 from workbench.providers.local import LOCAL_MODELS, LOCAL_PROVIDER, register_local_provider
+from workbench.providers.openai_compatible import TRANSPORT, OpenAICompatibleTransport, check_compatible
 from workbench.result import ExperimentResult
 from workbench.retry import AdaptiveLimiter, call_with_retries
 from workbench.scorers.base import Score, ScoringContext, accepts_context, run_scorer
@@ -55,7 +57,7 @@ class Call:
     repeat: int
     messages: list[dict[str, str]]
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return cache_key(self.model, self.messages, self.variant.params, self.repeat)
 
@@ -125,6 +127,8 @@ def validate(experiment: Experiment) -> None:
     for variant in experiment.variants:
         for model in experiment.models:
             check_model(model, variant.params)
+            if experiment.settings.transport == TRANSPORT and not is_local(model):
+                check_compatible(model, variant.params)
     for scorer in experiment.scorers:
         check = getattr(scorer, "check", None)
         if check is None:
@@ -165,14 +169,19 @@ class Engine:
         self,
         experiment: Experiment,
         *,
-        acompletion: Callable[..., Any],
+        acompletion: Callable[..., Any] | None,
         cache: ResponseCache | None,
         read_cache: bool,
         budget_usd: float | None,
         progress: bool,
     ) -> None:
         self.experiment = experiment
-        self.acompletion = acompletion
+        self.transport = OpenAICompatibleTransport() if experiment.settings.transport == TRANSPORT else None
+        # An injected completion function (tests, benchmarks) serves every model.
+        self.completions: dict[str, Callable[..., Any]] = {
+            model: acompletion or (self.transport if self.transport and not is_local(model) else litellm.acompletion)
+            for model in experiment.models
+        }
         self.cache = cache
         self.read_cache = read_cache
         self.budget_usd = budget_usd
@@ -190,7 +199,11 @@ class Engine:
         # Scorers that call models (LLM judges) share the run's completion function, cache,
         # retries and per-model limiters; their usage goes to judge.<name>.* columns.
         self.scoring = ScoringContext.from_settings(
-            settings, acompletion=acompletion, cache=cache, read_cache=read_cache, limiters=self.limiters
+            settings,
+            acompletion=acompletion or litellm.acompletion,
+            cache=cache,
+            read_cache=read_cache,
+            limiters=self.limiters,
         )
         self.judges = {s.name for s in experiment.scorers if accepts_context(s)}
         self.spent_usd = 0.0
@@ -265,8 +278,10 @@ class Engine:
         row = self._base_row(call)
         started = time.perf_counter()
 
+        acompletion = self.completions[call.model]
+
         async def attempt() -> Any:
-            return await self.acompletion(
+            return await acompletion(
                 model=call.model,
                 messages=call.messages,
                 timeout=settings.timeout_s,
@@ -364,6 +379,9 @@ class Engine:
                 for task in pending:
                     task.cancel()
                 raise
+            finally:
+                if self.transport is not None:
+                    await self.transport.aclose()
 
 
 async def execute(
@@ -385,7 +403,7 @@ async def execute(
         check_prices_known(experiment)
     engine = Engine(
         experiment,
-        acompletion=acompletion or litellm.acompletion,
+        acompletion=acompletion,
         cache=cache,
         read_cache=read_cache,
         budget_usd=budget_usd,

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from importlib import metadata
@@ -209,6 +210,8 @@ class MlflowTracker:
             "git_commit": _git_commit(root),
         }
         self.client.log_dict(self.parent_run_id, manifest, "manifest.json")
+        if self.charts:
+            threading.Thread(target=_warm_up_charts, name="workbench-charts-warm-up", daemon=True).start()
         return self.parent_run_id
 
     def log_result(self, result: ExperimentResult) -> None:
@@ -348,6 +351,16 @@ class MlflowTracker:
                 self.client.set_terminated(run_id, status)
         self.client.set_terminated(self.parent_run_id, status)
         self._finished = True
+
+
+def _warm_up_charts() -> None:
+    """Pay plotly's first-figure cost while the run waits on the network (see charts.warm_up)."""
+    try:
+        from workbench.charts import warm_up
+
+        warm_up()
+    except Exception:  # only an optimisation: the charts are built (and checked) after the run
+        pass
 
 
 def _safe(name: str) -> str:
