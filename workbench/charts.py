@@ -255,7 +255,7 @@ def plot_latency(result: ExperimentResult) -> go.Figure:
     Example:
         >>> plot_latency(result)  # doctest: +SKIP
     """
-    cases, summary = result.cases, result.summary
+    cases, summary = result.cases[["variant", "model", "latency_s"]], result.summary
     fig = go.Figure()
     for variant, group in cases.groupby("variant", sort=False):
         if len(group) > MAX_POINTS:

@@ -53,7 +53,9 @@ def plot_scores(result: ExperimentResult, scorer: str | None = None) -> go.Figur
     metric = scorer or result.scorer_names[0]
     column = f"score.{metric}"
     fig = go.Figure()
-    for model, by_model in result.cases.groupby("model", sort=False):
+    # Only the columns the chart reads: grouping the whole frame would copy every output.
+    cases = result.cases[["model", "variant", "case_id", column]]
+    for model, by_model in cases.groupby("model", sort=False):
         names, means, errors = [], [], []
         for variant, group in by_model.groupby("variant", sort=False):
             per_case = group.groupby("case_id")[column].mean().dropna()

@@ -50,7 +50,11 @@ class CaseSpool:
         table = pa.concat_tables(self._tables, promote_options="permissive")
         self._tables = []
         table = table.sort_by("_order").drop_columns(["_order"])
-        return table.to_pandas(types_mapper=_string_as_arrow, self_destruct=True, split_blocks=True)
+        frame = table.to_pandas(types_mapper=_string_as_arrow, self_destruct=True, split_blocks=True)
+        del table
+        # Arrow's allocator keeps freed pages for reuse; the unsorted batches are gone for good.
+        pa.default_memory_pool().release_unused()
+        return frame
 
 
 def _string_as_arrow(arrow_type: pa.DataType) -> object:

@@ -247,8 +247,8 @@ class MlflowTracker:
                 metrics=_metrics(row),
             )
             self.client.log_dict(run_id, _redacted_variant(variant), "prompt_template.json")
-            cases = result.cases[(result.cases["variant"] == variant.name) & (result.cases["model"] == row["model"])]
-            self._log_cases(run_id, cases.reset_index(drop=True))
+            mask = (result.cases["variant"] == variant.name) & (result.cases["model"] == row["model"])
+            self._log_cases(run_id, result.cases[mask.to_numpy()])
             self.client.set_terminated(run_id, "FINISHED")
         self.client.log_text(self.parent_run_id, result.summary.to_csv(index=False), "summary.csv")
         chart_tags = self._log_charts(result) if self.charts else []
@@ -312,11 +312,11 @@ class MlflowTracker:
     def _log_cases(self, run_id: str, cases: Any) -> None:
         """The per-case table: JSON the MLflow UI shows, or Parquet when it is too big to browse."""
         if len(cases) <= TABLE_ROWS_MAX:
-            self.client.log_table(run_id, data=cases, artifact_file="cases.json")
+            self.client.log_table(run_id, data=cases.reset_index(drop=True), artifact_file="cases.json")
             return
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "cases.parquet"
-            cases.to_parquet(path, index=False)
+            cases.to_parquet(path, index=False)  # index=False: no copy to reset the index first
             self.client.log_artifact(run_id, str(path))
 
     def log_comparison(self, comparison: Any) -> None:
