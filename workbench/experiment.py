@@ -2,7 +2,8 @@
 
 :class:`Experiment` is the object a notebook builds (or loads from YAML with
 :func:`workbench.load_experiment`) and runs. Running it calls every model
-through litellm, scores each output and returns an
+through litellm (or, with ``RunSettings(transport="openai-compatible")``, straight
+to a self-hosted OpenAI-compatible server), scores each output and returns an
 :class:`~workbench.result.ExperimentResult`; by default everything is logged
 to MLflow.
 """

@@ -226,18 +226,19 @@ class ExperimentResult:
         model = model or self.experiment.models[0]
         return compare_many(self.cases, baseline, model=model, **options)
 
-    def verdict(self, scorer: str | None = None) -> str:
+    def verdict(self, scorer: str | None = None, *, comparison: Comparison | None = None) -> str:
         """One line naming the best variant on ``scorer`` with its numbers.
 
         With two or more variants it is the paired comparison's verdict (best
-        other variant vs the first one, on the first model).
+        other variant vs the first one, on the first model). Pass that
+        ``comparison`` when it is already computed (``self.compare()``).
         """
         if scorer is None and not self.scorer_names:
             return f"{len(self.cases)} calls, no scorers: nothing to compare"
         metric = scorer or self.scorer_names[0]
         if len(self.experiment.variants) > 1 and self.cases[f"score.{metric}"].notna().any():
             try:
-                return self.compare()[metric].verdict
+                return (comparison or self.compare())[metric].verdict
             except (ValueError, KeyError):
                 pass  # e.g. nothing paired; fall back to the plain ranking below
         ranked = self.summary.sort_values(metric, ascending=False, kind="stable")

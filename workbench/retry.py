@@ -14,6 +14,7 @@ and retries itself with tenacity:
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import time
 from collections.abc import Awaitable, Callable
@@ -98,18 +99,37 @@ class AdaptiveLimiter:
         self.rate_limited = 0
         self._successes = 0
         self._last_cut = 0.0
-        self._cond = asyncio.Condition()
+        # Waiters in arrival order; a freed slot is handed to exactly one of them
+        # (a Condition's notify_all would wake every waiter for every slot).
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def __aenter__(self) -> AdaptiveLimiter:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.in_flight < self.limit)
+        if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
+            return self
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # _wake() counted the slot as ours before resolving it
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # granted, then cancelled: give it back
+                self.in_flight -= 1
+                self._wake()
+            else:
+                self._waiters.remove(waiter)
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        async with self._cond:
-            self.in_flight -= 1
-            self._cond.notify_all()
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
 
     def on_rate_limited(self) -> None:
         """Halve the limit, at most once per second: the 429s of one burst count once."""
@@ -128,6 +148,7 @@ class AdaptiveLimiter:
         if self._successes >= self.limit:
             self.limit += 1
             self._successes = 0
+            self._wake()
 
 
 def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:

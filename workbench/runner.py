@@ -384,6 +384,13 @@ class Engine:
                     await self.transport.aclose()
 
 
+def _try_compare(result: ExperimentResult, model: str) -> Any:
+    try:
+        return result.compare(model=model)
+    except ValueError:  # e.g. nothing paired: the verdict falls back to a ranking
+        return None
+
+
 async def execute(
     experiment: Experiment,
     *,
@@ -426,10 +433,13 @@ async def execute(
             result.notes.append(f"stopped early by the {engine.stopped}; completed calls are cached")
         if tracker is not None:
             logged = time.perf_counter()
-            tracker.log_result(result)
-            if len(experiment.variants) > 1 and experiment.scorers and not engine.stopped:
-                for model in experiment.models:
-                    tracker.log_comparison(result.compare(model=model))
+            compared = len(experiment.variants) > 1 and experiment.scorers and not engine.stopped
+            first = _try_compare(result, experiment.models[0]) if compared else None
+            tracker.log_result(result, comparison=first)  # the verdict reuses the comparison
+            if compared:
+                for model in experiment.models:  # a comparison that cannot be made fails here, runs logged
+                    reuse = first is not None and model == experiment.models[0]
+                    tracker.log_comparison(first if reuse else result.compare(model=model))
             result.run_id, result.tracking_uri = tracker.parent_run_id, tracker.tracking_uri
             result.timings["mlflow_s"] = time.perf_counter() - logged
         if engine.stopped:

@@ -214,8 +214,11 @@ class MlflowTracker:
             threading.Thread(target=_warm_up_charts, name="workbench-charts-warm-up", daemon=True).start()
         return self.parent_run_id
 
-    def log_result(self, result: ExperimentResult) -> None:
-        """Log one child run per variant x model, and the overall summary on the parent."""
+    def log_result(self, result: ExperimentResult, *, comparison: Any = None) -> None:
+        """Log one child run per variant x model, and the overall summary on the parent.
+
+        ``comparison``: ``result.compare()`` when the caller already has it (for the verdict tag).
+        """
         assert self.parent_run_id is not None, "call start() first"
         experiment = result.experiment
         experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
@@ -264,7 +267,7 @@ class MlflowTracker:
                 Metric("calls_made", float(result.calls_made), 0, 0),
                 Metric("cache_hits", float(result.summary["cache_hits"].sum()), 0, 0),
             ],
-            tags=[RunTag("workbench.verdict", result.verdict())]
+            tags=[RunTag("workbench.verdict", result.verdict(comparison=comparison))]
             + [RunTag("workbench.note", "; ".join(result.notes))] * bool(result.notes)
             + chart_tags,
         )
