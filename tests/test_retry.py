@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from workbench.retry import AdaptiveLimiter
 
 
@@ -66,12 +68,30 @@ def test_a_cancelled_waiter_leaks_no_slot():
         later = asyncio.ensure_future(_hold(limiter, 0.01, log, 2, peak))
         await asyncio.sleep(0.01)
         waiting.cancel()
-        await asyncio.gather(first, later)
+        await asyncio.wait_for(asyncio.gather(first, later), 5)
         assert log == [0, 2] and waiting.cancelled()
         return limiter
 
     limiter = asyncio.run(main())
     assert limiter.in_flight == 0 and not limiter._waiters
+
+
+def test_a_cancelled_waiter_dropped_by_a_release_before_it_resumes_still_ends_cancelled():
+    async def main() -> tuple[list, AdaptiveLimiter]:
+        limiter, log, peak = AdaptiveLimiter(1), [], []
+        await limiter.__aenter__()  # the test holds the only slot
+        waiting = asyncio.ensure_future(_hold(limiter, 0.01, log, 1, peak))
+        later = asyncio.ensure_future(_hold(limiter, 0.01, log, 2, peak))
+        await asyncio.sleep(0)  # both are queued
+        waiting.cancel()  # cancelled, but it has not resumed yet...
+        await limiter.__aexit__()  # ...when the release skips its future and serves `later`
+        await asyncio.wait_for(later, 5)
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        return log, limiter
+
+    log, limiter = asyncio.run(main())
+    assert log == [2] and limiter.in_flight == 0 and not limiter._waiters
 
 
 def test_a_waiter_cancelled_after_being_granted_a_slot_gives_it_back():
@@ -83,7 +103,7 @@ def test_a_waiter_cancelled_after_being_granted_a_slot_gives_it_back():
         await asyncio.sleep(0)  # both are queued
         await limiter.__aexit__()  # the slot goes to `granted`...
         granted.cancel()  # ...which is cancelled before it runs
-        await later
+        await asyncio.wait_for(later, 5)
         assert granted.cancelled()
         return log, limiter
 

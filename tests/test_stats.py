@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ def test_a_binary_verdict_does_not_import_scipy_stats() -> None:
     """scipy.stats costs ~1 s and ~50 MB to import; a pass/fail verdict must not pay it."""
     code = (
         "import sys\n"
-        "sys.path.insert(0, 'tests')\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_compare import cases_frame\n"
         "from workbench.compare import compare\n"
         "a = [1.0] * 30 + [0.0] * 30\n"

@@ -1,9 +1,12 @@
 """The ``openai-compatible`` transport against the fake server on 127.0.0.1."""
 
+import json
+
 import litellm
 import pytest
 
 import workbench as wb
+from workbench.cache import ResponseCache
 from workbench.config import experiment_from_dict
 from workbench.exceptions import ConfigError, ModelError
 from workbench.providers.openai_compatible import ProviderConnectionError, ProviderHTTPError
@@ -79,6 +82,7 @@ def test_the_retry_policy_reads_the_transport_errors():
     assert not is_retryable(ProviderHTTPError(400, "bad request", {}))  # it will not get better
     assert is_retryable(ProviderConnectionError("dropped")) and is_retryable(TimeoutError("slow"))
     assert retry_after_s(ProviderHTTPError(429, "slow", {"Retry-After": "2.5"})) == 2.5
+    assert retry_after_s(ProviderHTTPError(429, "slow", {"RETRY-AFTER": "3"})) == 3  # any case
 
 
 def test_http_errors_are_recorded_with_status_and_without_the_key():
@@ -159,3 +163,114 @@ def test_the_local_model_keeps_its_own_provider_under_the_transport():
     validate(exp)  # no api_base needed: local models never go over HTTP
     engine = Engine(exp, acompletion=None, cache=None, read_cache=False, budget_usd=None, progress=False)
     assert engine.completions["local/gemma-3-270m"] is litellm.acompletion
+
+
+class ScriptedServer:
+    """A bare OpenAI-shaped endpoint on 127.0.0.1 answering 200 with scripted bodies.
+
+    It records only whether each request carried ``Authorization: Bearer <KEY>``.
+    """
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        self.bodies, self.authorized = bodies, []
+
+    def __enter__(self) -> "ScriptedServer":
+        import asyncio
+        import threading
+
+        from aiohttp import web
+
+        async def chat(request: web.Request) -> web.Response:
+            self.authorized.append(request.headers.get("Authorization") == f"Bearer {KEY}")
+            body = self.bodies[min(len(self.authorized), len(self.bodies)) - 1]
+            return web.Response(body=body, content_type="application/json")
+
+        self.loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        self.runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.base_url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/v1"
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+GOOD = json.dumps(
+    {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "fake",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"error": {"message": "upstream overloaded", "code": 503}}', "error in a 200 answer"),
+        (b'{"object": "chat.completion", "choices": []}', "did not answer an OpenAI chat completion"),
+        (b'{"choices": [{"index": 0, "message": null}]}', "choice without a message"),
+        (b"\xff\xfe not json", "did not answer an OpenAI chat completion"),
+    ],
+)
+def test_a_200_without_a_completion_is_an_error_never_an_empty_output(body, message, isolated_cache):
+    with ScriptedServer([body]) as server:
+        result = run(server, n=1, attempts=1)
+    assert result.cases["error"].str.contains(message).all(), result.cases["error"].tolist()
+    assert result.cases["output"].isna().all() and server.authorized == [True]
+    assert len(ResponseCache(isolated_cache)) == 0  # errors are never cached
+
+
+def test_a_200_error_with_a_retryable_code_is_retried_then_succeeds():
+    with ScriptedServer([b'{"error": {"message": "busy", "code": 503}}', GOOD]) as server:
+        result = run(server, n=1, attempts=3)
+    assert result.cases["output"].tolist() == ["ok"] and result.cases["attempts"].tolist() == [2]
+
+
+def test_the_session_is_pooled_and_closed():
+    import asyncio
+
+    from workbench.providers.openai_compatible import OpenAICompatibleTransport
+
+    async def main(url: str) -> tuple[bool, bool]:
+        transport = OpenAICompatibleTransport()
+        messages = [{"role": "user", "content": "hi"}]
+        for _ in range(3):
+            reply = await transport(model="openai/fake", messages=messages, timeout=5, api_base=url, api_key=KEY)
+            assert reply.choices[0].message.content == "ok"
+        session = transport._session
+        await transport.aclose()
+        return session is not None and session.closed, transport._session is None
+
+    with ScriptedServer([GOOD]) as server:
+        assert asyncio.run(main(server.base_url)) == (True, True)
+        assert server.authorized == [True, True, True]
+
+
+def test_params_that_are_not_plain_json_fail_before_any_call():
+    class Schema:
+        pass
+
+    exp = wb.Experiment(
+        name="transport",
+        variants=[wb.PromptVariant(name="v", prompt="{{ text }}", params={"api_base": "http://127.0.0.1:9/v1",
+                                                                            "response_format": Schema})],
+        dataset=wb.Dataset.from_records([{"id": "a", "text": "x"}]),
+        models=["openai/fake"],
+        settings=wb.RunSettings(transport="openai-compatible"),
+    )  # fmt: skip
+    with pytest.raises(ModelError, match="plain JSON"):
+        validate(exp)

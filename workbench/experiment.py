@@ -51,13 +51,14 @@ class RunSettings:
         max_concurrency: Calls in flight at once per remote model.
         local_concurrency: Calls in flight at once per local model (a
             llama.cpp context runs one call at a time).
-        timeout_s: Per-call timeout passed to litellm.
+        timeout_s: Per-call timeout, in seconds.
         retry: Retries on rate limits, server errors, timeouts and dropped connections.
         transport: ``"litellm"`` (any provider) or ``"openai-compatible"``: remote
             models go straight to their ``api_base`` over pooled HTTP, for
             self-hosted OpenAI-compatible servers (vLLM, llama.cpp server) fast
             enough that litellm's ~6 ms of CPU per call would be the bottleneck.
-            See :mod:`workbench.providers.openai_compatible`.
+            LLM judges still go through litellm. See
+            :mod:`workbench.providers.openai_compatible`.
     """
 
     max_concurrency: int = 16

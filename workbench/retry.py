@@ -115,7 +115,7 @@ class AdaptiveLimiter:
             if waiter.done() and not waiter.cancelled():  # granted, then cancelled: give it back
                 self.in_flight -= 1
                 self._wake()
-            else:
+            elif waiter in self._waiters:  # _wake() may already have dropped it
                 self._waiters.remove(waiter)
             raise
         return self

@@ -132,6 +132,7 @@ class MlflowTracker:
         self.parent_run_id: str | None = None
         self._children: list[str] = []
         self._finished = False
+        self._warm_up: threading.Thread | None = None
 
     def _experiment_id(self, name: str) -> str:
         existing = self.client.get_experiment_by_name(name)
@@ -211,7 +212,8 @@ class MlflowTracker:
         }
         self.client.log_dict(self.parent_run_id, manifest, "manifest.json")
         if self.charts:
-            threading.Thread(target=_warm_up_charts, name="workbench-charts-warm-up", daemon=True).start()
+            self._warm_up = threading.Thread(target=_warm_up_charts, name="workbench-charts-warm-up", daemon=True)
+            self._warm_up.start()
         return self.parent_run_id
 
     def log_result(self, result: ExperimentResult, *, comparison: Any = None) -> None:
@@ -284,6 +286,8 @@ class MlflowTracker:
         from workbench.charts import chart_builders
 
         assert self.parent_run_id is not None
+        if self._warm_up is not None:  # a short (e.g. cached) run: let the warm-up finish first
+            self._warm_up.join(timeout=30)
         failures: list[str] = []
         figures: list[tuple[str, Any]] = []
         try:

@@ -8,7 +8,8 @@ answering 160 calls a second it saturates a core, and the engine, not the model,
 becomes the bottleneck.
 
 ``RunSettings(transport="openai-compatible")`` sends those calls with one pooled
-aiohttp session instead (about 0.3 ms of CPU per call). litellm still resolves
+aiohttp session instead (about 0.4 ms of CPU per call). LLM judges still call
+their models through litellm. litellm still resolves
 the model string and prices the tokens (:func:`litellm.cost_per_token`); the
 runner's own retries, rate-limit backoff, cache and budget work unchanged. What
 this path does *not* do is litellm's parameter translation: params are sent as
@@ -25,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import litellm
+from multidict import CIMultiDict
 
 from workbench.exceptions import ModelError
 
@@ -41,16 +43,16 @@ _BODY_SHOWN = 300
 
 
 class ProviderHTTPError(Exception):
-    """The server answered with an HTTP error status.
+    """The server answered with an HTTP error status, or a 200 that is not a completion.
 
-    ``status_code`` and ``headers`` (``Retry-After``) are what the runner's retry
-    policy reads, as it does on litellm's exceptions.
+    ``status_code`` and ``headers`` (``Retry-After``, looked up case-insensitively)
+    are what the runner's retry policy reads, as it does on litellm's exceptions.
     """
 
     def __init__(self, status_code: int, message: str, headers: Mapping[str, str]) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.headers = dict(headers)
+        self.headers = CIMultiDict(headers)
 
 
 class ProviderConnectionError(ConnectionError):
@@ -78,6 +80,14 @@ def check_compatible(model: str, params: Mapping[str, Any]) -> None:
     unsupported = [p for p in _UNSUPPORTED_PARAMS if p in params]
     if unsupported:
         raise ModelError(f"params {unsupported} of model {model!r} are litellm-only; remove them {fix}")
+    sent = {k: v for k, v in params.items() if k not in _CONNECTION_PARAMS}
+    try:
+        json.dumps(sent)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(
+            f"params of model {model!r} must be plain JSON to be sent as they are ({exc}); "
+            f"write them as dicts and lists (e.g. a response_format JSON schema, not a pydantic class) {fix}"
+        ) from exc
 
 
 class OpenAICompatibleTransport:
@@ -108,30 +118,27 @@ class OpenAICompatibleTransport:
         key = params.get("api_key") or os.environ.get(f"{str(provider).upper()}_API_KEY")
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        body = {"model": str(name), "messages": list(messages)}
+        body: dict[str, Any] = {"model": str(name), "messages": list(messages)}
         body.update({k: v for k, v in params.items() if k not in _CONNECTION_PARAMS})
+        body.update(body.pop("extra_body", None) or {})  # as the OpenAI SDK does: merged into the body
         url = f"{base}/chat/completions"
         if self._session is None:
             # No pool limit: the runner's per-model limiter bounds what is in flight.
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            # trust_env: honour HTTP(S)_PROXY / NO_PROXY as litellm's httpx client does.
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=True)
         try:
             async with self._session.post(
                 url, data=json.dumps(body), headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
             ) as response:
-                text = await response.text()
+                raw = await response.read()
                 if response.status >= 400:
-                    raise ProviderHTTPError(
-                        response.status, f"HTTP {response.status} from {url}: {text[:_BODY_SHOWN]}", response.headers
-                    )
+                    message = f"HTTP {response.status} from {url}: {raw[:_BODY_SHOWN].decode(errors='replace')}"
+                    raise ProviderHTTPError(response.status, message, response.headers)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise TimeoutError(f"no answer from {url} within {timeout:g} s") from exc
         except aiohttp.ClientError as exc:
             raise ProviderConnectionError(f"{type(exc).__name__} talking to {url}: {exc}") from exc
-        try:
-            result = litellm.ModelResponse(**json.loads(text))
-        except (ValueError, TypeError) as exc:
-            message = f"{url} did not answer an OpenAI chat completion: {text[:_BODY_SHOWN]}"
-            raise ProviderHTTPError(502, message, {}) from exc
+        result = _completion(raw, url)
         result._hidden_params = {"response_cost": self._cost(model, result)}
         return result
 
@@ -157,3 +164,26 @@ class OpenAICompatibleTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _completion(raw: bytes, url: str) -> litellm.ModelResponse:
+    """Parse a 200 body; one that carries an error or no choice raises :class:`ProviderHTTPError`.
+
+    Some proxies answer 200 with ``{"error": ...}``: recording that as an empty
+    output would score and cache it, so it is an error (retried when its code says so).
+    """
+    shown = raw[:_BODY_SHOWN].decode(errors="replace")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        code = data["error"].get("code")
+        status = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else 502
+        raise ProviderHTTPError(status, f"error in a 200 answer from {url}: {shown}", {})
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+        raise ProviderHTTPError(502, f"{url} did not answer an OpenAI chat completion: {shown}", {})
+    if not isinstance(choices[0].get("message"), dict):
+        raise ProviderHTTPError(502, f"{url} answered a choice without a message: {shown}", {})
+    return litellm.ModelResponse(**data)
