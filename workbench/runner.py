@@ -433,13 +433,18 @@ async def execute(
             result.notes.append(f"stopped early by the {engine.stopped}; completed calls are cached")
         if tracker is not None:
             logged = time.perf_counter()
-            compared = len(experiment.variants) > 1 and experiment.scorers and not engine.stopped
+            compared = bool(len(experiment.variants) > 1 and experiment.scorers and not engine.stopped)
             first = _try_compare(result, experiment.models[0]) if compared else None
-            tracker.log_result(result, comparison=first)  # the verdict reuses the comparison
+            verdict = result.verdict(comparison=first)  # the same comparison: computed once
+            done = 0
+            if first is not None:
+                # Logged and let go before the per-case tables: at 100k cases it holds tens of MB.
+                tracker.log_comparison(first)
+                first, done = None, 1
+            tracker.log_result(result, verdict=verdict)
             if compared:
-                for model in experiment.models:  # a comparison that cannot be made fails here, runs logged
-                    reuse = first is not None and model == experiment.models[0]
-                    tracker.log_comparison(first if reuse else result.compare(model=model))
+                for model in experiment.models[done:]:  # one that cannot be made fails here, runs logged
+                    tracker.log_comparison(result.compare(model=model))
             result.run_id, result.tracking_uri = tracker.parent_run_id, tracker.tracking_uri
             result.timings["mlflow_s"] = time.perf_counter() - logged
         if engine.stopped:

@@ -216,10 +216,10 @@ class MlflowTracker:
             self._warm_up.start()
         return self.parent_run_id
 
-    def log_result(self, result: ExperimentResult, *, comparison: Any = None) -> None:
+    def log_result(self, result: ExperimentResult, *, verdict: str | None = None) -> None:
         """Log one child run per variant x model, and the overall summary on the parent.
 
-        ``comparison``: ``result.compare()`` when the caller already has it (for the verdict tag).
+        ``verdict``: ``result.verdict()`` when the caller already has it (the ``workbench.verdict`` tag).
         """
         assert self.parent_run_id is not None, "call start() first"
         experiment = result.experiment
@@ -269,7 +269,7 @@ class MlflowTracker:
                 Metric("calls_made", float(result.calls_made), 0, 0),
                 Metric("cache_hits", float(result.summary["cache_hits"].sum()), 0, 0),
             ],
-            tags=[RunTag("workbench.verdict", result.verdict(comparison=comparison))]
+            tags=[RunTag("workbench.verdict", verdict if verdict is not None else result.verdict())]
             + [RunTag("workbench.note", "; ".join(result.notes))] * bool(result.notes)
             + chart_tags,
         )
