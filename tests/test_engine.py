@@ -184,3 +184,30 @@ def test_output_affecting_params_change_the_cache_key_and_credentials_do_not():
         assert is_secret(key), key
     for key in ("max_tokens", "max_completion_tokens", "temperature", "stop"):
         assert not is_secret(key), key
+
+
+def test_the_run_freezes_the_garbage_collector_only_while_it_runs(fake_key, variants, reviews, label_match):
+    import gc
+
+    frozen_during = []
+
+    class Spy(FakeLLM):
+        async def __call__(self, **kwargs):
+            frozen_during.append(gc.get_freeze_count())
+            return await super().__call__(**kwargs)
+
+    exp = make(variants, reviews, label_match)
+    run(exp, Spy(), cache=False)
+    assert min(frozen_during) > 100_000  # litellm, pandas and the rest are out of the collector's way
+    assert gc.get_freeze_count() == 0  # and handed back afterwards
+
+    class Abort(BaseException):  # not a provider error (like a KeyboardInterrupt): it aborts the run
+        pass
+
+    class Broken(FakeLLM):
+        async def __call__(self, **kwargs):
+            raise Abort
+
+    with pytest.raises(Abort):
+        run(exp, Broken(), cache=False)
+    assert gc.get_freeze_count() == 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -422,6 +423,11 @@ async def execute(
 
         tracker = MlflowTracker(tracking_uri=tracking_uri)
         tracker.start(experiment)
+    # Everything alive now (litellm, pandas, MLflow, the user's objects: about 600,000
+    # objects) outlives the run. Freezing it keeps the cyclic GC from walking it: one
+    # full collection of it stalls every call in flight for about 0.5 s. unfreeze()
+    # hands it all back to the collector at the end, so nothing is kept for good.
+    gc.freeze()
     try:
         started = time.perf_counter()
         await engine.run()
@@ -456,3 +462,5 @@ async def execute(
         if tracker is not None:
             tracker.finish("FAILED")
         raise
+    finally:
+        gc.unfreeze()
