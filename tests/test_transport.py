@@ -274,3 +274,15 @@ def test_params_that_are_not_plain_json_fail_before_any_call():
     )  # fmt: skip
     with pytest.raises(ModelError, match="plain JSON"):
         validate(exp)
+
+
+def test_proxies_come_from_the_environment_and_no_proxy_exempts_a_host(monkeypatch):
+    from workbench.providers.openai_compatible import env_proxy
+
+    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_proxy("http://vllm.internal:8000/v1/chat/completions") is None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert env_proxy("http://vllm.internal:8000/v1/chat/completions") == "http://proxy.internal:3128"
+    assert env_proxy("http://127.0.0.1:8000/v1/chat/completions") is None

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -108,6 +110,7 @@ class OpenAICompatibleTransport:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._unpriced: set[str] = set()
+        self._proxies: dict[str, str | None] = {}
 
     async def __call__(
         self, *, model: str, messages: Sequence[Mapping[str, Any]], timeout: float, **params: Any
@@ -124,11 +127,16 @@ class OpenAICompatibleTransport:
         url = f"{base}/chat/completions"
         if self._session is None:
             # No pool limit: the runner's per-model limiter bounds what is in flight.
-            # trust_env: honour HTTP(S)_PROXY / NO_PROXY as litellm's httpx client does.
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=True)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        if url not in self._proxies:
+            self._proxies[url] = env_proxy(url)
         try:
             async with self._session.post(
-                url, data=json.dumps(body), headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+                url,
+                data=json.dumps(body),
+                headers=headers,
+                proxy=self._proxies[url],
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 raw = await response.read()
                 if response.status >= 400:
@@ -164,6 +172,18 @@ class OpenAICompatibleTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy ``HTTP(S)_PROXY`` names for ``url``, unless ``NO_PROXY`` exempts its host.
+
+    Looked up once per URL: aiohttp's ``trust_env`` would do it (and read ``~/.netrc``)
+    in a worker thread on every request, which costs more than the request itself.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 def _completion(raw: bytes, url: str) -> litellm.ModelResponse:
