@@ -9,9 +9,10 @@ import workbench as wb
 from workbench.cache import ResponseCache
 from workbench.config import experiment_from_dict
 from workbench.exceptions import ConfigError, ModelError
+from workbench.planning import validate
 from workbench.providers.openai_compatible import ProviderConnectionError, ProviderHTTPError
 from workbench.retry import RetryPolicy, is_retryable, retry_after_s
-from workbench.runner import Engine, validate
+from workbench.runner import Engine
 from workbench.testing import FakeOpenAIServer
 from workbench.testing.fake_openai import expected_reply
 

@@ -105,7 +105,7 @@ class Estimate:
 
 def estimate(experiment: Experiment, *, cache: ResponseCache | None = None) -> Estimate:
     """Count the calls, tokens and cost of ``experiment`` without calling any model."""
-    from workbench.runner import plan
+    from workbench.planning import plan
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     sampled_cases: dict[tuple[str, str], set[str]] = {}

@@ -81,7 +81,7 @@ async def ask(
         hit = context.cache.get(key)
         if hit is not None:
             return Answer(hit, cached=True)
-    from workbench.runner import cost_of
+    from workbench.planning import cost_of
 
     started = time.perf_counter()
 

@@ -94,7 +94,7 @@ class LLMJudge(BaseScorer):
         """Fail before any call when the judge model cannot work (unknown, no key)."""
         if getattr(self, "_checked", False):
             return
-        from workbench.runner import check_model
+        from workbench.planning import check_model
 
         check_model(self.model, self.params)
         object.__setattr__(self, "_checked", True)

@@ -273,7 +273,7 @@ async def pairwise_preference_async(
 ) -> PairwisePreference:
     """The async core of :func:`pairwise_preference`."""
     from workbench.experiment import resolve_cache
-    from workbench.runner import check_model
+    from workbench.planning import check_model
 
     judge = judge or PairwiseJudge()
     names = [v.name for v in result.experiment.variants]

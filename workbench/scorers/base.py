@@ -107,8 +107,8 @@ class ScoringContext:
         task model shares that model's concurrency limit and rate-limit backoff.
         """
         if model not in self.limiters:
+            from workbench.planning import is_local
             from workbench.retry import AdaptiveLimiter
-            from workbench.runner import is_local
 
             limit = self.local_concurrency if is_local(model) else self.max_concurrency
             self.limiters[model] = AdaptiveLimiter(limit)
