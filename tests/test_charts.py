@@ -270,3 +270,19 @@ def test_latency_chart_stays_small_on_big_runs(monkeypatch):
     assert big.y is None and big.median == pytest.approx((0.5 * (n - 1) / n,), rel=1e-3)
     assert big.lowerfence == (0.0,) and big.upperfence[0] == pytest.approx((n - 1) / n)
     assert len(small.y) == 10 and small.boxpoints == "all"
+
+
+def test_the_warm_up_loads_what_logging_a_result_needs():
+    """It swallows its own errors (it is only an optimisation), so check what it did."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from workbench._warm_up import _build_throwaway_figures, warm_up\n"
+        "_build_throwaway_figures()\n"  # raises if a figure property is wrong
+        "warm_up()\n"
+        "print(all(m in sys.modules for m in ('scipy.special', 'plotly.graph_objs.box._line', 'plotly.io.json')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True", out.stderr[-2000:]

@@ -399,33 +399,3 @@ def charts_for(result: ExperimentResult, *, quality_bar: float | None = None) ->
         ...     fig.write_html(f"{name}.html")
     """
     return {name: build() for name, build in chart_builders(result, quality_bar=quality_bar).items()}
-
-
-def warm_up() -> None:
-    """Build throwaway figures of every kind the charts use, and discard them.
-
-    plotly imports its property validators lazily, on a process's first figures:
-    about 0.4 s of CPU. The MLflow tracker calls this in a background thread while
-    a run waits on the network, so the charts at the end of a cold run cost what
-    they cost in a warm one.
-    """
-    from plotly.subplots import make_subplots
-
-    line, marker = {"width": 1}, {"size": 4, "opacity": 0.5, "line": {"width": 1, "color": _BAR}}
-    fig = make_subplots(rows=2, cols=1)
-    fig.add_trace(go.Bar(x=["a"], y=[1], error_y={"type": "data", "array": [0.1]}, marker_color=_BAR), row=1, col=1)
-    fig.add_trace(
-        go.Scatter(x=[1], y=pd.Series([1.0]), error_x={"type": "data", "array": [0.1]}, mode="markers+text",
-                   marker=marker, line=line, textfont={"size": 10}),
-        row=2, col=1,
-    )  # fmt: skip
-    fig.add_trace(go.Box(x=["a"], q1=[1], median=[2], q3=[3], lowerfence=[0], upperfence=[4], line=line, marker=marker))
-    fig.add_trace(go.Box(y=pd.Series([1.0, 2.0]), boxpoints="all", line=line, marker=marker))
-    fig.add_trace(go.Heatmap(z=[[1]], x=["a"], y=["a"], text=[["1"]], texttemplate="%{text}"))
-    fig.add_hline(y=1, line_dash="dot")
-    fig.add_vline(x=0, line_dash="dash", row=1, col=1)
-    fig.add_annotation(x=1, y=1, text="x", showarrow=True, font={"size": 10})
-    fig.update_xaxes(title_text="x", row=1, col=1)
-    fig.update_yaxes(title_text="y", row=2, col=1)
-    fig.update_layout(title="warm-up", template="plotly_white", legend={"orientation": "h"}, margin={"t": 40})
-    fig.to_html(full_html=False, include_plotlyjs=False)

@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient
 
 from workbench._env import ui_environment
 from workbench._secrets import redact
+from workbench._warm_up import warm_up
 from workbench.paths import project_root
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ class MlflowTracker:
         }
         self.client.log_dict(self.parent_run_id, manifest, "manifest.json")
         if self.charts:
-            self._warm_up = threading.Thread(target=_warm_up_charts, name="workbench-charts-warm-up", daemon=True)
+            self._warm_up = threading.Thread(target=warm_up, name="workbench-charts-warm-up", daemon=True)
             self._warm_up.start()
         return self.parent_run_id
 
@@ -358,26 +359,6 @@ class MlflowTracker:
                 self.client.set_terminated(run_id, status)
         self.client.set_terminated(self.parent_run_id, status)
         self._finished = True
-
-
-def _warm_up_charts() -> None:
-    """Pay the first-use costs of logging a result while the run waits on the network.
-
-    plotly's validators (see charts.warm_up), scipy.special for the verdict and
-    pandas' CSV writer: about 0.5 s of imports that a cold run would otherwise
-    pay after its last call.
-    """
-    try:
-        import pandas as pd
-        import scipy.special  # noqa: F401
-
-        from workbench.charts import warm_up
-
-        warm_up()
-        pd.DataFrame({"a": [1.0]}).to_csv()
-        pd.DataFrame({"a": [1.0]}).to_string()
-    except Exception:  # only an optimisation: the charts are built (and checked) after the run
-        pass
 
 
 def _safe(name: str) -> str:
