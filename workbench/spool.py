@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Rows buffered as dicts before they are packed into a record batch.
 BATCH_ROWS = 5_000
@@ -41,20 +42,38 @@ class CaseSpool:
     def to_frame(self) -> pd.DataFrame:
         """All rows in plan order, without the ``_order`` column.
 
-        Sorting happens in Arrow, and strings stay Arrow-backed in pandas (the
-        pandas 3 default ``str`` dtype), so the frame costs about what the data does.
+        Rows are sorted one column at a time: each column is reordered, then its
+        unsorted chunks are let go, so the peak is the data plus one column, not
+        two copies of it. Strings stay Arrow-backed in pandas (the pandas 3 default
+        ``str`` dtype), so the frame costs about what the data does.
         """
         self._pack()
         if not self._tables:
             return pd.DataFrame()
         table = pa.concat_tables(self._tables, promote_options="permissive")
         self._tables = []
-        table = table.sort_by("_order").drop_columns(["_order"])
-        frame = table.to_pandas(types_mapper=_string_as_arrow, self_destruct=True, split_blocks=True)
-        del table
-        # Arrow's allocator keeps freed pages for reuse; the unsorted batches are gone for good.
-        pa.default_memory_pool().release_unused()
+        order = pc.sort_indices(table["_order"])
+        table = table.drop_columns(["_order"])
+        names, columns = table.column_names, []
+        for name in names:
+            columns.append(table.column(name).take(order))
+            table = table.drop_columns([name])  # the last reference to its unsorted chunks
+            release_unused()
+        sorted_table = pa.Table.from_arrays(columns, names=names)
+        del table, columns
+        frame = sorted_table.to_pandas(types_mapper=_string_as_arrow, self_destruct=True, split_blocks=True)
+        del sorted_table
+        release_unused()
         return frame
+
+
+def release_unused() -> None:
+    """Give the pages Arrow's allocator freed back to the OS.
+
+    The allocator keeps freed pages for reuse, so without this every large
+    transient (a sorted column, a grouped copy) stays in RSS after it is gone.
+    """
+    pa.default_memory_pool().release_unused()
 
 
 def _string_as_arrow(arrow_type: pa.DataType) -> object:
