@@ -107,6 +107,15 @@ def _require_columns(df: pd.DataFrame, what: str) -> None:
         raise ValueError(f"{what} has no column(s) {missing!r}; pass the runner's cases DataFrame")
 
 
+def _slim(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns a comparison reads; prompts, tokens, costs and latencies stay behind.
+
+    Every selection below copies the columns it is given, which at 100,000 cases is tens of MB.
+    """
+    keep = (*_REQUIRED, "output", "error")
+    return df[[c for c in df.columns if c in keep or str(c).startswith(("score.", "input.", "expected."))]]
+
+
 def _pick_model(rows: pd.DataFrame, model: str | None, baseline: str, candidate: str) -> str:
     """The model to compare on: the given one, or the only one in ``rows``."""
     models = sorted(map(str, rows["model"].unique()))
@@ -124,7 +133,7 @@ def _pick_model(rows: pd.DataFrame, model: str | None, baseline: str, candidate:
 def _one_run(df: pd.DataFrame, what: str, model: str | None) -> _Run:
     """Check that ``df`` (filtered to ``model`` if given) holds one variant on one model."""
     _require_columns(df, what)
-    df = df if model is None else df[df["model"] == model]
+    df = _slim(df) if model is None else _slim(df)[df["model"] == model]
     for col in ("variant", "model"):
         found = sorted(map(str, df[col].unique()))
         if len(found) != 1:

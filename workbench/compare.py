@@ -37,6 +37,7 @@ from workbench._pairing import (
     _pick_model,
     _require_columns,
     _scorer_name,
+    _slim,
 )
 from workbench._verdict import _html, _notes, _text, _verdict
 
@@ -302,10 +303,10 @@ def compare(
             raise ValueError(f"variant {name!r} is not in cases; variants: {variants!r}")
     if baseline == candidate:
         raise ValueError(f"baseline and candidate are both {baseline!r}; to compare two runs use compare_results")
-    rows = cases[cases["variant"].isin([baseline, candidate])]
-    model = _pick_model(rows, model, baseline, candidate)
-    rows = rows[rows["model"] == model]
-    base, cand = rows[rows["variant"] == baseline], rows[rows["variant"] == candidate]
+    wanted = cases["variant"].isin([baseline, candidate])
+    model = _pick_model(cases.loc[wanted, ["model"]], model, baseline, candidate)
+    on_model, rows = cases["model"] == model, _slim(cases)  # one copy per side, of what is read
+    base, cand = rows[on_model & (cases["variant"] == baseline)], rows[on_model & (cases["variant"] == candidate)]
     options = _Options(confidence, adjust, n_resamples, seed)
     return _comparison(base, cand, baseline, candidate, model, scorers, options)
 

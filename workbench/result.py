@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from workbench.scorers.base import BaseScorer
+
 if TYPE_CHECKING:
     from workbench.compare import Comparison
     from workbench.experiment import Experiment
@@ -38,7 +40,9 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
     """
     rows = []
     primary = f"score.{scorers[0].name}" if scorers else None
-    for (variant, model), group in cases.groupby(["variant", "model"], sort=False):
+    # Grouping copies every column it is given; prompts, inputs and reasons are not read here.
+    grouped = cases[[c for c in cases.columns if c != "prompt" and not c.startswith(("input.", "reason."))]]
+    for (variant, model), group in grouped.groupby(["variant", "model"], sort=False):
         ok = group["error"].isna()
         row: dict[str, Any] = {
             "variant": variant,
@@ -51,9 +55,10 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
         for scorer in scorers:
             column = group[f"score.{scorer.name}"]
             row[scorer.name] = float(column.mean()) if column.notna().any() else math.nan
-            extra = scorer.aggregate(list(group.loc[ok, "output"]), _expectations(group[ok]))
-            for metric, value in extra.items():
-                row[f"{scorer.name}.{metric}"] = value
+            if type(scorer).aggregate is not BaseScorer.aggregate:  # group metrics: one list entry per row
+                extra = scorer.aggregate(list(group.loc[ok, "output"]), _expectations(group[ok]))
+                for metric, value in extra.items():
+                    row[f"{scorer.name}.{metric}"] = value
             judge = f"judge.{scorer.name}."
             if judge + "cost_usd" in group:  # a scorer that calls a model: its usage, apart from the task's
                 judge_cost = group[judge + "cost_usd"]
