@@ -14,8 +14,8 @@ def test_rows_come_back_in_plan_order_across_batches() -> None:
     random.Random(0).shuffle(order)
     spool = CaseSpool(batch_rows=64)
     for i in order:
-        row = {"_order": i, "case_id": f"c{i:04d}", "score": i / 10, "error": None}
-        if i % 7 == 0:  # a column only some rows have (a judge's usage, an error message)
+        row = {"_order": i, "case_id": f"c{i:04d}", "score": i / 10, "cached": i % 2 == 0, "reason": None}
+        if i % 7 == 0:  # a column only some rows have, so missing from whole batches
             row["error"] = f"boom {i}"
         spool.append(row)
     frame = spool.to_frame()
@@ -25,6 +25,8 @@ def test_rows_come_back_in_plan_order_across_batches() -> None:
     failed = frame["error"].notna()
     assert list(frame.index[failed]) == [i for i in range(1000) if i % 7 == 0]
     assert frame.loc[7, "error"] == "boom 7"
+    assert frame["cached"].dtype == bool and list(frame["cached"]) == [i % 2 == 0 for i in range(1000)]
+    assert frame["reason"].isna().all()
     assert isinstance(frame["case_id"].dtype, pd.StringDtype) and frame["case_id"].dtype.storage == "pyarrow"
     assert spool.rows == 1000
 

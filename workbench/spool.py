@@ -36,7 +36,9 @@ class CaseSpool:
 
     def _pack(self) -> None:
         if self._buffer:
-            self._tables.append(pa.Table.from_pylist(self._buffer))
+            # Every key of every row (Table.from_pylist would keep only the first row's keys).
+            names = dict.fromkeys(key for row in self._buffer for key in row)
+            self._tables.append(pa.table({name: [row.get(name) for row in self._buffer] for name in names}))
             self._buffer = []
 
     def to_frame(self) -> pd.DataFrame:
