@@ -50,7 +50,9 @@ class Comparison:
 
     ``pairs`` has one row per paired call: ``case_id``, ``repeat``, the ``input.*`` and
     ``expected.*`` columns, then ``baseline.output``, ``baseline.error``,
-    ``baseline.score.<name>`` and the same for ``candidate.``.
+    ``baseline.score.<name>`` and the same for ``candidate.``. ``baseline_rows`` and
+    ``candidate_rows`` are each side's rows with the columns a comparison reads (ids,
+    variant, model, repeat, output, error, scores, inputs, expected values).
 
     Example:
         >>> cmp = compare(cases, "zero_shot", "few_shot")  # doctest: +SKIP

@@ -55,7 +55,7 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any]) -> pd.DataFrame:
         for scorer in scorers:
             column = group[f"score.{scorer.name}"]
             row[scorer.name] = float(column.mean()) if column.notna().any() else math.nan
-            if type(scorer).aggregate is not BaseScorer.aggregate:  # group metrics: one list entry per row
+            if getattr(type(scorer), "aggregate", None) is not BaseScorer.aggregate:  # group metrics only
                 extra = scorer.aggregate(list(group.loc[ok, "output"]), _expectations(group[ok]))
                 for metric, value in extra.items():
                     row[f"{scorer.name}.{metric}"] = value
