@@ -7,7 +7,7 @@ import pytest
 from conftest import FakeLLM
 
 import workbench as wb
-from workbench.charts import cheapest_meeting, pareto_frontier
+from workbench.pareto import cheapest_meeting, pareto_frontier
 
 MINI, BIG, UNPRICED = "openai/gpt-4o-mini", "openai/gpt-4o", "openai/my-finetune-7"
 

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from workbench.compare import Comparison, compare, compare_results
+from workbench.multiplicity import adjust_pvalues
 from workbench.power import min_detectable_diff
 from workbench.stats import (
-    adjust_pvalues,
     mcnemar_exact,
     paired_bootstrap_ci,
     paired_permutation_test,
@@ -388,14 +388,13 @@ def _three_variant_cases(n: int = 40) -> pd.DataFrame:
 
 
 def test_compare_many_adjusts_over_every_variant_and_scorer():
-    from workbench import stats
     from workbench.compare import compare, compare_many
 
     cases = _three_variant_cases()
     many = compare_many(cases, "base")
     assert [c.candidate for c in many] == ["cand_a", "cand_b"]
     raw = [r.p_value for c in many for r in c.results]
-    expected = stats.adjust_pvalues(raw, "holm")
+    expected = adjust_pvalues(raw, "holm")
     assert [r.p_adjusted for c in many for r in c.results] == pytest.approx(list(expected))
     # Adjusting over four tests is stricter than over the two scorers of one comparison.
     single = compare(cases, "base", "cand_a")

@@ -12,8 +12,8 @@ import pytest
 from scipy import stats as sps
 
 from workbench import stats
+from workbench.multiplicity import adjust_pvalues
 from workbench.stats import (
-    adjust_pvalues,
     bootstrap_mean_ci,
     cohens_dz,
     cohens_h,

@@ -13,14 +13,7 @@ from workbench._env import apply_offline_defaults
 # Before anything imports litellm or MLflow: no price-map download, no telemetry.
 apply_offline_defaults()
 
-from workbench.charts import (  # noqa: E402
-    charts_for,
-    cheapest_meeting,
-    pareto_frontier,
-    plot_confusion,
-    plot_cost_quality,
-    plot_latency,
-)
+from workbench.charts import charts_for, plot_confusion, plot_cost_quality, plot_latency  # noqa: E402
 from workbench.compare import Comparison, compare, compare_many, compare_results  # noqa: E402
 from workbench.config import ExperimentConfig, experiment_from_dict, load_experiment  # noqa: E402
 from workbench.dataset import Dataset  # noqa: E402
@@ -44,6 +37,7 @@ from workbench.judge import (  # noqa: E402
     judge_agreement,
     pairwise_preference,
 )
+from workbench.pareto import cheapest_meeting, pareto_frontier  # noqa: E402
 from workbench.playground import Playground, playground  # noqa: E402
 from workbench.plots import plot_scores  # noqa: E402
 from workbench.plots_compare import plot_diff, plot_flips, plot_means  # noqa: E402

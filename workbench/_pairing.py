@@ -19,6 +19,7 @@ import pandas as pd
 
 from workbench import power, stats
 from workbench._verdict import _ADJUST_NAMES, _POWER, _verdict
+from workbench.multiplicity import adjust_pvalues
 
 Adjust = Literal["holm", "bh", "none"]
 Direction = Literal["better", "worse", "none"]
@@ -221,7 +222,7 @@ def _adjust_and_decide(results: list[ScorerComparison], options: _Options) -> tu
     tested = [i for i, r in enumerate(results) if not math.isnan(r.p_value)]
     # A single test has nothing to be adjusted against; calling it "Holm-adjusted" misleads.
     method = options.adjust if len(tested) > 1 else "none"
-    adjusted = stats.adjust_pvalues([results[i].p_value for i in tested], method)
+    adjusted = adjust_pvalues([results[i].p_value for i in tested], method)
     decided = list(results)
     for i, p in zip(tested, adjusted, strict=True):
         significant = bool(p < options.alpha)

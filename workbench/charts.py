@@ -18,16 +18,16 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.pareto import cheapest_meeting, pareto_frontier
 from workbench.plots import plot_scores
 
 if TYPE_CHECKING:
     from workbench.result import ExperimentResult
 
-__all__ = ["charts_for", "cheapest_meeting", "pareto_frontier", "plot_confusion", "plot_cost_quality", "plot_latency"]
+__all__ = ["charts_for", "plot_confusion", "plot_cost_quality", "plot_latency"]
 
 #: The summary column of each cost measure, and its fallback when cost is unknown or zero.
 _TOKEN_FALLBACK = {"cost_per_success": "tokens_per_success", "cost_usd": "tokens_total"}
@@ -38,47 +38,6 @@ _AXIS_TITLES = {
     "tokens_total": "total tokens",
 }
 _FRONTIER, _CHOSEN, _BAR = "#1a7f37", "#d4a72c", "#57606a"
-
-
-def pareto_frontier(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """The rows no other row dominates: lower ``x`` (cost) and higher ``y`` (quality) win.
-
-    A row is dominated when another one is cheaper-or-equal *and* better-or-equal,
-    strictly so in at least one of the two. Identical rows do not dominate each
-    other, so ties are all kept. Rows with NaN in ``x`` or ``y`` are left out.
-
-    Returns:
-        The frontier rows (original index kept), sorted by ``x`` then ``y``.
-
-    Example:
-        >>> points = pd.DataFrame({"cost": [1, 2, 3], "score": [0.5, 0.4, 0.9]})
-        >>> list(pareto_frontier(points, "cost", "score").index)
-        [0, 2]
-    """
-    data = frame.dropna(subset=[x, y])
-    xs, ys = data[x].to_numpy(dtype=float), data[y].to_numpy(dtype=float)
-    dominated = [bool(((xs <= xi) & (ys >= yi) & ((xs < xi) | (ys > yi))).any()) for xi, yi in zip(xs, ys, strict=True)]
-    return data.loc[~np.array(dominated, dtype=bool)].sort_values([x, y], kind="stable")
-
-
-def cheapest_meeting(frame: pd.DataFrame, bar: float, *, x: str = "cost", y: str = "score") -> pd.Series | None:
-    """The cheapest row whose ``y`` reaches ``bar`` (the better one on equal cost), or None.
-
-    Rows with NaN in ``x`` or ``y`` never qualify. The row found is always on the
-    :func:`pareto_frontier`.
-
-    Example:
-        >>> points = pd.DataFrame({"cost": [1, 2, 3], "score": [0.5, 0.8, 0.9]})
-        >>> cheapest_meeting(points, 0.75)["score"]
-        np.float64(0.8)
-        >>> cheapest_meeting(points, 0.95) is None
-        True
-    """
-    data = frame.dropna(subset=[x, y])
-    meets = data[data[y] >= bar]
-    if meets.empty:
-        return None
-    return meets.sort_values([x, y], ascending=[True, False], kind="stable").iloc[0]
 
 
 def _cost_axis(summary: pd.DataFrame, cost: str) -> tuple[str, str]:

@@ -19,7 +19,6 @@ per-scorer tests live in :mod:`workbench._pairing` (which also defines
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -40,6 +39,7 @@ from workbench._pairing import (
     _slim,
 )
 from workbench._verdict import _html, _notes, _text, _verdict
+from workbench.passk import flaky_cases
 
 __all__ = ["Comparison", "ScorerComparison", "compare", "compare_results"]
 
@@ -173,12 +173,10 @@ class Comparison:
         """Cases whose pass/fail score varies across repeats, least reliable first.
 
         ``pass@k`` and ``pass^k`` estimate the chance that at least one / all of k fresh
-        attempts at a case pass. From its n scored repeats with c passes they are the
-        unbiased estimators ``pass@k = 1 - C(n - c, k) / C(n, k)`` (Chen et al. 2021, the
-        HumanEval paper) and ``pass^k = C(c, k) / C(n, k)``: the share of the k-subsets of
-        the repeats in which at least one / every attempt passed. They need ``k <= n``.
-        At the default ``k = n`` every flaky case has pass@k = 1 and pass^k = 0, since it
-        passed at least once and failed at least once; a smaller k tells cases apart.
+        attempts at a case pass (unbiased estimators from the repeats, see
+        :mod:`workbench.passk`); they need ``k <= n``, the case's scored repeats. At the
+        default ``k = n`` every flaky case has pass@k = 1 and pass^k = 0, since it passed at
+        least once and failed at least once; a smaller k tells cases apart.
         Empty when nothing was repeated.
 
         Args:
@@ -209,60 +207,24 @@ class Comparison:
                 "pass^k are estimated from the repeats, so k cannot exceed them"
             )
         inputs = [c for c in self.pairs.columns if c.startswith("input.")]
+        binary = [r.scorer for r in self.results if r.kind == "binary"]
         columns = ["variant", "scorer", "case_id", "repeats", "passes", "pass_rate", "k"]
         columns += ["pass@k", "pass^k", *inputs]
         frames = []
         for label, rows in sides.items():
             if variant in (None, label):
-                frames += self._flaky_of(label, rows, inputs, k)
+                frames += flaky_cases(label, rows, binary, inputs, k)
         if not frames:
             return pd.DataFrame(columns=columns)
         out = pd.concat(frames, ignore_index=True)
         out = out.sort_values(["variant", "scorer", "pass_rate", "case_id"])
         return out[columns].reset_index(drop=True)
 
-    def _flaky_of(self, label: str, rows: pd.DataFrame, inputs: list[str], k: int | None) -> list[pd.DataFrame]:
-        """The flaky cases of one variant, one frame per pass/fail scorer."""
-        first = rows.drop_duplicates("case_id").set_index("case_id")[inputs]
-        frames = []
-        for name in (r.scorer for r in self.results if r.kind == "binary"):
-            grouped = rows.dropna(subset=[f"score.{name}"]).groupby("case_id")[f"score.{name}"]
-            per = pd.DataFrame({"repeats": grouped.size(), "passes": grouped.sum().astype(int)})
-            per = per[(per["passes"] > 0) & (per["passes"] < per["repeats"])]
-            per = per.assign(variant=label, scorer=name, pass_rate=per["passes"] / per["repeats"])
-            per["k"] = per["repeats"] if k is None else k
-            short = per[per["k"] > per["repeats"]]
-            if len(short):
-                case, n = short.index[0], int(short["repeats"].iloc[0])
-                raise ValueError(
-                    f"k={k!r} is more than the {n} scored repeats of case {case!r} ({label!r}, "
-                    f"scorer {name!r}): pass@k and pass^k need k <= {n} for this case "
-                    "(errored or unscored repeats do not count)"
-                )
-            counts = list(zip(per["repeats"], per["passes"], per["k"], strict=True))
-            per["pass@k"] = np.array([_pass_at_k(n, c, kk) for n, c, kk in counts], dtype=float)
-            per["pass^k"] = np.array([_pass_hat_k(n, c, kk) for n, c, kk in counts], dtype=float)
-            frames.append(per.join(first).reset_index())
-        return frames
-
     def __str__(self) -> str:
         return _text(self)
 
     def _repr_html_(self) -> str:
         return _html(self)
-
-
-def _pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from c passes in n attempts: ``1 - C(n - c, k) / C(n, k)``, k <= n.
-
-    Chen et al. (2021), "Evaluating Large Language Models Trained on Code" (HumanEval).
-    """
-    return 1 - math.comb(n - c, k) / math.comb(n, k)  # comb(m, k) is 0 when k > m
-
-
-def _pass_hat_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass^k (all k attempts pass) from c passes in n attempts: ``C(c, k) / C(n, k)``."""
-    return math.comb(c, k) / math.comb(n, k)
 
 
 def compare(

@@ -14,26 +14,24 @@ Choices made here, so that results are honest and reproducible:
   paired sign-flip permutation test of the mean difference, exact when the number of
   non-zero differences is small. It tests the mean, the quantity the CI is about (a
   Wilcoxon test would test a location shift of the median instead).
-- Several scorers: p-values are adjusted with Holm (family-wise error) or Benjamini-Hochberg
-  (false discovery rate).
 - Effect sizes: Cohen's h for proportions, Cohen's dz (mean / SD of the differences) for
   continuous scores.
 
-Planning how many cases to run (power, sample size) lives in :mod:`workbench.power`.
+Adjusting p-values across scorers (Holm, Benjamini-Hochberg) lives in
+:mod:`workbench.multiplicity`; planning how many cases to run (power, sample size) in
+:mod:`workbench.power`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
     "ConfidenceInterval",
-    "adjust_pvalues",
     "bootstrap_mean_ci",
     "cohens_dz",
     "cohens_h",
@@ -314,53 +312,6 @@ def _sampled_sign_flip_pvalue(d: np.ndarray, threshold: float, n_resamples: int,
         bits = np.unpackbits(raw, axis=1, count=m).astype(float)
         hits += int(np.count_nonzero(np.abs(2 * (bits @ d) - total) >= threshold))
     return (1 + hits) / (1 + n_resamples)
-
-
-# --- multiple comparisons ------------------------------------------------------------------
-
-
-def adjust_pvalues(pvalues: ArrayLike, method: Literal["holm", "bh", "none"] = "holm") -> np.ndarray:
-    """Adjust p-values for multiple comparisons (NaN entries are ignored and kept).
-
-    Args:
-        pvalues: Raw p-values.
-        method: ``"holm"`` (Holm-Bonferroni step-down, controls the family-wise error rate),
-            ``"bh"`` (Benjamini-Hochberg, controls the false discovery rate) or ``"none"``.
-
-    Returns:
-        Adjusted p-values in the original order, capped at 1.
-
-    Example:
-        >>> adjust_pvalues([0.01, 0.04, 0.03, 0.005]).round(3).tolist()
-        [0.03, 0.06, 0.06, 0.02]
-    """
-    p = np.asarray(pvalues, dtype=float).ravel()
-    out = p.copy()
-    ok = ~np.isnan(p)
-    if ((p[ok] < 0) | (p[ok] > 1)).any():
-        raise ValueError(f"p-values must be in [0, 1], got {p.tolist()!r}")
-    if method == "none" or not ok.any():
-        return out
-    if method == "holm":
-        out[ok] = _holm(p[ok])
-    elif method == "bh":
-        from scipy import stats
-
-        out[ok] = stats.false_discovery_control(p[ok], method="bh")
-    else:
-        raise ValueError(f"unknown adjustment method {method!r}; use 'holm', 'bh' or 'none'")
-    return out
-
-
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (no NaN), in the original order."""
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    # p_(i) * (m - i + 1) for sorted i = 1..m, made monotone by a running maximum.
-    stepped = np.maximum.accumulate(p[order] * (m - np.arange(m)))
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(stepped, 1.0)
-    return adjusted
 
 
 # --- effect sizes --------------------------------------------------------------------------
