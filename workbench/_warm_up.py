@@ -1,12 +1,31 @@
 """Pay the first-use costs of logging a result while a run waits on the network.
 
 The first charts, verdict and tables of a process import about 0.5 s of code:
-plotly's property validators, scipy.special and pandas' writers. The MLflow
-tracker runs :func:`warm_up` in a background thread when a run starts, so a
-cold run logs as fast as a warm one.
+plotly's property validators, scipy.special and pandas' writers. When charts
+are on, the MLflow tracker starts a :class:`WarmUp` (:func:`warm_up` in a
+background thread) when a run starts, so a cold run logs as fast as a warm one.
 """
 
 from __future__ import annotations
+
+import threading
+
+
+class WarmUp:
+    """:func:`warm_up` in a daemon thread; :meth:`wait` for it before plotting."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=warm_up, name="workbench-charts-warm-up", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until the warm-up is done: on a short (e.g. cached) run it may still be importing,
+        and plotting alongside it would race its imports. A no-op when it was never started."""
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 def warm_up() -> None:

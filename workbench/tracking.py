@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from importlib import metadata
@@ -31,7 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from workbench._env import ui_environment
 from workbench._secrets import redact
-from workbench._warm_up import warm_up
+from workbench._warm_up import WarmUp
 from workbench.paths import project_root
 
 if TYPE_CHECKING:
@@ -133,7 +132,7 @@ class MlflowTracker:
         self.parent_run_id: str | None = None
         self._children: list[str] = []
         self._finished = False
-        self._warm_up: threading.Thread | None = None
+        self._warm_up = WarmUp()
 
     def _experiment_id(self, name: str) -> str:
         existing = self.client.get_experiment_by_name(name)
@@ -213,7 +212,6 @@ class MlflowTracker:
         }
         self.client.log_dict(self.parent_run_id, manifest, "manifest.json")
         if self.charts:
-            self._warm_up = threading.Thread(target=warm_up, name="workbench-charts-warm-up", daemon=True)
             self._warm_up.start()
         return self.parent_run_id
 
@@ -287,8 +285,7 @@ class MlflowTracker:
         from workbench.charts import chart_builders
 
         assert self.parent_run_id is not None
-        if self._warm_up is not None:  # a short (e.g. cached) run: let the warm-up finish first
-            self._warm_up.join(timeout=30)
+        self._warm_up.wait()
         failures: list[str] = []
         figures: list[tuple[str, Any]] = []
         try:
@@ -333,6 +330,7 @@ class MlflowTracker:
         from workbench.plots_compare import plot_diff, plot_flips, plot_means
 
         assert self.parent_run_id is not None, "call start() first"
+        self._warm_up.wait()
         prefix = f"cmp.{_safe(comparison.candidate)}_vs_{_safe(comparison.baseline)}"
         metrics, tags = [], []
         for row in comparison.results:
