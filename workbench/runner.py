@@ -124,7 +124,7 @@ class Engine:
                         inputs=call.case.inputs,
                         outputs=response.output,
                         expectations=call.case.expectations,
-                        context=self.scoring,
+                        context=self.scoring if scorer.name in self.judges else None,  # judges: asked once
                     )
                     value, reason = score.value, score.reason
                 except Exception as exc:  # a scorer crash on one output must not lose the run

@@ -10,7 +10,6 @@ MLflow and usable in experiment YAML files. The argument names ``inputs``,
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -117,19 +116,8 @@ class ScoringContext:
 
 def accepts_context(scorer: Any) -> bool:
     """Whether ``scorer.score`` takes a ``context`` keyword (a :class:`ScoringContext`)."""
-    score = scorer.score
-    # The runner asks once per output: remember the answer per function, not per bound method.
-    function = getattr(score, "__func__", score)
     try:
-        return _takes_context(function)
-    except TypeError:  # an unhashable callable: ask every time
-        return _takes_context.__wrapped__(function)
-
-
-@functools.lru_cache(maxsize=256)
-def _takes_context(function: Callable[..., Any]) -> bool:
-    try:
-        return "context" in inspect.signature(function).parameters
+        return "context" in inspect.signature(scorer.score).parameters
     except (TypeError, ValueError):  # builtins and odd callables have no signature
         return False
 
