@@ -15,8 +15,10 @@ def test_rows_come_back_in_plan_order_across_batches() -> None:
     spool = CaseSpool(batch_rows=64)
     for i in order:
         row = {"_order": i, "case_id": f"c{i:04d}", "score": i / 10, "cached": i % 2 == 0, "reason": None}
-        if i % 7 == 0:  # a column only some rows have, so missing from whole batches
+        if i % 7 == 0:  # a column only some rows have: missing from many batches' first rows
             row["error"] = f"boom {i}"
+        if i % 300 == 0:  # ...and one missing from whole batches
+            row["note"] = f"rare {i}"
         spool.append(row)
     frame = spool.to_frame()
     assert "_order" not in frame.columns
@@ -25,6 +27,7 @@ def test_rows_come_back_in_plan_order_across_batches() -> None:
     failed = frame["error"].notna()
     assert list(frame.index[failed]) == [i for i in range(1000) if i % 7 == 0]
     assert frame.loc[7, "error"] == "boom 7"
+    assert list(frame["note"].dropna()) == ["rare 0", "rare 300", "rare 600", "rare 900"]
     assert frame["cached"].dtype == bool and list(frame["cached"]) == [i % 2 == 0 for i in range(1000)]
     assert frame["reason"].isna().all()
     assert isinstance(frame["case_id"].dtype, pd.StringDtype) and frame["case_id"].dtype.storage == "pyarrow"

@@ -169,11 +169,12 @@ def test_the_local_model_keeps_its_own_provider_under_the_transport():
 class ScriptedServer:
     """A bare OpenAI-shaped endpoint on 127.0.0.1 answering 200 with scripted bodies.
 
-    It records only whether each request carried ``Authorization: Bearer <KEY>``.
+    It records whether each request carried ``Authorization: Bearer <KEY>`` and the
+    client address it came from (one address: one pooled connection).
     """
 
     def __init__(self, bodies: list[bytes]) -> None:
-        self.bodies, self.authorized = bodies, []
+        self.bodies, self.authorized, self.peers = bodies, [], []
 
     def __enter__(self) -> "ScriptedServer":
         import asyncio
@@ -183,6 +184,7 @@ class ScriptedServer:
 
         async def chat(request: web.Request) -> web.Response:
             self.authorized.append(request.headers.get("Authorization") == f"Bearer {KEY}")
+            self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
             body = self.bodies[min(len(self.authorized), len(self.bodies)) - 1]
             return web.Response(body=body, content_type="application/json")
 
@@ -246,19 +248,22 @@ def test_the_session_is_pooled_and_closed():
 
     from workbench.providers.openai_compatible import OpenAICompatibleTransport
 
-    async def main(url: str) -> tuple[bool, bool]:
+    async def main(url: str) -> tuple[int, bool, bool]:
         transport = OpenAICompatibleTransport()
         messages = [{"role": "user", "content": "hi"}]
+        sessions = []
         for _ in range(3):
             reply = await transport(model="openai/fake", messages=messages, timeout=5, api_base=url, api_key=KEY)
             assert reply.choices[0].message.content == "ok"
-        session = transport._session
+            sessions.append(transport._session)
+        session = sessions[0]
         await transport.aclose()
-        return session is not None and session.closed, transport._session is None
+        return len({id(s) for s in sessions}), session is not None and session.closed, transport._session is None
 
     with ScriptedServer([GOOD]) as server:
-        assert asyncio.run(main(server.base_url)) == (True, True)
+        assert asyncio.run(main(server.base_url)) == (1, True, True)
         assert server.authorized == [True, True, True]
+        assert len(server.peers) == 3 and len(set(server.peers)) == 1  # one kept-alive connection
 
 
 def test_params_that_are_not_plain_json_fail_before_any_call():

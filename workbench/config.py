@@ -10,14 +10,14 @@ and the key. Relative dataset paths are relative to the YAML file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workbench.dataset import Dataset
 from workbench.exceptions import ConfigError, TemplateError
-from workbench.experiment import Experiment, RunSettings
+from workbench.experiment import Experiment, RunSettings, Transport
 from workbench.paths import resolve
 from workbench.providers.local import DEFAULT_LOCAL_MODEL
 from workbench.retry import RetryPolicy
@@ -50,7 +50,7 @@ class SettingsConfig(_Strict):
     local_concurrency: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
-    transport: Literal["litellm", "openai-compatible"] = "litellm"
+    transport: Transport = "litellm"
 
 
 class ExperimentConfig(_Strict):

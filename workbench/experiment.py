@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from workbench._async import run_sync
 from workbench.cache import ResponseCache
@@ -27,7 +27,8 @@ from workbench.variant import PromptVariant
 #: "refresh" (call again and overwrite), or a ResponseCache.
 CacheOption = bool | str | ResponseCache
 #: How remote models are called: through litellm, or straight to an OpenAI-compatible server.
-TRANSPORTS = ("litellm", "openai-compatible")
+Transport = Literal["litellm", "openai-compatible"]
+TRANSPORTS: tuple[str, ...] = get_args(Transport)
 
 
 def resolve_cache(option: CacheOption) -> tuple[ResponseCache | None, bool]:
