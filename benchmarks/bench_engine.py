@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server_process import ServerProcess  # noqa: E402
 
 import workbench as wb  # noqa: E402
-from workbench.cache import ResponseCache  # noqa: E402
+from workbench.engine.cache import ResponseCache  # noqa: E402
 
 LATENCY_S = 0.1
 CONCURRENCY = 16

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from workbench.stats import paired_bootstrap_ci, paired_permutation_test
+from workbench.analysis.stats import paired_bootstrap_ci, paired_permutation_test
 
 N_CASES = 10_000
 N_RESAMPLES = 10_000

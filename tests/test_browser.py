@@ -31,7 +31,7 @@ from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
 import workbench as wb
-from workbench.paths import project_root
+from workbench.util.paths import project_root
 
 CHROMIUM = Path("/usr/bin/chromium")
 # No sandbox: CI runs as root. The rest keeps Chromium off the (closed) network.

@@ -7,7 +7,7 @@ import pytest
 from conftest import FakeLLM
 
 import workbench as wb
-from workbench.pareto import cheapest_meeting, pareto_frontier
+from workbench.analysis.pareto import cheapest_meeting, pareto_frontier
 
 MINI, BIG, UNPRICED = "openai/gpt-4o-mini", "openai/gpt-4o", "openai/my-finetune-7"
 
@@ -233,7 +233,7 @@ def test_charts_for_one_model_and_no_classifier(fake_key, variants, reviews, lab
 
 
 def test_charts_render_to_self_contained_html_for_reports(result):
-    from workbench.plots import _StaticHtmlRenderer
+    from workbench.views.plots import _StaticHtmlRenderer
 
     renderer = _StaticHtmlRenderer()
     first = renderer.to_mimebundle(wb.plot_cost_quality(result).to_dict())["text/html"]
@@ -246,7 +246,7 @@ def test_charts_render_to_self_contained_html_for_reports(result):
 def test_latency_chart_stays_small_on_big_runs(monkeypatch):
     import pandas as pd
 
-    import workbench.charts as charts
+    import workbench.views.charts as charts
 
     n = 6_000
     cases = pd.DataFrame(
@@ -281,7 +281,7 @@ def test_the_warm_up_loads_what_logging_a_result_needs():
               "pandas.io.formats.string")  # fmt: skip
     code = (
         "import sys\n"
-        "from workbench._warm_up import WarmUp, _build_throwaway_figures\n"
+        "from workbench.views.warm_up import WarmUp, _build_throwaway_figures\n"
         f"assert not any(m in sys.modules for m in {needed!r})\n"
         "warm = WarmUp()\n"
         "warm.start()\n"

@@ -45,7 +45,7 @@ def test_gate_rejects_a_malformed_threshold(capsys):
 
 
 def test_cache_info_and_clear(capsys, isolated_cache):
-    from workbench.cache import CachedResponse, ResponseCache
+    from workbench.engine.cache import CachedResponse, ResponseCache
 
     ResponseCache(isolated_cache).put("k", CachedResponse("x", 1, 1, 0.0, 0.1))
     assert main(["cache", "info"]) == 0

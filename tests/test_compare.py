@@ -1,4 +1,4 @@
-"""Tests for workbench.compare (and the figures of workbench.plots_compare) on synthetic cases.
+"""Tests for workbench.analysis.compare (and the figures of workbench.views.comparison_plots) on synthetic cases.
 
 The frame builders here are shared with tests/test_gate.py.
 """
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.compare import Comparison, compare, compare_results
-from workbench.multiplicity import adjust_pvalues
-from workbench.power import min_detectable_diff
-from workbench.stats import (
+from workbench.analysis.compare import Comparison, compare, compare_results
+from workbench.analysis.multiplicity import adjust_pvalues
+from workbench.analysis.power import min_detectable_diff
+from workbench.analysis.stats import (
     mcnemar_exact,
     paired_bootstrap_ci,
     paired_permutation_test,
@@ -364,7 +364,7 @@ def test_outputs_for_people(win_cases: pd.DataFrame) -> None:
 
 def test_figures(repeated: Comparison) -> None:
     go = pytest.importorskip("plotly.graph_objects")
-    from workbench.plots_compare import plot_diff, plot_flips, plot_means
+    from workbench.views.comparison_plots import plot_diff, plot_flips, plot_means
 
     means = plot_means(repeated)
     assert isinstance(means, go.Figure) and [t.name for t in means.data] == ["a", "b"]
@@ -388,7 +388,7 @@ def _three_variant_cases(n: int = 40) -> pd.DataFrame:
 
 
 def test_compare_many_adjusts_over_every_variant_and_scorer():
-    from workbench.compare import compare, compare_many
+    from workbench.analysis.compare import compare, compare_many
 
     cases = _three_variant_cases()
     many = compare_many(cases, "base")

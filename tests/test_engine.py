@@ -7,8 +7,8 @@ from conftest import FakeLLM
 from mlflow.tracking import MlflowClient
 
 import workbench as wb
-from workbench.cache import ResponseCache
-from workbench.retry import RetryPolicy
+from workbench.engine.cache import ResponseCache
+from workbench.engine.retry import RetryPolicy
 
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_wait_s=0.001, max_wait_s=0.01)
 
@@ -172,8 +172,8 @@ def test_budget_needs_known_prices(monkeypatch, variants, reviews, label_match):
 
 
 def test_output_affecting_params_change_the_cache_key_and_credentials_do_not():
-    from workbench._secrets import is_secret
-    from workbench.cache import cache_key
+    from workbench.core.redaction import is_secret
+    from workbench.engine.cache import cache_key
 
     messages = [{"role": "user", "content": "hi"}]
     base = cache_key("openai/gpt-4o-mini", messages, {"max_tokens": 4}, 0)

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from workbench.cache import ResponseCache
-from workbench.retry import RetryPolicy
+from workbench.engine.cache import ResponseCache
+from workbench.engine.retry import RetryPolicy
 from workbench.testing import FakeOpenAIServer
 from workbench.testing.fake_openai import expected_reply, request_key
 

@@ -1,4 +1,4 @@
-"""Tests for workbench.gate on synthetic comparisons (frames built as in test_compare)."""
+"""Tests for workbench.analysis.gate on synthetic comparisons (frames built as in test_compare)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from test_compare import cases_frame, no_difference_scores, win_frame
 
-from workbench.compare import compare
-from workbench.gate import GateResult, gate
+from workbench.analysis.compare import compare
+from workbench.analysis.gate import GateResult, gate
 
 
 @pytest.fixture

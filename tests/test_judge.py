@@ -18,11 +18,12 @@ import pytest
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 import workbench as wb
+from workbench.core.labels import output_hash
+from workbench.core.settings import RunSettings
+from workbench.engine.calls import CallPath
 from workbench.judge.pairwise import parse_choice
 from workbench.judge.parsing import Scale, parse_verdict
-from workbench.labels import output_hash
-from workbench.scorers import run_scorer, scorer_from_spec
-from workbench.scorers.base import ScoringContext
+from workbench.scorers import ScoringContext, run_scorer, scorer_from_spec
 from workbench.testing import FakeOpenAIServer
 
 TASK, JUDGE = "openai/gpt-4o-mini", "openai/gpt-4o"
@@ -415,11 +416,13 @@ def test_agreement_reads_review_jsonl_keyed_by_output_hash_latest_click_wins(tmp
 def test_the_real_local_model_as_judge_gives_a_score_or_a_nan_with_a_reason():
     judge_ = wb.LLMJudge(rubric="The label matches the review's sentiment.", model="local/gemma-3-270m",
                          params={"max_tokens": 40})  # fmt: skip
-    context = ScoringContext(acompletion=litellm.acompletion)
+    models = CallPath(RunSettings())  # litellm, uncached: the real local model
 
     async def score_all():
         return [
-            await run_scorer(judge_, inputs={"review": review}, outputs=label, expectations={}, context=context)
+            await run_scorer(
+                judge_, ScoringContext(inputs={"review": review}, output=label, expectations={}, models=models)
+            )
             for review, label in (("Broke after a day.", "negative"), ("Lovely towels.", "negative"))
         ]
 

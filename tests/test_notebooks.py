@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
-from workbench.report import run_report
+from workbench.tracking.report import run_report
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: Keep CI fast: a few cases each. A notebook missing here still runs, with its defaults.

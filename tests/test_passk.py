@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from workbench.passk import pass_at_k, pass_hat_k
+from workbench.analysis.passk import pass_at_k, pass_hat_k
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])

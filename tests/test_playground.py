@@ -5,7 +5,7 @@ import yaml
 from conftest import FakeLLM
 
 import workbench as wb
-from workbench.playground import PREVIOUS
+from workbench.notebook.playground import PREVIOUS
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for workbench.power: sample sizes pinned by hand and checked against the exact test."""
+"""Tests for workbench.analysis.power: sample sizes pinned by hand and checked against the exact test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from workbench.power import (
+from workbench.analysis.power import (
     min_detectable_diff,
     paired_mean_min_detectable_diff,
     paired_mean_sample_size,

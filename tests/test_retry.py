@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from workbench.retry import AdaptiveLimiter
+from workbench.engine.retry import AdaptiveLimiter
 
 
 async def _hold(limiter: AdaptiveLimiter, seconds: float, log: list, name: int, peak: list) -> None:

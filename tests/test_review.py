@@ -5,7 +5,7 @@ import pytest
 from conftest import FakeLLM
 
 import workbench as wb
-from workbench.labels import LabelStore, output_hash
+from workbench.core.labels import LabelStore, output_hash
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import pytest
 from conftest import FakeLLM
 
 import workbench as wb
-from workbench.side_by_side import word_diff_html
+from workbench.views.side_by_side import word_diff_html
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import random
 
 import pandas as pd
 
-from workbench.spool import CaseSpool
+from workbench.engine.spool import CaseSpool
 
 
 def test_rows_come_back_in_plan_order_across_batches() -> None:

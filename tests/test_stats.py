@@ -1,4 +1,4 @@
-"""Tests for workbench.stats: each pins a number against an independent reference."""
+"""Tests for workbench.analysis.stats: each pins a number against an independent reference."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from workbench import stats
-from workbench.multiplicity import adjust_pvalues
-from workbench.stats import (
+from workbench.analysis import stats
+from workbench.analysis.multiplicity import adjust_pvalues
+from workbench.analysis.stats import (
     bootstrap_mean_ci,
     cohens_dz,
     cohens_h,
@@ -47,7 +47,7 @@ def test_a_binary_verdict_does_not_import_scipy_stats() -> None:
         "import sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_compare import cases_frame\n"
-        "from workbench.compare import compare\n"
+        "from workbench.analysis.compare import compare\n"
         "a = [1.0] * 30 + [0.0] * 30\n"
         "b = [1.0] * 50 + [0.0] * 10\n"
         "cmp = compare(cases_frame({'a': a, 'b': b}), 'a', 'b', n_resamples=200)\n"

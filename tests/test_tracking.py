@@ -133,12 +133,12 @@ def test_charts_are_logged_to_the_parent_run_as_self_contained_html(
 def test_a_failing_chart_warns_and_the_run_still_finishes(
     monkeypatch, fake_key, fake_llm, tracking_uri, variants, reviews, label_match
 ):
-    import workbench.charts
+    import workbench.views.charts
 
     def broken(result):
         raise RuntimeError("latency chart exploded")
 
-    monkeypatch.setattr(workbench.charts, "plot_latency", broken)
+    monkeypatch.setattr(workbench.views.charts, "plot_latency", broken)
     with pytest.warns(RuntimeWarning, match="latency: RuntimeError"):
         result = _experiment("chart_fails", variants, reviews, label_match).run(
             tracking_uri=tracking_uri, progress=False, acompletion=fake_llm
@@ -152,7 +152,7 @@ def test_a_failing_chart_warns_and_the_run_still_finishes(
 
 
 def test_charts_can_be_turned_off(fake_key, fake_llm, tracking_uri, variants, reviews, label_match):
-    from workbench.tracking import MlflowTracker
+    from workbench.tracking.tracker import MlflowTracker
 
     experiment = _experiment("no_charts", variants, reviews, label_match)
     result = experiment.run(log_to_mlflow=False, progress=False, acompletion=fake_llm)

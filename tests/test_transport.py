@@ -6,13 +6,13 @@ import litellm
 import pytest
 
 import workbench as wb
-from workbench.cache import ResponseCache
-from workbench.config import experiment_from_dict
-from workbench.exceptions import ConfigError, ModelError
-from workbench.planning import validate
+from workbench.core.exceptions import ConfigError, ModelError
+from workbench.engine.cache import ResponseCache
+from workbench.engine.calls import CallPath
+from workbench.engine.planning import validate
+from workbench.engine.retry import RetryPolicy, is_retryable, retry_after_s
+from workbench.experiment.config import experiment_from_dict
 from workbench.providers.openai_compatible import ProviderConnectionError, ProviderHTTPError
-from workbench.retry import RetryPolicy, is_retryable, retry_after_s
-from workbench.runner import Engine
 from workbench.testing import FakeOpenAIServer
 from workbench.testing.fake_openai import expected_reply
 
@@ -20,8 +20,16 @@ KEY = "sk-transport-SECRET-41c9"
 
 
 def run(
-    server: FakeOpenAIServer, *, model: str = "openai/fake", n: int = 6, attempts: int = 3, **params
+    server: FakeOpenAIServer,
+    *,
+    model: str = "openai/fake",
+    n: int = 6,
+    attempts: int = 3,
+    all_fail: bool = False,
+    **params,
 ) -> wb.ExperimentResult:
+    """Run ``n`` cases through the transport. ``all_fail``: every call is expected to fail, so the
+    run raises TooManyErrorsError; its partial result is returned."""
     variant = wb.PromptVariant(
         name="v", prompt="Echo {{ text }}", params={"api_base": server.base_url, "api_key": KEY, **params}
     )
@@ -34,7 +42,12 @@ def run(
             transport="openai-compatible", retry=RetryPolicy(max_attempts=attempts, initial_wait_s=0.01)
         ),
     )
-    return exp.run(log_to_mlflow=False, progress=False)
+    if not all_fail:
+        return exp.run(log_to_mlflow=False, progress=False)
+    with pytest.raises(wb.TooManyErrorsError, match=rf"{n} of {n} calls failed") as failed:
+        exp.run(log_to_mlflow=False, progress=False)
+    assert KEY not in str(failed.value)
+    return failed.value.result
 
 
 def test_replies_tokens_and_params_reach_the_server_as_sent():
@@ -88,7 +101,7 @@ def test_the_retry_policy_reads_the_transport_errors():
 
 def test_http_errors_are_recorded_with_status_and_without_the_key():
     with FakeOpenAIServer(fault_rate=1.0, faults=("500",)) as server:
-        result = run(server, n=3)
+        result = run(server, n=3, all_fail=True)
         assert server.requests == 9  # 3 cases x max_attempts=3: 5xx is retried
     errors = result.cases["error"]
     assert errors.str.contains("HTTP 500").all() and errors.str.contains("/chat/completions").all()
@@ -162,8 +175,11 @@ def test_the_local_model_keeps_its_own_provider_under_the_transport():
         settings=wb.RunSettings(transport="openai-compatible"),
     )
     validate(exp)  # no api_base needed: local models never go over HTTP
-    engine = Engine(exp, acompletion=None, cache=None, read_cache=False, budget_usd=None, progress=False)
-    assert engine.completions["local/gemma-3-270m"] is litellm.acompletion
+    calls = CallPath(exp.settings)
+    assert calls.transport is not None  # remote models would use it...
+    assert calls._function("local/gemma-3-270m", task=True) is litellm.acompletion  # ...the local one does not
+    assert calls._function("openai/x", task=True) is calls.transport
+    assert calls._function("openai/x", task=False) is litellm.acompletion  # judges go through litellm
 
 
 class ScriptedServer:
@@ -231,7 +247,7 @@ GOOD = json.dumps(
 )
 def test_a_200_without_a_completion_is_an_error_never_an_empty_output(body, message, isolated_cache):
     with ScriptedServer([body]) as server:
-        result = run(server, n=1, attempts=1)
+        result = run(server, n=1, attempts=1, all_fail=True)
     assert result.cases["error"].str.contains(message).all(), result.cases["error"].tolist()
     assert result.cases["output"].isna().all() and server.authorized == [True]
     assert len(ResponseCache(isolated_cache)) == 0  # errors are never cached

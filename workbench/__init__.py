@@ -1,6 +1,21 @@
 """Prompt Workbench: define prompt variants, run A/B experiments on any model
 through litellm (or the embedded local model), score them, log to MLflow.
 
+The package is layered, each layer importing only from those below it
+(checked by import-linter, see ``pyproject.toml``)::
+
+    cli                 the ``workbench`` command
+    notebook            playground and review widgets
+    experiment          Experiment (run it), ExperimentResult, YAML files
+    tracking            MLflow: the run observer, the one writer, reports
+    views               charts, comparison plots, side by side
+    analysis            paired statistics, power, multiplicity, gate
+    judge               LLM judges, pairwise preference, judge-human agreement
+    engine              planning, the call path, cache, retries, runner, observers
+    scorers | providers scorers and their context | litellm, local model, HTTP transport
+    core                variant, dataset, spec, results schema, labels, errors, redaction, HTML
+    util                async, offline defaults, paths
+
 Example:
     >>> import workbench as wb
     >>> exp = wb.load_experiment("experiments/sentiment.yaml")  # doctest: +SKIP
@@ -8,27 +23,50 @@ Example:
     >>> result.summary  # doctest: +SKIP
 """
 
-from workbench._env import apply_offline_defaults
+from workbench.util.env import apply_offline_defaults
 
 # Before anything imports litellm or MLflow: no price-map download, no telemetry.
 apply_offline_defaults()
 
-from workbench.charts import charts_for, plot_confusion, plot_cost_quality, plot_latency  # noqa: E402
-from workbench.compare import Comparison, compare, compare_many, compare_results  # noqa: E402
-from workbench.config import ExperimentConfig, experiment_from_dict, load_experiment  # noqa: E402
-from workbench.dataset import Dataset  # noqa: E402
-from workbench.exceptions import (  # noqa: E402
+from workbench.analysis import (  # noqa: E402
+    Comparison,
+    GateResult,
+    cheapest_meeting,
+    compare,
+    compare_many,
+    compare_results,
+    gate,
+    min_detectable_diff,
+    pareto_frontier,
+    sample_size,
+)
+from workbench.core.dataset import Dataset  # noqa: E402
+from workbench.core.exceptions import (  # noqa: E402
     BudgetExceededError,
     ConfigError,
     DatasetError,
     MissingVariablesError,
     ModelError,
+    RunError,
     ScorerError,
     TemplateError,
+    TooManyErrorsError,
+    UsageError,
     WorkbenchError,
 )
-from workbench.experiment import Experiment, RunSettings  # noqa: E402
-from workbench.gate import GateResult, gate  # noqa: E402
+from workbench.core.outputs import ToolCall  # noqa: E402
+from workbench.core.redaction import REDACTOR, Redactor  # noqa: E402
+from workbench.core.schema import SuccessRule  # noqa: E402
+from workbench.core.settings import RetryPolicy, RunSettings  # noqa: E402
+from workbench.core.variant import PromptVariant  # noqa: E402
+from workbench.engine import ResponseCache, RunObserver  # noqa: E402
+from workbench.experiment import (  # noqa: E402
+    Experiment,
+    ExperimentConfig,
+    ExperimentResult,
+    experiment_from_dict,
+    load_experiment,
+)
 from workbench.judge import (  # noqa: E402
     JudgeAgreement,
     LLMJudge,
@@ -37,16 +75,10 @@ from workbench.judge import (  # noqa: E402
     judge_agreement,
     pairwise_preference,
 )
-from workbench.pareto import cheapest_meeting, pareto_frontier  # noqa: E402
-from workbench.playground import Playground, playground  # noqa: E402
-from workbench.plots import plot_scores  # noqa: E402
-from workbench.plots_compare import plot_diff, plot_flips, plot_means  # noqa: E402
-from workbench.power import min_detectable_diff, sample_size  # noqa: E402
+from workbench.notebook import Playground, Review, playground, review  # noqa: E402
 from workbench.providers.local import DEFAULT_LOCAL_MODEL, register_local_provider  # noqa: E402
-from workbench.report import Report, run_report  # noqa: E402
-from workbench.result import ExperimentResult  # noqa: E402
-from workbench.review import Review, review  # noqa: E402
 from workbench.scorers import (  # noqa: E402
+    BaseScorer,
     Contains,
     ExactMatch,
     JsonSchemaValid,
@@ -54,15 +86,26 @@ from workbench.scorers import (  # noqa: E402
     LabelMatch,
     RegexMatch,
     Score,
+    ScoringContext,
     scorer,
 )
-from workbench.side_by_side import SideBySide  # noqa: E402
-from workbench.tracking import default_tracking_uri, ui_command  # noqa: E402
-from workbench.variant import PromptVariant  # noqa: E402
+from workbench.tracking import Report, default_tracking_uri, run_report, ui_command  # noqa: E402
+from workbench.views import (  # noqa: E402
+    SideBySide,
+    charts_for,
+    plot_confusion,
+    plot_cost_quality,
+    plot_diff,
+    plot_flips,
+    plot_latency,
+    plot_means,
+    plot_scores,
+)
 
 register_local_provider()
 
 __all__ = [
+    "BaseScorer",
     "BudgetExceededError",
     "Comparison",
     "ConfigError",
@@ -86,14 +129,25 @@ __all__ = [
     "PairwisePreference",
     "Playground",
     "PromptVariant",
+    "REDACTOR",
+    "Redactor",
     "RegexMatch",
     "Report",
+    "ResponseCache",
+    "RetryPolicy",
     "Review",
+    "RunError",
+    "RunObserver",
     "RunSettings",
     "Score",
     "ScorerError",
+    "ScoringContext",
     "SideBySide",
+    "SuccessRule",
     "TemplateError",
+    "TooManyErrorsError",
+    "ToolCall",
+    "UsageError",
     "WorkbenchError",
     "charts_for",
     "cheapest_meeting",

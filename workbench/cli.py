@@ -1,8 +1,14 @@
 """The ``workbench`` command line.
 
-workbench run experiments/sentiment.yaml [--model M] [--limit N] [--no-mlflow]
+workbench run experiments/sentiment.yaml [--model M] [--limit N] [--repeats N] [--no-mlflow]
+workbench gate experiments/sentiment.yaml --min label_match=0.85
 workbench report notebooks/ab_test.ipynb [-p key value ...]
+workbench cache info|clear
+workbench runs --close-orphans
 workbench ui
+
+Exit codes: 0 done (a gate passed), 1 a gate failed or a run failed (its MLflow
+run ends FAILED), 2 bad input (the message says what and how to fix it).
 """
 
 from __future__ import annotations
@@ -11,17 +17,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import pandas as pd
 import yaml
 
 import workbench  # noqa: F401  (applies offline defaults before litellm/mlflow load)
-from workbench.exceptions import WorkbenchError
+from workbench.analysis.gate import gate
+from workbench.core.exceptions import RunError, UsageError, WorkbenchError
+from workbench.engine.cache import ResponseCache
+from workbench.experiment.config import load_experiment
+from workbench.tracking.report import run_report
+from workbench.tracking.store import MlflowWriter, ui_command
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from workbench.config import load_experiment
-    from workbench.tracking import ui_command
 
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit, repeats=args.repeats)
     print(f"{experiment.name}: {experiment.n_calls} calls ({len(experiment.dataset)} cases)")
@@ -37,8 +45,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from workbench.report import run_report
-    from workbench.tracking import ui_command
 
     parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
     report = run_report(args.notebook, parameters=parameters, output_dir=args.output_dir)
@@ -68,8 +74,6 @@ def _parse_thresholds(pairs: Sequence[str]) -> dict[str, float]:
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from workbench.config import load_experiment
-    from workbench.gate import gate
 
     thresholds = _parse_thresholds(args.min)
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit)
@@ -77,15 +81,14 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     try:
         comparison = result.compare(args.baseline, args.candidate)
         outcome = gate(comparison, thresholds=thresholds, gated_scorers=args.scorer or None)
-    except (ValueError, KeyError) as exc:
-        raise WorkbenchError(str(exc)) from exc
+    except KeyError as exc:
+        raise UsageError(str(exc)) from exc
     print(comparison)
     print(outcome)
     return 0 if outcome.passed else 1
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from workbench.cache import ResponseCache
 
     cache = ResponseCache()
     if args.action == "clear":
@@ -95,11 +98,35 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runs(args: argparse.Namespace) -> int:
+    writer = MlflowWriter()
+    if not args.close_orphans:
+        print("nothing to do: pass --close-orphans to mark runs whose process is gone as KILLED")
+        return 0
+    closed = writer.close_orphans()
+    print(f"closed {len(closed)} orphaned run(s) as KILLED in {writer.tracking_uri}")
+    for run_id in closed:
+        print(f"  {run_id}")
+    return 0
+
+
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from workbench.tracking import ui_command
 
     print(ui_command(port=args.port))
     return 0
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (0 and negatives are refused, never read as "all")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be at least 1, got {value}; leave the option out to use the file's value"
+        )
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an experiment YAML file and log it to MLflow")
     run.add_argument("file", help="experiment definition, e.g. experiments/sentiment.yaml")
     run.add_argument("--model", action="append", help="litellm model string (repeatable); overrides the file")
-    run.add_argument("--limit", type=int, help="only the first N cases")
-    run.add_argument("--repeats", type=int, help="run each case N times")
+    run.add_argument("--limit", type=_positive, help="only the first N cases (N >= 1)")
+    run.add_argument("--repeats", type=_positive, help="run each case N times (N >= 1)")
     run.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
@@ -145,10 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gate.add_argument("--scorer", action="append", help="gate only these scorers on regressions (repeatable)")
     gate.add_argument("--model", action="append", help="litellm model string; overrides the file")
-    gate.add_argument("--limit", type=int, help="only the first N cases")
+    gate.add_argument("--limit", type=_positive, help="only the first N cases (N >= 1)")
     gate.add_argument("--no-mlflow", action="store_true")
     gate.add_argument("--quiet", action="store_true", help="no progress bar")
     gate.set_defaults(func=_cmd_gate)
+
+    runs = sub.add_parser("runs", help="maintain the MLflow store's runs")
+    runs.add_argument(
+        "--close-orphans",
+        action="store_true",
+        help="mark runs left RUNNING by a process that is gone (killed, crashed) as KILLED",
+    )
+    runs.set_defaults(func=_cmd_runs)
 
     cache = sub.add_parser("cache", help="show or clear the response cache")
     cache.add_argument("action", choices=["info", "clear"])
@@ -164,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except RunError as exc:  # the run happened and failed: its MLflow run is FAILED
+        print(f"error: the run failed: {exc}", file=sys.stderr)
+        return 1
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 An LLM judge is only worth its cost if its verdicts match what a person would
 say. :func:`judge_agreement` lines up judge scores with human labels (thumbs
-up/down from :func:`workbench.review`, or any 1/0 labels), turns scores into
+up/down from :func:`workbench.notebook.review`, or any 1/0 labels), turns scores into
 pass/fail at a threshold, and reports how often the two agree, Cohen's kappa
 (agreement beyond what chance would give with these pass rates) and where
 they disagree.
@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from workbench.core.exceptions import UsageError
+from workbench.core.labels import LabelStore, output_hash
 
 #: The two classes compared, in the order of the confusion table.
 CLASSES: tuple[str, str] = ("pass", "fail")
@@ -112,15 +115,15 @@ def _label(value: Any, threshold: float) -> str | None:
         return "pass"
     if word in _FAIL:
         return "fail"
-    raise ValueError(f"human label {value!r} is not understood; use 'up'/'down', 'pass'/'fail' or 1/0")
+    raise UsageError(f"human label {value!r} is not understood; use 'up'/'down', 'pass'/'fail' or 1/0")
 
 
 def _as_frame(labels: Any) -> Any:
     """A review, a result or a JSONL path become a DataFrame; anything else is returned as is."""
     if isinstance(labels, pd.DataFrame):
         return labels
-    if isinstance(labels, (str, Path)):
-        return pd.read_json(Path(labels), lines=True, dtype=False)  # ids like '001' stay strings
+    if isinstance(labels, (str, Path)):  # the label store's reader: a torn last line is skipped, with a warning
+        return pd.DataFrame(LabelStore(labels).records())
     inner = getattr(labels, "labels", None)
     if isinstance(inner, pd.DataFrame):  # a workbench Review
         return inner
@@ -134,7 +137,7 @@ def _score_column(frame: pd.DataFrame, score: str | None, result: Any) -> str:
     if score is not None:
         column = score if score in frame else f"score.{score}"
         if column not in frame:
-            raise ValueError(f"no score column {score!r}; the frame has {[c for c in frame if 'score' in str(c)]}")
+            raise UsageError(f"no score column {score!r}; the frame has {[c for c in frame if 'score' in str(c)]}")
         return column
     judges = [
         s.name
@@ -147,7 +150,7 @@ def _score_column(frame: pd.DataFrame, score: str | None, result: Any) -> str:
         c for c in ("score", "judge_score") if c in frame
     ]
     if len(scored) != 1:
-        raise ValueError(f"say which judge column to compare with `score=`; candidates are {scored}")
+        raise UsageError(f"say which judge column to compare with `score=`; candidates are {scored}")
     return str(scored[0])
 
 
@@ -157,24 +160,22 @@ def _align(judge: Any, human: Any, score: str | None) -> tuple[pd.DataFrame, lis
     if not isinstance(judge, pd.DataFrame) and not isinstance(human, pd.DataFrame):
         judge_values, human_values = list(judge), list(human)
         if len(judge_values) != len(human_values):
-            raise ValueError(
+            raise UsageError(
                 f"{len(judge_values)} judge scores but {len(human_values)} human labels; aligned sequences "
                 "must have the same length (or pass DataFrames keyed by case_id)"
             )
         return pd.DataFrame({"judge_score": judge_values, "human": human_values}), []
     if not (isinstance(judge, pd.DataFrame) and isinstance(human, pd.DataFrame)):
-        raise ValueError("pass judge scores and human labels both as sequences, or both as frames keyed by case_id")
+        raise UsageError("pass judge scores and human labels both as sequences, or both as frames keyed by case_id")
     if "label" not in human:
-        raise ValueError(f"human labels need a 'label' column; they have {list(human.columns)}")
+        raise UsageError(f"human labels need a 'label' column; they have {list(human.columns)}")
     column = _score_column(judge, score, result)
     judge = judge.rename(columns={column: "judge_score"})
     if "output_hash" in human and "output_hash" not in judge and "output" in judge:
-        from workbench.labels import output_hash
-
         judge = judge.assign(output_hash=judge["output"].map(output_hash))
     keys = [k for k in JOIN_KEYS if k in judge and k in human]
     if "case_id" not in keys:
-        raise ValueError("both frames need a 'case_id' column to be matched")
+        raise UsageError("both frames need a 'case_id' column to be matched")
     human = human.sort_values("ts") if "ts" in human else human
     human = human.drop_duplicates(keys, keep="last")  # the latest click on an output wins
     for key in keys:  # ids read from JSON may be numbers, from a CSV strings
@@ -182,7 +183,7 @@ def _align(judge: Any, human: Any, score: str | None) -> tuple[pd.DataFrame, lis
     merged = judge[[*keys, "judge_score"]].merge(human[[*keys, "label"]], on=keys, how="inner")
     if merged.duplicated(keys).any():
         extra = [k for k in JOIN_KEYS if k in judge and k not in keys]
-        raise ValueError(
+        raise UsageError(
             f"a human label keyed by {keys} matches several judged outputs (they differ in {extra}); "
             "give the labels those columns too, or filter the judged rows to one model and repeat"
         )
@@ -209,7 +210,7 @@ def judge_agreement(
             sequence, or a frame with ``case_id`` and ``label`` (plus any of
             ``variant``, ``variant_version``, ``model``, ``repeat``,
             ``output_hash`` to match outputs exactly), the path of a review
-            JSONL file, or a :class:`~workbench.review.Review`.
+            JSONL file, or a :class:`~workbench.notebook.review.Review`.
         threshold: A judge score at or above this counts as a pass.
         score: The judge column when it cannot be guessed (``"llm_judge"`` or ``"score.llm_judge"``).
 

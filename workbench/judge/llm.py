@@ -6,16 +6,16 @@ import asyncio
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-import litellm
-
-from workbench._secrets import redact
-from workbench.exceptions import ScorerError
-from workbench.judge._call import Usage, ask, judge_params, redact_error
+from workbench.core.exceptions import ScorerError
+from workbench.core.redaction import REDACTOR, redact
 from workbench.judge.parsing import Scale, Verdict, parse_verdict
+from workbench.judge.usage import Usage, judge_params, models_of
 from workbench.providers.local import DEFAULT_LOCAL_MODEL
-from workbench.scorers.base import BaseScorer, Score, ScoringContext
+from workbench.providers.models import check_model, check_params
+from workbench.scorers.base import BaseScorer, Score
+from workbench.scorers.context import ScoringContext
 
 _SYSTEM = (
     "You are a careful, impartial evaluator. Judge the response only against the rubric. "
@@ -68,6 +68,8 @@ class LLMJudge(BaseScorer):
     """
 
     type_name = "llm_judge"
+    #: Its score calls a model: the engine reports that usage in ``judge.<name>.*`` columns.
+    calls_models: ClassVar[bool] = True
 
     rubric: str = ""
     model: str = DEFAULT_LOCAL_MODEL
@@ -83,6 +85,7 @@ class LLMJudge(BaseScorer):
         if not isinstance(self.samples, int) or self.samples < 1:
             raise ScorerError(f"llm_judge `samples` must be a whole number >= 1, got {self.samples!r}")
         object.__setattr__(self, "params", dict(self.params or {}))
+        REDACTOR.learn(self.params)  # a key in the judge's params is masked wherever it would leave
         object.__setattr__(self, "_scale", Scale.parse(self.scale))
 
     def spec(self) -> dict[str, Any]:
@@ -94,9 +97,8 @@ class LLMJudge(BaseScorer):
         """Fail before any call when the judge model cannot work (unknown, no key)."""
         if getattr(self, "_checked", False):
             return
-        from workbench.planning import check_model
-
         check_model(self.model, self.params)
+        check_params(self.model, self.params, where=f"judge {self.name!r}")
         object.__setattr__(self, "_checked", True)
 
     def messages(
@@ -124,15 +126,18 @@ class LLMJudge(BaseScorer):
         expectations: Mapping[str, Any],
         context: ScoringContext | None = None,
     ) -> Score:
-        """Judge one output ``samples`` times; the runner passes its ``context``.
+        """Judge one output ``samples`` times through the run's call path (``context.models``).
 
-        Without a context the judge calls ``litellm.acompletion`` directly, uncached.
+        Without a context (called by hand) the judge calls litellm directly, uncached.
         """
-        context = context or ScoringContext(acompletion=litellm.acompletion)
+        models = models_of(context)
         messages = self.messages(inputs=inputs, outputs=outputs, expectations=expectations)
         params = judge_params(self.params)
         answers = await asyncio.gather(
-            *(ask(context, model=self.model, messages=messages, params=params, repeat=k) for k in range(self.samples)),
+            *(
+                models.complete(model=self.model, messages=messages, params=params, repeat=k)
+                for k in range(self.samples)
+            ),
             return_exceptions=True,
         )
         usage, verdicts, failures = Usage(), [], []
@@ -140,10 +145,10 @@ class LLMJudge(BaseScorer):
             if isinstance(answer, BaseException):
                 if not isinstance(answer, Exception):
                     raise answer  # cancellation and interrupts are not judge failures
-                failures.append(redact_error(answer, params))
+                failures.append(REDACTOR.text(f"{type(answer).__name__}: {answer}"))
                 continue
             usage.add(answer)
-            verdicts.append(parse_verdict(answer.response.output, self._scale))  # type: ignore[attr-defined]
+            verdicts.append(parse_verdict(answer.reply.output, self._scale))  # type: ignore[attr-defined]
         value, spread = _combine(verdicts, self.samples)
         return Score(
             value,

@@ -14,22 +14,23 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import litellm
 import pandas as pd
 
-from workbench._async import run_sync
-from workbench._secrets import redact
-from workbench.judge._call import Usage, ask, judge_params, redact_error
+from workbench.core import schema as col
+from workbench.core.exceptions import UsageError
+from workbench.core.redaction import REDACTOR, redact
+from workbench.core.result import RunResult
+from workbench.engine.cache import CacheOption, resolve_cache
+from workbench.engine.calls import CallPath
 from workbench.judge.llm import format_fields
 from workbench.judge.parsing import json_objects, pick, quote
+from workbench.judge.usage import Usage, judge_params
 from workbench.providers.local import DEFAULT_LOCAL_MODEL
-from workbench.scorers.base import ScoringContext
-
-if TYPE_CHECKING:
-    from workbench.experiment import CacheOption
-    from workbench.result import ExperimentResult
+from workbench.providers.models import check_model, check_params
+from workbench.scorers.context import ModelCaller
+from workbench.util.aio import run_sync
 
 _SYSTEM = (
     "You are a careful, impartial evaluator. Compare two responses to the same input and decide "
@@ -131,15 +132,14 @@ class PairwiseJudge:
         baseline: str,
         candidate: str,
         expectations: Mapping[str, Any],
-        context: ScoringContext,
+        models: ModelCaller,
     ) -> dict[str, Any]:
         """Judge one pair in both orders: ``winner`` is ``"baseline"``, ``"candidate"``, ``"tie"`` or None."""
         params = judge_params(self.params)
         shown = ((baseline, candidate), (candidate, baseline))
         answers = await asyncio.gather(
             *(
-                ask(
-                    context,
+                models.complete(
                     model=self.model,
                     messages=self.messages(inputs=inputs, first=a, second=b, expectations=expectations),
                     params=params,
@@ -155,10 +155,10 @@ class PairwiseJudge:
                 if not isinstance(answer, Exception):
                     raise answer  # cancellation and interrupts are not judge failures
                 sides.append(None)
-                reasons.append(f"judge call failed: {redact_error(answer, params)}")
+                reasons.append(f"judge call failed: {REDACTOR.text(f'{type(answer).__name__}: {answer}')}")
                 continue
             usage.add(answer)
-            text = answer.response.output
+            text = answer.reply.output
             choice = parse_choice(text)
             sides.append({"A": names[0], "B": names[1], "tie": "tie"}.get(choice or ""))
             reasons.append(f"unparseable verdict {quote(text, 200)}" if choice is None else _reason(text))
@@ -262,7 +262,7 @@ class PairwisePreference:
 
 
 async def pairwise_preference_async(
-    result: ExperimentResult,
+    result: RunResult,
     *,
     baseline: str | None = None,
     candidate: str | None = None,
@@ -272,46 +272,45 @@ async def pairwise_preference_async(
     acompletion: Callable[..., Any] | None = None,
 ) -> PairwisePreference:
     """The async core of :func:`pairwise_preference`."""
-    from workbench.experiment import resolve_cache
-    from workbench.planning import check_model
-
     judge = judge or PairwiseJudge()
     names = [v.name for v in result.experiment.variants]
     baseline = baseline or names[0]
     candidate = candidate or next((n for n in names if n != baseline), None)
     for role, name in (("baseline", baseline), ("candidate", candidate)):
         if name not in names:
-            raise ValueError(f"{role} {name!r} is not a variant of this result; its variants are {names}")
+            raise UsageError(f"{role} {name!r} is not a variant of this result; its variants are {names}")
     if baseline == candidate:
-        raise ValueError(f"baseline and candidate are both {baseline!r}; pick two different variants")
+        raise UsageError(f"baseline and candidate are both {baseline!r}; pick two different variants")
     model = model or result.experiment.models[0]
     check_model(judge.model, judge.params)
+    check_params(judge.model, judge.params, where="pairwise judge")
     store, read = resolve_cache(cache)
-    context = ScoringContext.from_settings(
-        result.experiment.settings, acompletion=acompletion or litellm.acompletion, cache=store, read_cache=read
-    )
-    cases = result.cases[result.cases["model"] == model]
-    keys = ["case_id", "repeat"]
-    base = cases[cases["variant"] == baseline].set_index(keys)
-    cand = cases[cases["variant"] == candidate].set_index(keys)
-    pairs = base.join(cand[["output", "error"]], rsuffix="_candidate", how="inner")
-    ok = pairs["error"].isna() & pairs["error_candidate"].isna()
-    inputs = [c for c in cases.columns if c.startswith("input.")]
-    expected = [c for c in cases.columns if c.startswith("expected.")]
+    models = CallPath(result.experiment.settings, acompletion=acompletion, cache=store, read_cache=read)
+    cases = result.cases[result.cases[col.MODEL] == model]
+    keys = list(col.PAIR_KEY)
+    base = cases[cases[col.VARIANT] == baseline].set_index(keys)
+    cand = cases[cases[col.VARIANT] == candidate].set_index(keys)
+    pairs = base.join(cand[[col.OUTPUT, col.ERROR]], rsuffix="_candidate", how="inner")
+    ok = pairs[col.ERROR].isna() & pairs[col.ERROR + "_candidate"].isna()
+    inputs = col.columns(cases.columns, col.INPUT)
+    expected = col.columns(cases.columns, col.EXPECTED)
 
     async def one(row: pd.Series) -> dict[str, Any]:
         verdict = await judge.prefer(
-            inputs=_fields(row, inputs, "input."),
-            baseline=str(row["output"]),
-            candidate=str(row["output_candidate"]),
-            expectations=_fields(row, expected, "expected."),
-            context=context,
+            inputs=_fields(row, inputs, col.INPUT),
+            baseline=str(row[col.OUTPUT]),
+            candidate=str(row[col.OUTPUT + "_candidate"]),
+            expectations=_fields(row, expected, col.EXPECTED),
+            models=models,
         )
         for column in ("winner", "baseline_first", "candidate_first"):
             verdict[column] = {"baseline": baseline, "candidate": candidate}.get(verdict[column], verdict[column])
         return {"case_id": row.name[0], "repeat": row.name[1], **verdict}
 
-    rows = await asyncio.gather(*(one(row) for _, row in pairs[ok].iterrows()))
+    try:
+        rows = await asyncio.gather(*(one(row) for _, row in pairs[ok].iterrows()))
+    finally:
+        await models.aclose()
     columns = ["case_id", "repeat", "winner", "baseline_first", "candidate_first", "consistent", "reason",
                "judge_prompt_tokens", "judge_completion_tokens", "judge_cost_usd", "judge_cached"]  # fmt: skip
     table = pd.DataFrame(rows, columns=columns)
@@ -319,7 +318,7 @@ async def pairwise_preference_async(
 
 
 def pairwise_preference(
-    result: ExperimentResult,
+    result: RunResult,
     *,
     baseline: str | None = None,
     candidate: str | None = None,

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.exceptions import ScorerError
+from workbench.core.exceptions import ScorerError
 
 #: JSON keys read as the score, in order of preference.
 SCORE_KEYS = ("score", "verdict", "rating", "grade", "result", "label", "pass", "passed")

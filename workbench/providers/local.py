@@ -28,7 +28,7 @@ import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import Choices, Message, ModelResponse, Usage
 
-from workbench.exceptions import ModelError
+from workbench.core.exceptions import ModelError
 
 #: Provider prefix of local model strings.
 LOCAL_PROVIDER = "local"

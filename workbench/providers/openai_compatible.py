@@ -30,7 +30,7 @@ import aiohttp
 import litellm
 from multidict import CIMultiDict
 
-from workbench.exceptions import ModelError
+from workbench.core.exceptions import ModelError
 
 #: The setting's value that selects this transport.
 TRANSPORT = "openai-compatible"

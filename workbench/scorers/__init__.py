@@ -1,7 +1,13 @@
-"""Built-in scorers. Each is a small dataclass with one ``score`` method."""
+"""Scorers: small configured objects with one ``score`` method, and the context they read.
 
-from workbench.scorers.base import SCORER_TYPES, BaseScorer, Score, run_scorer, scorer_from_spec
+Built-in scorers cover text, JSON and classification; :func:`scorer` turns a
+function into one. Domain scorers (structured extraction, tool calls, RAG,
+safety) belong here too, one module per family.
+"""
+
+from workbench.scorers.base import SCORER_TYPES, BaseScorer, Score, accepts_context, run_scorer, scorer_from_spec
 from workbench.scorers.classification import LabelMatch
+from workbench.scorers.context import ModelCaller, ScoringContext
 from workbench.scorers.function import FunctionScorer, scorer
 from workbench.scorers.json import JsonSchemaValid, JsonValid
 from workbench.scorers.text import Contains, ExactMatch, RegexMatch
@@ -15,8 +21,11 @@ __all__ = [
     "JsonSchemaValid",
     "JsonValid",
     "LabelMatch",
+    "ModelCaller",
     "RegexMatch",
     "Score",
+    "ScoringContext",
+    "accepts_context",
     "run_scorer",
     "scorer",
     "scorer_from_spec",

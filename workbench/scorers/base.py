@@ -12,15 +12,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from workbench.exceptions import ScorerError
-
-if TYPE_CHECKING:
-    from workbench.cache import ResponseCache
-    from workbench.retry import AdaptiveLimiter, RetryPolicy
+from workbench.core.exceptions import ScorerError
+from workbench.core.outputs import tool_calls_to_json
+from workbench.scorers.context import ScoringContext
 
 #: Registry of scorer types by their spec ``type`` name.
 SCORER_TYPES: dict[str, type[BaseScorer]] = {}
@@ -52,70 +50,11 @@ class Score:
     spread: float | None = None
 
 
-@dataclass
-class ScoringContext:
-    """What the runner lends scorers that call models themselves (LLM judges).
-
-    A scorer opts in by accepting a ``context`` keyword in ``score``; the
-    runner then passes the run's completion function (an injected fake in
-    tests), its response cache and its retry settings, so judge calls are
-    cached, retried and rate-limited like the task's own calls.
-
-    Example:
-        >>> import litellm
-        >>> ctx = ScoringContext(acompletion=litellm.acompletion)
-        >>> ctx.limiter("openai/gpt-4o-mini") is ctx.limiter("openai/gpt-4o-mini")
-        True
-    """
-
-    acompletion: Callable[..., Any]
-    cache: ResponseCache | None = None
-    read_cache: bool = True
-    retry: RetryPolicy | None = None
-    timeout_s: float = 120.0
-    max_concurrency: int = 16
-    local_concurrency: int = 1
-    limiters: dict[str, AdaptiveLimiter] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Any,
-        *,
-        acompletion: Callable[..., Any],
-        cache: ResponseCache | None,
-        read_cache: bool,
-        limiters: dict[str, AdaptiveLimiter] | None = None,
-    ) -> ScoringContext:
-        """A context with an experiment's :class:`~workbench.experiment.RunSettings`."""
-        return cls(
-            acompletion=acompletion,
-            cache=cache,
-            read_cache=read_cache,
-            retry=settings.retry,
-            timeout_s=settings.timeout_s,
-            max_concurrency=settings.max_concurrency,
-            local_concurrency=settings.local_concurrency,
-            limiters={} if limiters is None else limiters,
-        )
-
-    def limiter(self, model: str) -> AdaptiveLimiter:
-        """The concurrency limiter of ``model``, shared by every call of this context.
-
-        The runner hands in its own per-model limiters, so a judge that is also a
-        task model shares that model's concurrency limit and rate-limit backoff.
-        """
-        if model not in self.limiters:
-            from workbench.planning import is_local
-            from workbench.retry import AdaptiveLimiter
-
-            limit = self.local_concurrency if is_local(model) else self.max_concurrency
-            self.limiters[model] = AdaptiveLimiter(limit)
-        return self.limiters[model]
-
-
 def accepts_context(scorer: Any) -> bool:
-    """Whether ``scorer.score`` takes a ``context`` keyword (a :class:`ScoringContext`)."""
+    """Whether ``scorer.score`` takes a ``context`` keyword (a :class:`~workbench.scorers.ScoringContext`)."""
+    declared = getattr(scorer, "wants_context", None)  # a function scorer says whether its function does
+    if declared is not None:
+        return bool(declared)
     try:
         return "context" in inspect.signature(scorer.score).parameters
     except (TypeError, ValueError):  # builtins and odd callables have no signature
@@ -196,18 +135,34 @@ def normalize_score(raw: Any, scorer_name: str) -> Score:
 
 async def run_scorer(
     scorer: Any,
-    *,
-    inputs: Mapping[str, Any],
-    outputs: str,
-    expectations: Mapping[str, Any],
     context: ScoringContext | None = None,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: str | None = None,
+    expectations: Mapping[str, Any] | None = None,
 ) -> Score:
-    """Call a sync or async scorer and normalise its result.
+    """Call a sync or async scorer on one output and normalise its result.
 
-    ``context`` is passed on only to scorers whose ``score`` accepts it.
+    Pass the ``context`` (the engine does), or, to score one output by hand,
+    just ``inputs``, ``outputs`` and ``expectations``.
+
+    The scorer gets ``inputs``, ``outputs`` and ``expectations``, plus the whole
+    ``context`` when its ``score`` accepts it. A reply made only of tool calls
+    has no text: a scorer that cannot see tool calls (no ``context``) does not
+    score it (NaN, with the reason), rather than scoring an empty answer 0.
     """
-    extra = {"context": context} if context is not None and accepts_context(scorer) else {}
-    raw = scorer.score(inputs=inputs, outputs=outputs, expectations=expectations, **extra)
+    if context is None:
+        context = ScoringContext(inputs=inputs or {}, output=outputs or "", expectations=expectations or {})
+    wants_context = accepts_context(scorer)
+    if not context.has_text and context.tool_calls and not wants_context:
+        calls = tool_calls_to_json(context.tool_calls) or ""
+        return Score(
+            float("nan"),
+            f"not scored: the reply is tool call(s) with no text ({calls[:200]}); score it with a scorer "
+            "that takes `context` and reads context.tool_calls",
+        )
+    extra = {"context": context} if wants_context else {}
+    raw = scorer.score(inputs=context.inputs, outputs=context.output, expectations=context.expectations, **extra)
     if inspect.isawaitable(raw):
         raw = await raw
     return normalize_score(raw, scorer.name)

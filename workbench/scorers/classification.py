@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.exceptions import ScorerError
+from workbench.core.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score
 
 #: Prediction recorded when no label can be found in the output.

@@ -8,18 +8,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, overload
 
-from workbench.exceptions import ScorerError
+from workbench.core.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer
 
-_ARGUMENTS = ("inputs", "outputs", "expectations")
+_ARGUMENTS = ("inputs", "outputs", "expectations", "context")
 
 
 @dataclass(frozen=True)
 class FunctionScorer(BaseScorer):
     """A scorer backed by a Python function.
 
-    The function may take any of ``inputs``, ``outputs`` and ``expectations``
-    (by those names) and returns a number, a bool, a ``(value, reason)`` pair or
+    The function may take any of ``inputs``, ``outputs``, ``expectations`` and
+    ``context`` (a :class:`~workbench.scorers.ScoringContext` with the tool calls,
+    metadata, tokens...) by those names, and returns a number, a bool, a ``(value, reason)`` pair or
     a :class:`~workbench.scorers.base.Score`. It may be ``async``.
 
     In YAML, name it by import path: ``{type: function, function: "mypkg.scoring:politeness"}``.
@@ -44,8 +45,15 @@ class FunctionScorer(BaseScorer):
     def name(self) -> str:
         return self.metric_name or self._fn.__name__  # type: ignore[attr-defined]
 
-    def score(self, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]) -> Any:
-        given = {"inputs": inputs, "outputs": outputs, "expectations": expectations}
+    @property
+    def wants_context(self) -> bool:
+        """Whether the function takes ``context`` (then it also sees tool-call-only replies)."""
+        return "context" in self._wanted  # type: ignore[attr-defined]
+
+    def score(
+        self, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any], context: Any = None
+    ) -> Any:
+        given = {"inputs": inputs, "outputs": outputs, "expectations": expectations, "context": context}
         return self._fn(**{k: given[k] for k in self._wanted})  # type: ignore[attr-defined]
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.exceptions import ScorerError
+from workbench.core.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.exceptions import ScorerError
+from workbench.core.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score
 
 _PUNCT = str.maketrans("", "", string.punctuation)

@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from workbench.core.exceptions import UsageError
+
 #: Fault kinds the server can inject.
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "hang", "drop")
 
@@ -130,9 +132,9 @@ class FakeOpenAIServer:
         reply: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
         if not faults or any(f not in FAULT_KINDS for f in faults):
-            raise ValueError(f"faults must be a non-empty subset of {FAULT_KINDS!r}, got {tuple(faults)!r}")
+            raise UsageError(f"faults must be a non-empty subset of {FAULT_KINDS!r}, got {tuple(faults)!r}")
         if not 0.0 <= fault_rate <= 1.0:
-            raise ValueError(f"fault_rate must be within [0, 1], got {fault_rate!r}")
+            raise UsageError(f"fault_rate must be within [0, 1], got {fault_rate!r}")
         self.latency_s, self.fault_rate, self.faults = latency_s, fault_rate, tuple(faults)
         self.retry_after_s, self.hang_s, self.seed = retry_after_s, hang_s, seed
         self._reply = reply

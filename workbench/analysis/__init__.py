@@ -1,0 +1,21 @@
+"""Honest statistics on results: paired comparisons, power and sample size, multiplicity,
+pass@k, Pareto frontiers, and the ship / don't-ship gate."""
+
+from workbench.analysis.compare import Comparison, ScorerComparison, compare, compare_many, compare_results
+from workbench.analysis.gate import GateResult, gate
+from workbench.analysis.pareto import cheapest_meeting, pareto_frontier
+from workbench.analysis.power import min_detectable_diff, sample_size
+
+__all__ = [
+    "Comparison",
+    "GateResult",
+    "ScorerComparison",
+    "cheapest_meeting",
+    "compare",
+    "compare_many",
+    "compare_results",
+    "gate",
+    "min_detectable_diff",
+    "pareto_frontier",
+    "sample_size",
+]

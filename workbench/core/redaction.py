@@ -1,0 +1,199 @@
+"""One redaction path for every string that leaves the process.
+
+MLflow params, tags, tables and artifacts, the response cache's keys, label
+files, reports and notebook HTML all pass :data:`REDACTOR`, a
+:class:`Redactor` chain. Its first link, :class:`SecretScrubber`, keeps
+credentials out of them:
+
+- a value under a credential-like key (``api_key``, ``Authorization``,
+  ``x-api-key``, ``token``...) is masked at any depth of a mapping;
+- a credential the process has seen (learned from variant and judge params,
+  or set in the environment as ``*_API_KEY``, ``*_TOKEN``...) is masked
+  wherever it appears in text, e.g. inside an error message;
+- text that looks like a credential (``sk-...``, ``Bearer ...``, ``AKIA...``)
+  is masked even when it was never seen.
+
+Other links (PII, see the safety issue) are added with :meth:`Redactor.add`.
+
+Example:
+    >>> REDACTOR.data({"extra_headers": {"Authorization": "Bearer abc123456789"}, "temperature": 0})
+    {'extra_headers': {'Authorization': '***'}, 'temperature': 0}
+    >>> REDACTOR.text("failed with key sk-abcdefghijklmnopqrstuvwx")
+    'failed with key ***'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+#: What a redacted value is replaced with.
+MASK = "***"
+
+#: Keys whose values are credentials. "token" only as a whole word (``access_token``,
+#: ``x-auth-token``): ``max_tokens`` changes the output, it is not a credential.
+SECRET_KEY = re.compile(
+    r"key|secret|passw(?:or)?d|authori[sz]ation|credential|cookie|(?:^|[_-])token$|^token", re.IGNORECASE
+)
+
+#: Text that is a credential whatever key it came under.
+_CREDENTIAL_PATTERNS = (
+    r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic, Stripe style keys
+    r"(?<=[Bb]earer )[A-Za-z0-9._\-~+/]{8,}=*",  # an Authorization header's token
+    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key ids
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
+)
+#: Secrets shorter than this are not searched for in text (they would mask ordinary words).
+_MIN_SECRET_CHARS = 6
+
+
+def is_secret(key: object) -> bool:
+    """Whether a mapping key names a credential (``api_key``, ``Authorization``, ``x-api-key``...)."""
+    return bool(SECRET_KEY.search(str(key)))
+
+
+def without_secrets(value: Any) -> Any:
+    """``value`` with every credential-like key *dropped*, at any depth.
+
+    For what must not depend on a credential at all: version hashes, cache keys,
+    YAML written back to disk.
+    """
+    if isinstance(value, Mapping):
+        return {k: without_secrets(v) for k, v in value.items() if not is_secret(k)}
+    if isinstance(value, (list, tuple)):
+        return [without_secrets(v) for v in value]
+    return value
+
+
+def secret_values(value: Any) -> set[str]:
+    """Every string found under a credential-like key of ``value``, at any depth."""
+    found: set[str] = set()
+
+    def walk(node: Any, secret: bool) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, secret or is_secret(k))
+        elif isinstance(node, (list, tuple, set)):
+            for v in node:
+                walk(v, secret)
+        elif secret and isinstance(node, str):
+            found.add(node)
+            found.update(node.split())  # "Bearer sk-..." -> the token alone too
+
+    walk(value, False)
+    return {s for s in found if len(s) >= _MIN_SECRET_CHARS and s.lower() != "bearer"}
+
+
+class RedactionLink(Protocol):
+    """One link of a :class:`Redactor` chain: rewrites text it must not let out."""
+
+    def redact_text(self, text: str) -> str: ...
+
+
+class SecretScrubber:
+    """Masks credentials in text: ones it was told about, ones in the environment, ones that look like keys."""
+
+    def __init__(self) -> None:
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern[str] | None = None
+        self._env_snapshot: tuple[str, ...] = ()
+
+    def learn(self, values: Iterable[str]) -> None:
+        """Remember credentials to mask wherever they appear."""
+        new = {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_CHARS}
+        with self._lock:
+            if not new <= self._known:
+                self._known |= new
+                self._pattern = None
+
+    def _environment_secrets(self) -> tuple[str, ...]:
+        return tuple(sorted(v for k, v in os.environ.items() if is_secret(k) and len(v) >= _MIN_SECRET_CHARS))
+
+    def _compiled(self) -> re.Pattern[str]:
+        env = self._environment_secrets()
+        with self._lock:
+            if self._pattern is None or env != self._env_snapshot:
+                # Longest first, so a key is masked whole before any shorter secret inside it.
+                literals = sorted(self._known | set(env), key=len, reverse=True)
+                parts = [re.escape(v) for v in literals] + list(_CREDENTIAL_PATTERNS)
+                self._pattern = re.compile("|".join(parts))
+                self._env_snapshot = env
+            return self._pattern
+
+    def redact_text(self, text: str) -> str:
+        return self._compiled().sub(MASK, text)
+
+
+class Redactor:
+    """A chain of :class:`RedactionLink` objects applied to everything that leaves the process.
+
+    Args:
+        links: The chain, applied in order; :class:`SecretScrubber` first by default.
+    """
+
+    def __init__(self, links: Iterable[RedactionLink] | None = None) -> None:
+        self.secrets = SecretScrubber()
+        self.links: list[RedactionLink] = [self.secrets, *(links or ())]
+
+    def add(self, link: RedactionLink) -> None:
+        """Append a link (e.g. a PII recognizer) to the chain."""
+        self.links.append(link)
+
+    def learn(self, data: Any) -> None:
+        """Remember the credentials under credential-like keys of ``data`` (any depth)."""
+        self.secrets.learn(secret_values(data))
+
+    def text(self, text: str) -> str:
+        """``text`` through every link."""
+        for link in self.links:
+            text = link.redact_text(text)
+        return text
+
+    def data(self, value: Any) -> Any:
+        """``value`` with credential-like keys masked at any depth and every string through :meth:`text`.
+
+        Mappings and sequences are copied; numbers, booleans and None are kept as they are.
+        """
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {k: (MASK if is_secret(k) and value_present(v) else self.data(v)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
+        if isinstance(value, (set, frozenset)):
+            return sorted((self.data(v) for v in value), key=str)
+        return value
+
+    def frame(self, frame: Any) -> Any:
+        """A copy of a pandas DataFrame with every text cell through :meth:`text`."""
+        out = frame.copy()
+        for column in out.columns:
+            series = out[column]
+            if series.dtype == object or str(series.dtype).startswith(("string", "str")):
+                out[column] = series.map(self._cell, na_action="ignore")
+        return out
+
+    def _cell(self, value: Any) -> Any:
+        return self.text(value) if isinstance(value, str) else self.data(value)
+
+    def function(self) -> Callable[[Any], Any]:
+        """:meth:`data` as a plain function (Jinja's ``finalize``, ``json.dumps(default=...)``)."""
+        return self.data
+
+
+def value_present(value: Any) -> bool:
+    """A masked value shows ``***`` only when there was something to hide."""
+    return value is not None and value != ""
+
+
+#: The process-wide chain every writer uses.
+REDACTOR = Redactor()
+
+
+def redact(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with credentials masked at any depth (``"***"``)."""
+    return dict(REDACTOR.data(params))

@@ -1,0 +1,208 @@
+"""Prompt variants: the thing an A/B experiment compares.
+
+A :class:`PromptVariant` is a named, serializable prompt: an optional system
+message, a user prompt template, optional few-shot examples and model
+parameters. The model itself is chosen at run time, so one variant can be run
+on many models. Templates use Jinja2 syntax (``{{ review }}``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import jinja2.sandbox
+
+from workbench.core.exceptions import MissingVariablesError, TemplateError
+from workbench.core.redaction import REDACTOR, without_secrets
+
+#: Key of a few-shot example that holds the answer the model should give.
+EXAMPLE_OUTPUT_KEY = "output"
+
+_ENV = jinja2.sandbox.SandboxedEnvironment(
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    """Compile a template once: compiling costs far more than rendering."""
+    return _ENV.from_string(source)
+
+
+def _is_missing(value: Any) -> bool:
+    """True for None, NaN (pandas' empty cell) and the empty string."""
+    if value is None:
+        return True
+    if isinstance(value, float) and value != value:  # NaN
+        return True
+    return isinstance(value, str) and value == ""
+
+
+@dataclass(frozen=True)
+class PromptVariant:
+    """A prompt to test: templates, few-shot examples and model parameters.
+
+    Args:
+        name: Short identifier used in tables, plots and MLflow run names.
+        prompt: User message template (Jinja2), rendered once per dataset row.
+        system: Optional system message template.
+        examples: Few-shot examples. Each is a mapping with the template's
+            variables plus ``"output"``, the answer; they are sent as earlier
+            user/assistant turns before the real question.
+        params: Model parameters passed to litellm (``temperature``,
+            ``max_tokens``, ``stop``, ``seed``...).
+        description: Free text for humans; does not change :attr:`version`.
+
+    Example:
+        >>> v = PromptVariant(
+        ...     name="zero_shot",
+        ...     prompt="Review: {{ review }}\\nSentiment:",
+        ...     params={"temperature": 0, "max_tokens": 3},
+        ... )
+        >>> sorted(v.variables())
+        ['review']
+        >>> v.render({"review": "Great mug"})[-1]["content"]
+        'Review: Great mug\\nSentiment:'
+    """
+
+    name: str
+    prompt: str
+    system: str | None = None
+    examples: Sequence[Mapping[str, Any]] = ()
+    params: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold a key: see __repr__
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise TemplateError(f"a variant needs a non-empty string name, got {self.name!r}")
+        # Freeze containers so a variant (and its version) cannot change after creation.
+        object.__setattr__(self, "examples", tuple(dict(e) for e in self.examples))
+        object.__setattr__(self, "params", dict(self.params))
+        # Credentials in params (api_key, extra_headers.Authorization...) are masked wherever
+        # they would otherwise leave the process: error messages, MLflow, reports.
+        REDACTOR.learn(self.params)
+        for label, source in self._sources():
+            try:
+                _ENV.parse(source)
+            except jinja2.TemplateSyntaxError as exc:
+                raise TemplateError(
+                    f"variant {self.name!r}: {label} template has a syntax error on line {exc.lineno}: {exc.message}"
+                ) from exc
+        for i, example in enumerate(self.examples):
+            if EXAMPLE_OUTPUT_KEY not in example:
+                raise TemplateError(
+                    f"variant {self.name!r}: few-shot example {i + 1} has no {EXAMPLE_OUTPUT_KEY!r} "
+                    f"key; give each example the answer, e.g. {{'review': ..., 'output': 'positive'}}"
+                )
+            self._check_row(example, f"few-shot example {i + 1}")
+
+    def _sources(self) -> list[tuple[str, str]]:
+        sources = [("prompt", self.prompt)]
+        if self.system:
+            sources.insert(0, ("system", self.system))
+        return sources
+
+    def variables(self) -> set[str]:
+        """Names of the variables the templates use."""
+        return set(self._variables)
+
+    @cached_property
+    def _variables(self) -> frozenset[str]:
+        names: set[str] = set()
+        for _, source in self._sources():
+            names |= jinja2.meta.find_undeclared_variables(_ENV.parse(source))
+        return frozenset(names)
+
+    @cached_property
+    def version(self) -> str:
+        """Content hash of everything that changes the model's output.
+
+        Two variants with the same templates, examples and params share a
+        version whatever their names; editing any of them gives a new version.
+        Credentials (``api_key``, ``extra_headers.Authorization``... at any depth) do not
+        change the output, so they are left out.
+        """
+        payload = json.dumps(
+            {
+                "system": self.system,
+                "prompt": self.prompt,
+                "examples": list(self.examples),
+                "params": without_secrets(self.params),
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def _check_row(self, row: Mapping[str, Any], where: str | None) -> None:
+        missing = {name for name in self._variables if _is_missing(row.get(name))}
+        if missing:
+            raise MissingVariablesError(self.name, missing, where)
+
+    def _render_template(self, source: str, row: Mapping[str, Any]) -> str:
+        values = {k: v for k, v in row.items() if not _is_missing(v)}
+        try:
+            return _compiled(source).render(values)
+        except jinja2.TemplateError as exc:  # e.g. a filter applied to a bad value
+            raise TemplateError(f"variant {self.name!r} failed to render: {exc}") from exc
+
+    def render(self, row: Mapping[str, Any], *, where: str | None = None) -> list[dict[str, str]]:
+        """Render the chat messages for one dataset row.
+
+        Args:
+            row: Variable values, usually one dataset row.
+            where: Where the row came from, used in error messages
+                (for example ``"data/reviews.csv row 17"``).
+
+        Returns:
+            OpenAI-style messages: optional system, few-shot turns, then the user turn.
+
+        Raises:
+            MissingVariablesError: The row lacks one or more variables; every
+                missing name is listed.
+        """
+        self._check_row(row, where)
+        messages: list[dict[str, str]] = []
+        if self.system:
+            messages.append({"role": "system", "content": self._render_template(self.system, row)})
+        for example in self.examples:
+            messages.append({"role": "user", "content": self._render_template(self.prompt, example)})
+            messages.append({"role": "assistant", "content": str(example[EXAMPLE_OUTPUT_KEY])})
+        messages.append({"role": "user", "content": self._render_template(self.prompt, row)})
+        return messages
+
+    def __repr__(self) -> str:
+        # A notebook that displays a variant stores its repr in the executed notebook: never a key.
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict(redacted=True).items())
+        return f"PromptVariant({fields})"
+
+    def to_dict(self, *, redacted: bool = False) -> dict[str, Any]:
+        """Plain-data form, the same shape a variant has in an experiment YAML file.
+
+        ``redacted=True`` masks credentials in params at any depth (``"***"``): the form that is logged.
+        """
+        data: dict[str, Any] = {"name": self.name, "prompt": self.prompt}
+        if self.system:
+            data["system"] = self.system
+        if self.examples:
+            data["examples"] = [dict(e) for e in self.examples]
+        if self.params:
+            data["params"] = REDACTOR.data(self.params) if redacted else dict(self.params)
+        if self.description:
+            data["description"] = self.description
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PromptVariant:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**dict(data))

@@ -1,0 +1,171 @@
+"""The one call path: every model call of a run, the task's and the judges', goes through here.
+
+:class:`CallPath` looks the call up in the response cache, else makes it with
+the run's retries inside the model's concurrency limiter, prices it with
+litellm, writes it to the cache the moment it arrives (what lets a killed run
+resume), and counts what was spent (what the budget checks).
+
+Which function makes the call: an injected one (tests, benchmarks) for every
+model; else, with ``transport="openai-compatible"``, the pooled HTTP transport
+for the task's remote models; else ``litellm.acompletion``. Judges always go
+through litellm, so a judge can be any provider.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import litellm
+
+from workbench.core.outputs import Answer, ModelReply, tool_calls_from
+from workbench.core.settings import RunSettings
+from workbench.engine.cache import ResponseCache, cache_key
+from workbench.engine.retry import AdaptiveLimiter, call_with_retries
+from workbench.providers.models import cost_of, is_local
+from workbench.providers.openai_compatible import TRANSPORT, OpenAICompatibleTransport
+
+#: Message fields that are the reply's text or role: a message holding only these is not kept apart.
+_PLAIN_MESSAGE_FIELDS = frozenset({"role", "content"})
+
+
+def reply_from(raw: Any, *, model: str, latency_s: float) -> ModelReply:
+    """A litellm ``ModelResponse`` (or the transport's) as the :class:`ModelReply` the cache keeps."""
+    choice = raw.choices[0]
+    message = choice.message
+    usage = getattr(raw, "usage", None)
+    calls = tool_calls_from(message)
+    return ModelReply(
+        output=message.content or "",
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost_usd=cost_of(raw, model),
+        latency_s=latency_s,
+        tool_calls=calls,
+        finish_reason=getattr(choice, "finish_reason", None),
+        message=_raw_message(message),
+    )
+
+
+def _raw_message(message: Any) -> dict[str, Any] | None:
+    """The assistant message as plain data, when it holds more than role and text (tool calls,
+    a refusal, reasoning); None otherwise, so a 100,000-row run does not store every text twice."""
+    dump = getattr(message, "model_dump", None)
+    data = dump() if callable(dump) else dict(message)
+    kept = {k: v for k, v in data.items() if v not in (None, "", [], {})}
+    return kept if set(kept) - _PLAIN_MESSAGE_FIELDS else None
+
+
+class CallPath:
+    """Cache, retries, per-model concurrency and cost for every call of one run.
+
+    Args:
+        settings: The run's timeout, retries, concurrency limits and transport.
+        acompletion: An async completion function that serves every model (tests
+            inject fakes here); ``None`` for the real ones.
+        cache: The response cache, or None for none.
+        read_cache: Read hits from it (``False``: call again and overwrite).
+
+    Example:
+        >>> calls = CallPath(RunSettings())  # doctest: +SKIP
+        >>> answer = await calls.complete(model="openai/gpt-4o-mini", messages=msgs, params={})  # doctest: +SKIP
+        >>> answer.reply.output, answer.cached  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        acompletion: Callable[..., Any] | None = None,
+        cache: ResponseCache | None = None,
+        read_cache: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.injected = acompletion
+        self.cache = cache
+        self.read_cache = read_cache
+        self.transport = OpenAICompatibleTransport() if settings.transport == TRANSPORT else None
+        self.limiters: dict[str, AdaptiveLimiter] = {}
+        #: USD of the calls made (not cache hits); NaN-priced calls count 0.
+        self.spent_usd = 0.0
+        #: Task calls made (not cache hits, not judge calls): the result's ``calls_made``.
+        self.calls_made = 0
+
+    def limiter(self, model: str) -> AdaptiveLimiter:
+        """The concurrency limiter of ``model``, shared by the task's and the judges' calls."""
+        if model not in self.limiters:
+            settings = self.settings
+            self.limiters[model] = AdaptiveLimiter(
+                settings.local_concurrency if is_local(model) else settings.max_concurrency
+            )
+        return self.limiters[model]
+
+    def _function(self, model: str, *, task: bool) -> Callable[..., Any]:
+        if self.injected is not None:
+            return self.injected
+        if task and self.transport is not None and not is_local(model):
+            return self.transport
+        return litellm.acompletion
+
+    def cached(self, key: str) -> ModelReply | None:
+        """The cached reply for ``key``, when reading the cache is on."""
+        if self.cache is None or not self.read_cache:
+            return None
+        return self.cache.get(key)
+
+    async def complete(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        repeat: int = 0,
+        key: str | None = None,
+        lookup: bool = True,
+        task: bool = False,
+    ) -> Answer:
+        """One call: a cache hit costs nothing; a new reply is cached at once. Raises when retries run out.
+
+        Args:
+            model: litellm model string.
+            messages: The chat messages.
+            params: Model params (``temperature``, ``api_base``...).
+            repeat: The repeat index (part of the cache key: repeats stay distinct).
+            key: The cache key when the caller computed it already.
+            lookup: Look in the cache first (the engine looked already).
+            task: A task call (may use the openai-compatible transport); judges pass False.
+        """
+        key = key or cache_key(model, list(messages), params, repeat)
+        if lookup:
+            hit = self.cached(key)
+            if hit is not None:
+                return Answer(hit, cached=True)
+        function = self._function(model, task=task)
+        started = time.perf_counter()
+
+        async def attempt() -> Any:
+            return await function(
+                model=model,
+                messages=list(messages),
+                timeout=self.settings.timeout_s,
+                num_retries=0,  # retried here, where rate limits are seen
+                max_retries=0,
+                **params,
+            )
+
+        try:
+            raw, attempts = await call_with_retries(attempt, limiter=self.limiter(model), policy=self.settings.retry)
+        finally:
+            self.calls_made += task
+        reply = reply_from(raw, model=model, latency_s=time.perf_counter() - started)
+        if reply.cost_usd is not None and reply.cost_usd == reply.cost_usd:  # not NaN
+            self.spent_usd += reply.cost_usd
+        if self.cache is not None:
+            self.cache.put(key, reply)  # written now: a killed run resumes from here
+        return Answer(reply, cached=False, attempts=attempts)
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP session of the openai-compatible transport, if any."""
+        if self.transport is not None:
+            await self.transport.aclose()

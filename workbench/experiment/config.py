@@ -1,0 +1,160 @@
+"""Experiment definitions in YAML, validated with pydantic.
+
+A file under ``experiments/`` describes the dataset, the variants, the
+models and the scorers; :func:`load_experiment` turns it into an
+:class:`~workbench.experiment.experiment.Experiment`. Unknown keys are errors (a typo
+like ``promt:`` must not be silently ignored), and every error names the file
+and the key. Relative dataset paths are relative to the YAML file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workbench.core.dataset import Dataset
+from workbench.core.exceptions import ConfigError, TemplateError
+from workbench.core.schema import SuccessRule
+from workbench.core.settings import RetryPolicy, RunSettings, Transport
+from workbench.core.variant import PromptVariant
+from workbench.experiment.experiment import Experiment
+from workbench.providers.local import DEFAULT_LOCAL_MODEL
+from workbench.scorers.base import scorer_from_spec
+from workbench.util.paths import resolve
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(_Strict):
+    path: str
+    id_column: str = "id"
+    expected: list[str] = Field(default_factory=list)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class VariantConfig(_Strict):
+    name: str
+    prompt: str
+    system: str | None = None
+    examples: list[dict[str, Any]] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class SettingsConfig(_Strict):
+    max_concurrency: int = Field(default=16, ge=1)
+    local_concurrency: int = Field(default=1, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+    transport: Transport = "litellm"
+    max_error_rate: float = Field(default=1.0, ge=0, le=1)
+
+
+class SuccessConfig(_Strict):
+    scorer: str | None = None
+    threshold: float = 0.5
+
+
+class ExperimentConfig(_Strict):
+    """Schema of an experiment YAML file."""
+
+    name: str
+    description: str = ""
+    dataset: DatasetConfig
+    variants: list[VariantConfig] = Field(min_length=1)
+    models: list[str] = Field(default_factory=lambda: [DEFAULT_LOCAL_MODEL], min_length=1)
+    scorers: list[dict[str, Any]] = Field(default_factory=list)
+    repeats: int = Field(default=1, ge=1)
+    settings: SettingsConfig = Field(default_factory=SettingsConfig)
+    success: SuccessConfig = Field(default_factory=SuccessConfig)
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = [f"{source} is not a valid experiment definition:"]
+    for error in exc.errors():
+        key = _key_path(error["loc"])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  key {key!r}: unknown key; check its spelling (see ExperimentConfig)")
+        elif error["type"] == "missing":
+            lines.append(f"  key {key!r}: required but missing")
+        else:
+            lines.append(f"  key {key!r}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)
+
+
+def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | Path | None = None) -> Experiment:
+    """Build an :class:`Experiment` from parsed YAML/JSON data.
+
+    Raises:
+        ConfigError: invalid structure, naming ``source`` and the key.
+        DatasetError, ScorerError, TemplateError: bad dataset, scorer or template.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must hold a mapping (name:, dataset:, variants: ...), got {type(data).__name__}")
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+    base = Path(base_dir) if base_dir else Path.cwd()
+    data_path = Path(config.dataset.path)
+    if not data_path.is_absolute():
+        data_path = base / data_path
+    dataset = Dataset.load(data_path, id_column=config.dataset.id_column, expected=config.dataset.expected)
+    if config.dataset.limit:
+        dataset = dataset.head(config.dataset.limit)
+    variants = []
+    for i, variant in enumerate(config.variants):
+        try:
+            variants.append(PromptVariant(**variant.model_dump()))
+        except TemplateError as exc:
+            raise ConfigError(f"{source} key 'variants[{i}]': {exc}") from exc
+    scorers = [scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)]
+    return Experiment(
+        name=config.name,
+        description=config.description,
+        variants=variants,
+        dataset=dataset,
+        models=config.models,
+        scorers=scorers,
+        repeats=config.repeats,
+        settings=RunSettings(
+            max_concurrency=config.settings.max_concurrency,
+            local_concurrency=config.settings.local_concurrency,
+            timeout_s=config.settings.timeout_s,
+            retry=RetryPolicy(max_attempts=config.settings.max_attempts),
+            transport=config.settings.transport,
+            max_error_rate=config.settings.max_error_rate,
+        ),
+        success=SuccessRule(scorer=config.success.scorer, threshold=config.success.threshold),
+    )
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load an experiment YAML file (relative paths also resolve from the project root).
+
+    Example:
+        >>> exp = load_experiment("experiments/sentiment.yaml")  # doctest: +SKIP
+        >>> result = exp.run()  # doctest: +SKIP
+    """
+    file = resolve(path)
+    if not file.exists():
+        raise ConfigError(f"experiment file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file} is not valid YAML: {exc}") from exc
+    experiment = experiment_from_dict(data, source=str(path), base_dir=file.parent)
+    experiment.source = str(file.resolve())
+    return experiment

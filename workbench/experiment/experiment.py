@@ -1,0 +1,134 @@
+"""Experiments you can run: variants x models x a dataset (x repeats), scored and logged.
+
+:class:`Experiment` is the object a notebook builds (or loads from YAML with
+:func:`workbench.load_experiment`) and runs. Running it calls every model
+through litellm (or, with ``RunSettings(transport="openai-compatible")``, straight
+to a self-hosted OpenAI-compatible server), scores each output and returns an
+:class:`~workbench.experiment.result.ExperimentResult`; by default it is logged
+to MLflow and a progress bar shows while it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.core.spec import ExperimentSpec
+from workbench.engine.cache import CacheOption, resolve_cache
+from workbench.engine.calls import CallPath
+from workbench.engine.estimate import Estimate, estimate
+from workbench.engine.observers import ProgressObserver, RunObserver
+from workbench.engine.runner import execute
+from workbench.experiment.result import ExperimentResult
+from workbench.tracking.tracker import MlflowObserver
+from workbench.util.aio import run_sync
+
+
+@dataclass
+class Experiment(ExperimentSpec):
+    """An A/B (or A/B/n) experiment you can run.
+
+    Args:
+        name: MLflow experiment name and report title.
+        variants: The prompt variants to compare (unique names).
+        dataset: The cases to run them on.
+        models: litellm model strings (``"local/gemma-3-270m"``,
+            ``"openai/gpt-4o-mini"``, ``"ollama/llama3"``...).
+        scorers: Scorers applied to every output.
+        repeats: How many times each case is run per variant x model.
+        settings: Concurrency, timeout, retries, transport, ``max_error_rate``.
+        description: Free text for humans.
+        source: The YAML file it was loaded from, if any (the playground saves back to it).
+        success: When a case counts as a success (:class:`~workbench.core.schema.SuccessRule`).
+
+    Example:
+        >>> exp = Experiment(  # doctest: +SKIP
+        ...     name="sentiment",
+        ...     variants=[zero_shot, few_shot],
+        ...     dataset=Dataset.load("data/sentiment.csv", expected=["label"]),
+        ...     models=["local/gemma-3-270m"],
+        ...     scorers=[LabelMatch(labels=["positive", "negative"])],
+        ... )
+        >>> result = exp.run()  # doctest: +SKIP
+        >>> result.summary  # doctest: +SKIP
+    """
+
+    def estimate(self, *, cache: CacheOption = True) -> Estimate:
+        """Calls, tokens and expected cost of :meth:`run`, minus what the cache holds. Calls nothing."""
+        store, read = resolve_cache(cache)
+        return estimate(self, cache=store if read else None)
+
+    async def run_async(
+        self,
+        *,
+        log_to_mlflow: bool = True,
+        tracking_uri: str | None = None,
+        progress: bool = True,
+        cache: CacheOption = True,
+        budget_usd: float | None = None,
+        acompletion: Callable[..., Any] | None = None,
+        observers: Sequence[RunObserver] = (),
+    ) -> ExperimentResult:
+        """Run the experiment; the async core behind :meth:`run`.
+
+        Args:
+            log_to_mlflow: Log a parent run and one child run per variant x model.
+            tracking_uri: MLflow tracking URI; defaults to ``MLFLOW_TRACKING_URI``
+                or the project's ``mlruns/`` store.
+            progress: Show a progress bar (tqdm.auto: a widget in Jupyter).
+            cache: ``True`` reads and writes the project's response cache (a
+                re-run of unchanged calls is free, and a killed run resumes);
+                ``"refresh"`` calls again and overwrites; ``False`` neither reads
+                nor writes; or pass a :class:`~workbench.engine.cache.ResponseCache`.
+            budget_usd: Stop before the next call could bring this run's spend
+                past this many dollars; raises
+                :class:`~workbench.core.exceptions.BudgetExceededError` carrying the
+                partial result.
+            acompletion: The async completion function; ``litellm.acompletion``
+                by default. Tests inject fakes here.
+            observers: More :class:`~workbench.engine.observers.RunObserver` objects
+                to tell of the run's start, every row and its end.
+
+        Raises:
+            BudgetExceededError: the budget stopped the run (partial result on ``.result``).
+            TooManyErrorsError: more calls failed than ``settings.max_error_rate`` allows
+                (every call, by default); the MLflow run ends FAILED.
+        """
+        store, read = resolve_cache(cache)
+        calls = CallPath(self.settings, acompletion=acompletion, cache=store, read_cache=read)
+        chosen: list[RunObserver] = [ProgressObserver()] if progress else []
+        if log_to_mlflow:
+            chosen.append(MlflowObserver(tracking_uri=tracking_uri))
+        chosen.extend(observers)
+        result = await execute(
+            self, calls=calls, observers=chosen, budget_usd=budget_usd, result_class=ExperimentResult
+        )
+        return result  # type: ignore[return-value]  # built by result_class
+
+    def run(
+        self,
+        *,
+        log_to_mlflow: bool = True,
+        tracking_uri: str | None = None,
+        progress: bool = True,
+        cache: CacheOption = True,
+        budget_usd: float | None = None,
+        acompletion: Callable[..., Any] | None = None,
+        observers: Sequence[RunObserver] = (),
+    ) -> ExperimentResult:
+        """Run the experiment and wait for the result. Works inside Jupyter's running event loop.
+
+        See :meth:`run_async` for the arguments.
+        """
+        return run_sync(
+            self.run_async(
+                log_to_mlflow=log_to_mlflow,
+                tracking_uri=tracking_uri,
+                progress=progress,
+                cache=cache,
+                budget_usd=budget_usd,
+                acompletion=acompletion,
+                observers=observers,
+            )
+        )

@@ -1,0 +1,364 @@
+"""The playground: edit a prompt, run it on a sample, read the outputs side by side.
+
+:func:`playground` is the notebook's inner loop. Pick a variant, edit its
+template or parameters, choose a sample (first n, random n, specific ids, or
+the cases that failed last time) and run: the outputs appear next to the
+previous version of the variant (or another variant) with word-level
+differences highlighted and each case's scores, under a status line with
+calls, tokens, cost and latency.
+
+Each edit is a new :class:`~workbench.core.variant.PromptVariant` version (its
+content hash); the playground keeps every version, so going back is a click.
+Runs go through the same runner and response cache as everything else: the
+unchanged side of a comparison, and any case already run, costs nothing.
+:meth:`Playground.save` writes the variant back to the experiment's YAML file
+under ``experiments/`` and logs a run of it to MLflow.
+
+All the logic lives on :class:`Playground`, so it is testable without a
+browser; the widget (``.widget``, or display the object) is a thin view.
+
+Example:
+    >>> pg = wb.playground(wb.load_experiment("experiments/sentiment.yaml"))  # doctest: +SKIP
+    >>> pg  # the widget  # doctest: +SKIP
+    >>> pg.edit(prompt="Review: {{ review }}\\nIs it positive or negative?")  # doctest: +SKIP
+    >>> pg.run(n=8).table  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.core import schema as col
+from workbench.core.dataset import Dataset
+from workbench.core.exceptions import ConfigError, UsageError
+from workbench.core.html import render
+from workbench.core.variant import PromptVariant
+from workbench.experiment.config import load_experiment
+from workbench.experiment.experiment import Experiment
+from workbench.experiment.result import ExperimentResult
+from workbench.experiment.yaml_file import default_yaml, write_variant
+from workbench.notebook.playground_widget import PREVIOUS, PlaygroundWidget
+from workbench.util.paths import project_root
+from workbench.views.side_by_side import SideBySide
+
+SampleMode = Literal["first", "random", "ids", "failed"]
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class PlaygroundRun:
+    """What one click of Run produced."""
+
+    variant: PromptVariant
+    against: PromptVariant | None
+    result: ExperimentResult
+    table: SideBySide
+    status: str
+
+    def _repr_html_(self) -> str:
+        return render("status.html.j2", text=self.status) + self.table.to_html()
+
+
+def _label(variant: PromptVariant) -> str:
+    return f"{variant.name}@{variant.version[:7]}"
+
+
+@dataclass
+class Playground:
+    """Playground state: every version of every variant, the sample, the last runs.
+
+    Build it with :func:`playground`.
+    """
+
+    experiment: Experiment
+    model: str
+    versions: dict[str, list[PromptVariant]]
+    selected: str
+    against: str = PREVIOUS
+    sample_mode: SampleMode = "first"
+    n: int = 8
+    ids: list[str] = field(default_factory=list)
+    seed: int = 0
+    log_to_mlflow: bool = False
+    tracking_uri: str | None = None
+    acompletion: Callable[..., Any] | None = None
+    runs: list[PlaygroundRun] = field(default_factory=list)
+    failed: dict[str, list[str]] = field(default_factory=dict)
+    status: str = ""
+    _widget: Any = field(default=None, repr=False)
+
+    # -- versions --------------------------------------------------------------
+    @property
+    def current(self) -> PromptVariant:
+        """The newest version of the selected variant."""
+        return self.versions[self.selected][-1]
+
+    def select(self, name: str) -> PromptVariant:
+        if name not in self.versions:
+            raise UsageError(f"no variant {name!r}; the variants are {list(self.versions)}")
+        self.selected = name
+        return self.current
+
+    def edit(
+        self,
+        *,
+        prompt: str | None = None,
+        system: str | None = _UNSET,
+        examples: Sequence[Mapping[str, Any]] | None = None,
+        params: Mapping[str, Any] | None = None,
+        **param_updates: Any,
+    ) -> PromptVariant:
+        """A new version of the selected variant with these changes (a no-op edit adds nothing).
+
+        ``params`` replaces the parameters; keyword arguments such as
+        ``temperature=0.7`` or ``max_tokens=16`` update single ones (``None`` removes one).
+        """
+        base = self.current
+        new_params = dict(base.params if params is None else params)
+        for key, value in param_updates.items():
+            if value is None:
+                new_params.pop(key, None)
+            else:
+                new_params[key] = value
+        changes: dict[str, Any] = {"params": new_params}
+        if prompt is not None:
+            changes["prompt"] = prompt
+        if system is not _UNSET:
+            changes["system"] = system or None
+        if examples is not None:
+            changes["examples"] = list(examples)
+        edited = dataclasses.replace(base, **changes)
+        if edited.version != base.version:
+            self.versions[self.selected].append(edited)
+        return self.current
+
+    def revert(self) -> PromptVariant:
+        """Go back one version: the one made just before the current one (it becomes the newest).
+
+        Repeated reverts walk back through the history to the first version.
+        """
+        history = self.versions[self.selected]
+        versions = [v.version for v in history]
+        first_seen = versions.index(self.current.version)
+        if first_seen == 0:
+            raise UsageError(f"variant {self.selected!r} is at its first version: nothing older to go back to")
+        history.append(history[first_seen - 1])
+        return self.current
+
+    def _against(self) -> PromptVariant | None:
+        if self.against == PREVIOUS:
+            history = self.versions[self.selected]
+            older = [v for v in history[:-1] if v.version != self.current.version]
+            return older[-1] if older else None
+        if self.against not in self.versions:
+            raise UsageError(f"cannot compare against {self.against!r}; choose {PREVIOUS!r} or {list(self.versions)}")
+        other = self.versions[self.against][-1]
+        return None if other.version == self.current.version else other
+
+    # -- the sample ------------------------------------------------------------
+    def sample(self) -> Dataset:
+        """The cases the next run uses."""
+        dataset = self.experiment.dataset
+        if self.sample_mode == "first":
+            return dataset.head(self.n)
+        if self.sample_mode == "random":
+            return dataset.sample(self.n, seed=self.seed)
+        if self.sample_mode == "ids":
+            wanted = self.ids
+        elif self.sample_mode == "failed":
+            if self.selected not in self.failed:
+                raise UsageError(f"variant {self.selected!r} has not been run yet: there is no 'failed last time'")
+            wanted = self.failed[self.selected]
+            if not wanted:
+                raise UsageError(f"nothing failed in the last run of {self.selected!r}")
+        else:
+            raise UsageError(f"sample mode must be first, random, ids or failed, got {self.sample_mode!r}")
+        ids = dataset.frame[dataset.id_column]
+        unknown = sorted(set(wanted) - set(ids))
+        if unknown:
+            raise UsageError(f"no case(s) {unknown} in dataset {dataset.source}")
+        if not wanted:
+            raise UsageError("sample mode 'ids' needs at least one case id")
+        return dataset._subset(dataset.frame[ids.isin(wanted)])
+
+    # -- running ---------------------------------------------------------------
+    def run(self, *, n: int | None = None, progress: bool = True) -> PlaygroundRun:
+        """Run the current version (and the one it is compared against) on the sample.
+
+        Unchanged calls come from the response cache, so only what changed is paid for.
+        """
+        if n is not None:
+            self.n = n
+        current, against = self.current, self._against()
+        shown = [current] + ([against] if against else [])
+        labels = [_label(v) for v in shown]
+        if against is not None and labels[0] == labels[1]:
+            labels[1] += "'"
+        renamed = [dataclasses.replace(v, name=label) for v, label in zip(shown, labels, strict=True)]
+        if against is not None:
+            renamed.reverse()  # the baseline first: the diff shows what the edit changed
+        experiment = Experiment(
+            name=self.experiment.name,
+            variants=renamed,
+            dataset=self.sample(),
+            models=[self.model],
+            scorers=self.experiment.scorers,
+            settings=self.experiment.settings,
+            success=self.experiment.success,
+        )
+        result = experiment.run(
+            log_to_mlflow=self.log_to_mlflow,
+            tracking_uri=self.tracking_uri,
+            progress=progress,
+            acompletion=self.acompletion,
+        )
+        mine = result.cases[result.cases[col.VARIANT] == labels[0]]
+        failing = experiment.success.failures(mine, result.scorer_names)
+        self.failed[self.selected] = list(dict.fromkeys(mine.loc[failing, col.CASE_ID]))
+        run = PlaygroundRun(current, against, result, result.side_by_side(limit=None), _status(result, labels[0]))
+        self.runs.append(run)
+        self.status = run.status
+        self._refresh()
+        return run
+
+    # -- saving ----------------------------------------------------------------
+    def save(self, path: str | Path | None = None, *, as_name: str | None = None, log_to_mlflow: bool = True) -> Path:
+        """Write the current version back to an experiment YAML file and log it to MLflow.
+
+        Args:
+            path: The YAML file; default: the file the experiment was loaded
+                from, else ``experiments/<experiment name>.yaml``. An existing
+                file keeps everything but this variant's entry (its comments
+                above ``name:`` are kept; inline comments are not).
+            as_name: Save under another variant name (added next to the others).
+            log_to_mlflow: Also log a run of the saved version to MLflow.
+
+        Credentials (``api_key``... in params) are never written: keep them in
+        the environment.
+
+        The MLflow run re-runs the saved version on the last sample through
+        the response cache, so it costs nothing when that sample was just run.
+        """
+        variant = self.current if as_name is None else dataclasses.replace(self.current, name=as_name)
+        target = Path(path) if path else Path(self.experiment.source or default_yaml(self.experiment.name))
+        if not target.is_absolute():
+            target = project_root() / target
+        newest = [history[-1] for history in self.versions.values()]
+        write_variant(target, variant, experiment=self.experiment, variants=newest)
+        load_experiment(target)  # what we wrote must load; fail here, not at the next run
+        self.status = f"saved {variant.name} (version {variant.version}) to {target}"
+        if log_to_mlflow:
+            try:
+                sample = self.sample()
+            except ValueError:  # e.g. "failed last time" with nothing failed
+                sample = self.experiment.dataset.head(self.n)
+            logged = Experiment(
+                name=self.experiment.name,
+                variants=[variant],
+                dataset=sample,
+                models=[self.model],
+                scorers=self.experiment.scorers,
+                settings=self.experiment.settings,
+            ).run(tracking_uri=self.tracking_uri, progress=False, acompletion=self.acompletion)
+            self.status += f"; logged to MLflow run {logged.run_id}"
+        self._refresh()
+        return target
+
+    # -- the widget ------------------------------------------------------------
+    @property
+    def widget(self) -> Any:
+        """The ipywidgets view (built on first use)."""
+        if self._widget is None:
+            self._widget = PlaygroundWidget(self)
+        return self._widget
+
+    def _refresh(self) -> None:
+        if self._widget is not None:
+            self._widget.render()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget.box)
+
+
+def _status(result: ExperimentResult, label: str) -> str:
+    summary = result.summary
+    tokens = int(summary["tokens_total"].sum())
+    cost = summary["cost_usd"].sum(min_count=1)
+    cost_text = "cost unknown" if math.isnan(cost) else f"${cost:.4f}"
+    hits = int(summary["cache_hits"].sum())
+    latency = result.cases.loc[~result.cases["cached"].astype(bool), "latency_s"]
+    latency_text = f"p50 {latency.median():.2f} s" if len(latency) else "all cached"
+    parts = [
+        f"{result.cases['case_id'].nunique()} cases",
+        f"{result.calls_made} calls ({hits} cached)",
+        f"{tokens} tokens",
+        cost_text,
+        latency_text,
+    ]
+    if result.scorer_names:
+        metric = result.scorer_names[0]
+        scores = ", ".join(f"{row.variant} {row[metric]:.0%}" for _, row in summary.iterrows())
+        parts.append(f"{metric}: {scores}")
+    return " · ".join(parts)
+
+
+def playground(
+    source: Experiment | Sequence[PromptVariant],
+    dataset: Dataset | None = None,
+    *,
+    model: str | None = None,
+    scorers: Sequence[Any] = (),
+    n: int = 8,
+    log_to_mlflow: bool = False,
+    tracking_uri: str | None = None,
+    acompletion: Callable[..., Any] | None = None,
+) -> Playground:
+    """An interactive playground for an experiment (or variants + a dataset).
+
+    Args:
+        source: An :class:`~workbench.experiment.experiment.Experiment`, or prompt variants.
+        dataset: The cases, when ``source`` is a list of variants.
+        model: The litellm model string to start with (default: the experiment's first).
+        scorers: Scorers, when ``source`` is a list of variants.
+        n: Sample size to start with.
+        log_to_mlflow: Log every run (not only saved versions) to MLflow.
+        tracking_uri: MLflow tracking URI (default: the project's ``mlruns/``).
+        acompletion: The async completion function (tests inject fakes here).
+
+    Example:
+        >>> pg = wb.playground(experiment)  # doctest: +SKIP
+        >>> pg  # doctest: +SKIP
+    """
+    if isinstance(source, Experiment):
+        experiment = source
+    else:
+        if dataset is None:
+            raise ConfigError("playground(variants, dataset): pass the dataset the variants run on")
+        experiment = Experiment(
+            name="playground",
+            variants=list(source),
+            dataset=dataset,
+            models=[model] if model else ["local/gemma-3-270m"],
+            scorers=scorers,
+        )
+    experiment.dataset.validate(experiment.variants)
+    versions = {v.name: [v] for v in experiment.variants}
+    names = list(versions)
+    return Playground(
+        experiment=experiment,
+        model=model or experiment.models[0],
+        versions=versions,
+        selected=names[-1],
+        against=names[0] if len(names) > 1 else PREVIOUS,
+        n=n,
+        log_to_mlflow=log_to_mlflow,
+        tracking_uri=tracking_uri,
+        acompletion=acompletion,
+    )

@@ -1,0 +1,296 @@
+"""Human review: thumbs up / down on outputs, saved as they are clicked.
+
+:func:`review` shows one case at a time in the notebook: the input, the
+output of each variant under review, the expected value and the scores, with
+👍 / 👎 buttons, an optional comment and previous / next. Every click appends
+one JSON line to a label file under ``data/`` (flushed and fsynced, so a dead
+kernel loses nothing) and, when the result was logged to MLflow, refreshes a
+``review/labels.json`` table on the experiment's parent run.
+
+A label is keyed by case id + variant version + a hash of the output: a
+label stays attached to the exact output it judged, and a new prompt version
+or a new output needs a new label. The latest click for a key wins.
+
+Labelled failures become tests: :meth:`Review.add_to_golden_set` appends the
+thumbs-down cases to a dataset file in one call.
+
+The buttons are reachable with the keyboard: Tab moves between 👍, 👎, the
+comment, ← and →; Enter or Space presses the focused button.
+
+Example:
+    >>> rv = wb.review(result)  # doctest: +SKIP
+    >>> rv  # the widget  # doctest: +SKIP
+    >>> rv.labels  # doctest: +SKIP
+    >>> rv.add_to_golden_set("data/sentiment_regressions.csv")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from workbench.core.dataset import read_table
+from workbench.core.exceptions import UsageError
+from workbench.core.labels import Label, LabelStore, ReviewItem, default_labels_path, output_hash
+from workbench.experiment.result import ExperimentResult
+from workbench.notebook.review_widget import ReviewWidget
+from workbench.tracking.store import MlflowWriter
+from workbench.util.paths import resolve
+
+LABELS_ARTIFACT = "review/labels.json"
+
+
+def _items(result: ExperimentResult, variants: Sequence[str] | None, model: str | None) -> list[ReviewItem]:
+    cases = result.cases
+    if variants is not None:
+        known = list(dict.fromkeys(cases["variant"]))
+        unknown = [v for v in variants if v not in known]
+        if unknown:
+            raise UsageError(f"no variant(s) {unknown} in this result; its variants are {known}")
+        cases = cases[cases["variant"].isin(list(variants))]
+    if model is not None:
+        cases = cases[cases["model"] == model]
+    inputs = [c for c in cases.columns if c.startswith("input.")]
+    expected = [c for c in cases.columns if c.startswith("expected.")]
+    scores = [c for c in cases.columns if c.startswith("score.")]
+    items = []
+    for row in cases.to_dict(orient="records"):
+        error = row.get("error")
+        items.append(
+            ReviewItem(
+                case_id=str(row["case_id"]),
+                variant=str(row["variant"]),
+                variant_version=str(row["variant_version"]),
+                model=str(row["model"]),
+                repeat=int(row["repeat"]),
+                inputs={c.removeprefix("input."): row[c] for c in inputs},
+                expected={c.removeprefix("expected."): row[c] for c in expected},
+                output=row["output"] if isinstance(row.get("output"), str) else "",  # a failed call has none
+                error=error if isinstance(error, str) else None,
+                scores={c.removeprefix("score."): float(row[c]) for c in scores},
+            )
+        )
+    return items
+
+
+@dataclass
+class Review:
+    """Review state: the items, where we are, and the label file.
+
+    Build it with :func:`review`. The widget (``.widget``, or display the
+    object) is a thin view over this state, so everything here also works
+    without a browser.
+    """
+
+    result: ExperimentResult
+    items: list[ReviewItem]
+    store: LabelStore
+    log_to_mlflow: bool = True
+    index: int = 0
+    status: str = ""
+    _widget: Any = field(default=None, repr=False)
+
+    # -- navigation -------------------------------------------------------------
+    @property
+    def current(self) -> ReviewItem:
+        if not self.items:
+            raise IndexError("nothing to review: the filter matched no cases")
+        return self.items[self.index]
+
+    def next(self) -> ReviewItem:
+        self.index = min(self.index + 1, len(self.items) - 1)
+        self._refresh()
+        return self.current
+
+    def previous(self) -> ReviewItem:
+        self.index = max(self.index - 1, 0)
+        self._refresh()
+        return self.current
+
+    def go(self, index: int) -> ReviewItem:
+        if not 0 <= index < len(self.items):
+            raise IndexError(f"index {index} out of range: {len(self.items)} items")
+        self.index = index
+        self._refresh()
+        return self.current
+
+    # -- labelling ----------------------------------------------------------------
+    def label(self, value: Label, *, comment: str | None = None, advance: bool = True) -> dict[str, Any]:
+        """Label the current item, save it at once, then move to the next one.
+
+        Returns the record written to the label file.
+        """
+        if comment is None and self._widget is not None:
+            comment = self._widget.comment.value
+        record = self.store.add(
+            self.current,
+            value,
+            comment=comment or "",
+            experiment=self.result.name,
+            run_id=self.result.run_id,
+        )
+        self.status = f"saved {'👍' if value == 'up' else '👎'} for case {self.current.case_id} to {self.store.path}"
+        if self.log_to_mlflow and self.result.run_id:
+            self.status += self._log_labels()
+        if advance and self.index < len(self.items) - 1:
+            self.index += 1
+        self._refresh(clear_comment=True)
+        return record
+
+    def label_of(self, item: ReviewItem | None = None) -> dict[str, Any] | None:
+        """The latest label of ``item`` (default: the current one), or None."""
+        item = item or self.current
+        return self.store.lookup().get(item.key)
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        """The latest label of every reviewed item of this result."""
+        return self.store.latest_for({item.key for item in self.items})
+
+    def _result_labels(self) -> pd.DataFrame:
+        """The latest label of every output of the whole result (not only the ones under review now)."""
+        cases = self.result.cases
+        outputs = [o if isinstance(o, str) else "" for o in cases["output"]]
+        keys = set(zip(cases["case_id"].astype(str), cases["variant_version"], map(output_hash, outputs), strict=True))
+        return self.store.latest_for(keys)
+
+    def _log_labels(self) -> str:
+        """Refresh the labels table on the parent MLflow run; never lose a label over it."""
+        run_id = self.result.run_id
+        if run_id is None:
+            return ""
+        try:
+            # Overwritten at each click, and shown as a table in the MLflow UI.
+            MlflowWriter(self.result.tracking_uri).replace_table(run_id, self._result_labels(), LABELS_ARTIFACT)
+            return "; logged to MLflow"
+        except Exception as exc:  # the label is already on disk
+            return f"; MLflow logging failed ({type(exc).__name__}: {exc}), the label file has it"
+
+    # -- failures become tests ------------------------------------------------------
+    def add_to_golden_set(
+        self,
+        path: str | Path,
+        *,
+        label: Label = "down",
+        id_column: str = "id",
+        corrections: dict[str, dict[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """Append the cases labelled ``label`` (thumbs-down by default) to a dataset file.
+
+        Each case is written once, with its inputs and expected values (a
+        ``corrections`` entry ``{case_id: {column: value}}`` overrides an
+        expected value). Ids already in the file are skipped. CSV and JSONL.
+
+        Returns:
+            The rows that were appended.
+        """
+        target = resolve(path) if not Path(path).is_absolute() else Path(path)
+        if target.suffix.lower() not in (".csv", ".jsonl"):
+            raise UsageError(f"golden set {str(path)!r}: use a .csv or .jsonl file")
+        chosen = self.labels
+        chosen = chosen[chosen["label"] == label] if not chosen.empty else chosen
+        wanted = list(dict.fromkeys(chosen["case_id"])) if not chosen.empty else []
+        by_case = {item.case_id: item for item in self.items}
+        rows = []
+        for case_id in wanted:
+            item = by_case[case_id]
+            row = {id_column: case_id, **item.inputs, **item.expected}
+            row.update((corrections or {}).get(case_id, {}))
+            rows.append(row)
+        new = pd.DataFrame(rows)
+        existing = _read(target)
+        if not existing.empty and not new.empty:
+            if id_column not in existing:
+                raise UsageError(f"golden set {str(target)!r} has no id column {id_column!r}")
+            new = new[~new[id_column].astype(str).isin(existing[id_column].astype(str))]
+        if new.empty:
+            return new
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target.stat().st_size and not target.read_bytes().endswith(b"\n"):
+            with target.open("a", encoding="utf-8") as handle:  # a hand-edited file may lack the last newline
+                handle.write("\n")
+        if target.suffix.lower() == ".csv":
+            columns = list(existing.columns) if not existing.empty else list(new.columns)
+            missing = sorted(set(columns) - set(new.columns))
+            if missing:
+                raise UsageError(f"golden set {str(target)!r} needs column(s) {missing} that these cases lack")
+            new[columns].to_csv(target, mode="a", header=existing.empty, index=False)
+        else:
+            with target.open("a", encoding="utf-8") as handle:
+                for record in new.to_dict(orient="records"):
+                    handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self.status = f"appended {len(new)} case(s) to {target}"
+        self._refresh()
+        return new.reset_index(drop=True)
+
+    # -- the widget -------------------------------------------------------------------
+    @property
+    def widget(self) -> Any:
+        """The ipywidgets view (built on first use)."""
+        if self._widget is None:
+            self._widget = ReviewWidget(self)
+            self._refresh()
+        return self._widget
+
+    def _refresh(self, *, clear_comment: bool = False) -> None:
+        if self._widget is not None:
+            self._widget.render(clear_comment=clear_comment)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget.box)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """An existing golden set, read as :class:`~workbench.core.dataset.Dataset` reads it (same NA rules)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    return read_table(path)
+
+
+def review(
+    result: ExperimentResult,
+    *,
+    variants: Sequence[str] | None = None,
+    model: str | None = None,
+    only: Literal["failures", "unlabelled"] | None = None,
+    labels_path: str | Path | None = None,
+    log_to_mlflow: bool = True,
+) -> Review:
+    """Review a result's outputs one at a time in the notebook.
+
+    Args:
+        result: The result to review.
+        variants: Which variants' outputs (default: all).
+        model: Only this model's outputs.
+        only: ``"failures"`` (an error, or the deciding score below the bar of
+            the experiment's success rule: the first scorer >= 0.5 by default) or
+            ``"unlabelled"`` (no label yet for this exact output).
+        labels_path: The label file; default ``data/labels/<experiment>.jsonl``.
+        log_to_mlflow: Refresh the labels table on the result's MLflow run at each click.
+
+    Example:
+        >>> rv = wb.review(result, variants=["few_shot"], only="failures")  # doctest: +SKIP
+        >>> rv  # doctest: +SKIP
+    """
+    store = LabelStore(labels_path or default_labels_path(result.name))
+    items = _items(result, variants, model)
+    if only == "failures":
+        rule = result.experiment.success
+        deciding = rule.deciding(result.scorer_names)
+        items = [i for i in items if i.error or (deciding is not None and rule.failed_score(i.scores[deciding]))]
+    elif only == "unlabelled":
+        done = store.lookup()
+        items = [i for i in items if i.key not in done]
+    elif only is not None:
+        raise UsageError(f"only must be None, 'failures' or 'unlabelled', got {only!r}")
+    return Review(result, items, store, log_to_mlflow=log_to_mlflow)

@@ -1,0 +1,349 @@
+"""MLflow logging as a run observer: one parent run per experiment, one child run per variant x model.
+
+:class:`MlflowObserver` follows a run through the engine's events: the parent
+run opens when the run starts (definition, dataset hash, a ``manifest.json``
+with package versions and git commit), and when it finishes every variant x
+model gets a child run (its params, the summary as metrics, the per-case table)
+and the parent gets the summary, the charts, the paired comparisons and the
+verdict. A run that fails ends FAILED, with whatever partial result it had
+logged. Everything is written through :class:`~workbench.tracking.store.MlflowWriter`
+(redacted, batched, explicit run ids: no global "active run").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from workbench.analysis.compare import compare_run, ranking
+from workbench.analysis.comparison import Comparison
+from workbench.core import schema as col
+from workbench.core.exceptions import RunError, TrackingError, UsageError
+from workbench.core.html import render
+from workbench.core.result import RunResult
+from workbench.core.spec import ExperimentSpec
+from workbench.engine.observers import RunObserver, RunStart
+from workbench.tracking.store import MlflowWriter, metric_items, owner_tags
+from workbench.util.paths import project_root
+from workbench.views.charts import chart_builders
+from workbench.views.comparison_plots import plot_diff, plot_flips, plot_means
+from workbench.views.warm_up import WarmUp
+
+#: Larger per-case tables are logged as Parquet instead of the UI's JSON table.
+TABLE_ROWS_MAX = 20_000
+#: Set by ``workbench report`` for the kernel it starts: parent runs made there carry it as a tag,
+#: so the report attaches itself to those runs and no others.
+REPORT_ENV = "WORKBENCH_REPORT_ID"
+REPORT_TAG = "workbench.report_id"
+_PACKAGES = ("prompt-workbench", "litellm", "mlflow", "pandas", "scikit-learn", "llama-cpp-python")
+#: Seconds between heartbeats of a running parent run (see :meth:`MlflowWriter.close_orphans`).
+_HEARTBEAT_S = 60.0
+
+
+class MlflowObserver(RunObserver):
+    """Logs one experiment run to MLflow.
+
+    Args:
+        tracking_uri: The store; ``MLFLOW_TRACKING_URI`` or the project's ``mlruns/`` by default.
+        charts: Also log the result's charts (:func:`workbench.charts_for`) to
+            the parent run as one self-contained HTML page, ``charts.html``.
+
+    Example:
+        >>> exp.run(observers=[MlflowObserver(tracking_uri="sqlite:///other.db")])  # doctest: +SKIP
+    """
+
+    def __init__(self, *, tracking_uri: str | None = None, charts: bool = True) -> None:
+        self.writer = MlflowWriter(tracking_uri)
+        self.tracking_uri = self.writer.tracking_uri
+        self.charts = charts
+        self.parent_run_id: str | None = None
+        self._experiment_id: str | None = None
+        self._children: list[str] = []
+        self._finished = False
+        self._warm_up = WarmUp()
+        self._last_beat = 0.0
+
+    # -- the run's events ---------------------------------------------------------------
+    def run_started(self, start: RunStart) -> None:
+        self.start(start.experiment)
+
+    def case_done(self, row: Any) -> None:
+        now = time.monotonic()
+        if self.parent_run_id is not None and now - self._last_beat > _HEARTBEAT_S:
+            self._last_beat = now
+            self.writer.log(self.parent_run_id, tags=owner_tags())
+
+    def run_finished(self, result: RunResult) -> None:
+        logged = time.perf_counter()
+        self.log_result(result)
+        result.run_id, result.tracking_uri = self.parent_run_id, self.tracking_uri
+        result.timings["mlflow_s"] = time.perf_counter() - logged
+        self.finish("FINISHED")
+
+    def run_failed(self, error: BaseException, result: RunResult | None) -> None:
+        """Log the partial result (when there is one) and the error, then end FAILED."""
+        try:
+            if self.parent_run_id is not None:
+                message = f"{type(error).__name__}: {error}"
+                self.writer.log(self.parent_run_id, tags={"workbench.error": message})
+                if result is not None and len(result.cases):
+                    self.log_result(result, compare_variants=not isinstance(error, RunError))
+                    result.run_id, result.tracking_uri = self.parent_run_id, self.tracking_uri
+        finally:
+            self.finish("FAILED")
+
+    # -- the building blocks --------------------------------------------------------------
+    def start(self, experiment: ExperimentSpec) -> str:
+        """Create the parent run and log the experiment's definition."""
+        orphans = self.writer.close_orphans()
+        self._experiment_id = self.writer.experiment_id(experiment.name)
+        tags = {"workbench.kind": "experiment", "mlflow.note.content": experiment.description or "", **owner_tags()}
+        if orphans:
+            # The response cache holds their completed calls: this run resumes them.
+            tags["workbench.resumes"] = ",".join(orphans)
+        if os.environ.get(REPORT_ENV):
+            tags[REPORT_TAG] = os.environ[REPORT_ENV]
+        self.parent_run_id = self.writer.create_run(self._experiment_id, experiment.name, tags)
+        dataset = experiment.dataset
+        self.writer.log(
+            self.parent_run_id,
+            params={
+                "dataset_source": dataset.source,
+                "dataset_hash": dataset.content_hash,
+                "n_cases": len(dataset),
+                "repeats": experiment.repeats,
+                "models": list(experiment.models),
+                "variants": {v.name: v.version for v in experiment.variants},
+                "scorers": [s.spec() for s in experiment.scorers],
+                "success_rule": experiment.success.describe(experiment.scorer_names),
+            },
+        )
+        self.writer.json(self.parent_run_id, _manifest(experiment), "manifest.json")
+        if self.charts:
+            self._warm_up.start()
+        return self.parent_run_id
+
+    def _require_started(self) -> str:
+        if self.parent_run_id is None:
+            raise TrackingError("MlflowObserver: call start() (or run the experiment) before logging a result")
+        return self.parent_run_id
+
+    def log_result(self, result: RunResult, *, verdict: str | None = None, compare_variants: bool = True) -> None:
+        """Log one child run per variant x model, the summary, charts and comparisons on the parent.
+
+        ``verdict``: the ``workbench.verdict`` tag when the caller has one; else it is
+        the first model's comparison verdict, or a ranking.
+        """
+        parent = self._require_started()
+        try:
+            # Comparisons first, each logged and let go: at 100k cases one holds tens of MB.
+            first = self._log_comparisons(result) if compare_variants else None
+            for _, row in result.summary.iterrows():
+                self._log_child(result, row)
+            self.writer.text(parent, result.summary.to_csv(index=False), "summary.csv")
+            tags = self._log_charts(result) if self.charts else {}
+            metrics = {
+                f"{r['variant']}.{key}": value
+                for _, r in result.summary.iterrows()
+                for key, value in metric_items(r.items()).items()
+            }
+            metrics.update(calls_made=float(result.calls_made), cache_hits=float(result.summary["cache_hits"].sum()))
+            tags["workbench.verdict"] = verdict or first or _verdict(result, None)
+            if result.notes:
+                tags["workbench.note"] = "; ".join(result.notes)
+            self.writer.log(parent, metrics=metrics, tags=tags)
+        finally:
+            self._warm_up.wait()  # never leave a thread importing behind (it could hang the exit)
+
+    def _log_comparisons(self, result: RunResult) -> str | None:
+        """Log the paired comparison (best other variant vs the first) of every model; the first
+        model's verdict on the first scorer, when there is a comparison."""
+        experiment = result.experiment
+        if len(experiment.variants) < 2 or not experiment.scorers:
+            return None
+        several, first = len(experiment.models) > 1, None
+        for model in experiment.models:
+            try:
+                comparison = compare_run(result, model=model)
+            except (UsageError, KeyError, IndexError):  # e.g. nothing paired: the verdict is a ranking
+                continue
+            if model == experiment.models[0]:
+                first = _verdict(result, comparison)
+            self.log_comparison(comparison, model=model if several else None)
+        return first
+
+    def _log_child(self, result: RunResult, row: Any) -> None:
+        experiment = result.experiment
+        variant = next(v for v in experiment.variants if v.name == row["variant"])
+        run_id = self.writer.create_run(
+            self._experiment_id or "0",
+            f"{variant.name} @ {row['model']}",
+            {"mlflow.parentRunId": self._require_started(), "workbench.kind": "variant"},
+        )
+        self._children.append(run_id)
+        template = variant.to_dict(redacted=True)
+        params = {
+            "variant": variant.name,
+            "variant_version": variant.version,
+            "model": row["model"],
+            "dataset_hash": experiment.dataset.content_hash,
+            "scorers": [s.spec() for s in experiment.scorers],
+            "system": variant.system or "",
+            "prompt": variant.prompt,
+            "n_examples": len(variant.examples),
+            **{f"param.{k}": v for k, v in (template.get("params") or {}).items()},
+        }
+        self.writer.log(run_id, params=params, metrics=metric_items(row.items()))
+        self.writer.json(run_id, template, "prompt_template.json")
+        cases = result.cases
+        mask = (cases[col.VARIANT] == variant.name) & (cases[col.MODEL] == row["model"])
+        rows = cases[mask.to_numpy()]
+        self.writer.table(run_id, rows, "cases.json" if len(rows) <= TABLE_ROWS_MAX else "cases.parquet")
+        self.writer.end_run(run_id, "FINISHED")
+
+    def _log_charts(self, result: RunResult) -> dict[str, str]:
+        """Log every chart of the result to the parent run as one page, ``charts.html``.
+
+        One self-contained page: plotly.js (~5 MB) is inlined once, so it opens
+        offline and in the MLflow UI. Charts are a view of numbers logged
+        elsewhere, so no chart error may fail the run: a failing chart is left
+        out, with a warning and a ``workbench.charts_error`` tag.
+        """
+        parent = self._require_started()
+        self._warm_up.wait()
+        failures: list[str] = []
+        figures: list[tuple[str, Any]] = []
+        try:
+            builders = chart_builders(result)
+        except Exception as exc:  # a chart is never worth failing the run
+            builders, failures = {}, [f"charts: {exc!r}"]
+        for name, build in builders.items():
+            try:
+                figures.append((name, build()))
+            except Exception as exc:  # one broken chart must not cost the others
+                failures.append(f"{name}: {exc!r}")
+        if figures:
+            try:
+                sections = [
+                    (name, Markup(figure.to_html(full_html=False, include_plotlyjs=i == 0)))
+                    for i, (name, figure) in enumerate(figures)
+                ]
+                page = render("charts_page.html.j2", title=f"{result.name}: charts", sections=sections)
+                self.writer.text(parent, page, "charts.html")
+            except Exception as exc:  # e.g. the artifact store refused the file
+                failures.append(f"charts.html: {exc!r}")
+        if not failures:
+            return {}
+        message = "; ".join(failures)
+        warnings.warn(f"some charts were not logged to MLflow: {message}", RuntimeWarning, stacklevel=3)
+        return {"workbench.charts_error": message}
+
+    def log_comparison(self, comparison: Comparison, *, model: str | None = None) -> None:
+        """Log a paired comparison to the parent run: numbers as metrics, verdicts as tags,
+        the flips table and the plots as artifacts.
+
+        With several models, ``model`` is part of every key, so the comparisons of
+        different models never overwrite each other.
+        """
+        parent = self._require_started()
+        self._warm_up.wait()
+        prefix = f"cmp.{_safe(comparison.candidate)}_vs_{_safe(comparison.baseline)}"
+        if model is not None:
+            prefix += f".{_safe(model)}"
+        metrics, tags = {}, {}
+        for row in comparison.results:
+            for field in ("diff", "ci_low", "ci_high", "p_value", "p_adjusted", "effect_size"):
+                value = getattr(row, field)
+                if value is not None:
+                    metrics[f"{prefix}.{row.scorer}.{field}"] = value
+            tags[f"workbench.{prefix}.{row.scorer}.verdict"] = row.verdict
+        tags["workbench.comparison.adjust"] = comparison.adjust
+        self.writer.log(parent, metrics=metrics, tags=tags)
+        flips = comparison.flips()
+        if len(flips):
+            self.writer.table(parent, flips, f"{prefix}/flips.json")
+        figures = [plot_means(comparison), plot_diff(comparison), plot_flips(comparison)]
+        sections = [
+            (f"plot{i}", Markup(fig.to_html(full_html=False, include_plotlyjs=(i == 0))))
+            for i, fig in enumerate(figures)
+        ]
+        page = render("charts_page.html.j2", title=str(comparison).splitlines()[0], sections=sections)
+        self.writer.text(parent, page, f"{prefix}/plots.html")
+
+    def finish(self, status: str) -> None:
+        """End the parent run (and any child still open) as FINISHED or FAILED."""
+        self._warm_up.wait()
+        if self._finished or self.parent_run_id is None:
+            return
+        for run_id in self._children:
+            if self.writer.status(run_id) == "RUNNING":
+                self.writer.end_run(run_id, status)
+        self.writer.end_run(self.parent_run_id, status)
+        self._finished = True
+
+
+#: The name older code and tests use.
+MlflowTracker = MlflowObserver
+
+
+def _verdict(result: RunResult, comparison: Comparison | None) -> str:
+    """The first scorer's verdict of the comparison, else a plain ranking."""
+    names = result.scorer_names
+    if not names:
+        return f"{len(result.cases)} calls, no scorers: nothing to compare"
+    if comparison is not None:
+        try:
+            return comparison[names[0]].verdict
+        except KeyError:
+            pass
+    return ranking(result, names[0])
+
+
+def _manifest(experiment: ExperimentSpec) -> dict[str, Any]:
+    dataset = experiment.dataset
+    return {
+        "experiment": experiment.name,
+        "dataset": {"source": dataset.source, "hash": dataset.content_hash, "n_cases": len(dataset)},
+        "variants": {v.name: {"version": v.version, **v.to_dict(redacted=True)} for v in experiment.variants},
+        "models": list(experiment.models),
+        "scorers": [s.spec() for s in experiment.scorers],
+        "repeats": experiment.repeats,
+        "settings": dataclasses.asdict(experiment.settings),
+        "success_rule": dataclasses.asdict(experiment.success),
+        "packages": _versions(),
+        "git_commit": _git_commit(project_root()),
+    }
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for package in _PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
