@@ -17,6 +17,7 @@ import litellm
 import pandas as pd
 
 from workbench.core.exceptions import ModelError
+from workbench.core.html import frame_html, render
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.cache import ResponseCache
 from workbench.engine.planning import plan
@@ -99,7 +100,7 @@ class Estimate:
         )
 
     def _repr_html_(self) -> str:
-        return f"<p>{self}</p>" + self.table.to_html(index=False)
+        return render("message.html.j2", text=str(self)) + frame_html(self.table)
 
 
 def estimate(experiment: ExperimentSpec, *, cache: ResponseCache | None = None) -> Estimate:

@@ -10,7 +10,6 @@ they disagree.
 
 from __future__ import annotations
 
-import html
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.core.exceptions import UsageError
+from workbench.core.html import frame_html, render
 from workbench.core.labels import LabelStore, output_hash
 
 #: The two classes compared, in the order of the confusion table.
@@ -99,7 +99,7 @@ class JudgeAgreement:
         return f"JudgeAgreement(n={self.n}, agreement={self.agreement:.3f}, kappa={self.kappa:.3f})"
 
     def _repr_html_(self) -> str:
-        return f"<p>{html.escape(str(self))}</p>" + self.confusion.to_html()
+        return render("message.html.j2", text=str(self)) + frame_html(self.confusion, index=True)
 
 
 def _label(value: Any, threshold: float) -> str | None:

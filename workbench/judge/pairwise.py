@@ -9,7 +9,6 @@ is position bias, not a preference.
 from __future__ import annotations
 
 import asyncio
-import html
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -20,6 +19,7 @@ import pandas as pd
 
 from workbench.core import schema as col
 from workbench.core.exceptions import UsageError
+from workbench.core.html import frame_html, render
 from workbench.core.redaction import REDACTOR, redact
 from workbench.core.result import RunResult
 from workbench.engine.cache import CacheOption, resolve_cache
@@ -258,7 +258,7 @@ class PairwisePreference:
         return text
 
     def _repr_html_(self) -> str:
-        return f"<p>{html.escape(str(self))}</p>" + self.table.to_html(index=False, max_rows=50)
+        return render("message.html.j2", text=str(self)) + frame_html(self.table, max_rows=50)
 
 
 async def pairwise_preference_async(

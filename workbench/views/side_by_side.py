@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import difflib
-import html
 import math
 import re
 from collections.abc import Sequence
@@ -25,16 +24,35 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from workbench.core import schema as col
 from workbench.core.exceptions import UsageError
+from workbench.core.html import render
 from workbench.core.result import RunResult
 
 Only = Literal["disagreements", "failures"] | None
 
 _TOKENS = re.compile(r"\s+|[^\s]+")
-_DEL = "background:#fde2e1;color:#a40e26;text-decoration:line-through"
-_INS = "background:#dafbe1;color:#116329"
-_CELL = "text-align:left;vertical-align:top;padding:4px 8px;border-bottom:1px solid #ddd;white-space:pre-wrap"
-_HEAD = "text-align:left;padding:4px 8px;border-bottom:2px solid #999;background:#f6f8fa"
+
+
+def word_diff(before: str, after: str) -> list[tuple[str, str]]:
+    """``after`` as ``(kind, text)`` pieces against ``before``: ``"same"``, ``"del"`` (dropped) or ``"ins"`` (added).
+
+    Example:
+        >>> word_diff("the cat sat", "the dog sat")
+        [('same', 'the '), ('del', 'cat'), ('ins', 'dog'), ('same', ' sat')]
+    """
+    old, new = _TOKENS.findall(before or ""), _TOKENS.findall(after or "")
+    pieces = []
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            pieces.append(("same", "".join(new[j1:j2])))
+            continue
+        if op in ("delete", "replace"):
+            pieces.append(("del", "".join(old[i1:i2])))
+        if op in ("insert", "replace"):
+            pieces.append(("ins", "".join(new[j1:j2])))
+    return pieces
 
 
 def word_diff_html(before: str, after: str) -> str:
@@ -44,29 +62,7 @@ def word_diff_html(before: str, after: str) -> str:
         >>> word_diff_html("the cat sat", "the dog sat").count("<span")
         2
     """
-    old, new = _TOKENS.findall(before or ""), _TOKENS.findall(after or "")
-    parts = []
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            parts.append(html.escape("".join(new[j1:j2])))
-            continue
-        if op in ("delete", "replace"):
-            parts.append(f'<span style="{_DEL}">{html.escape("".join(old[i1:i2]))}</span>')
-        if op in ("insert", "replace"):
-            parts.append(f'<span style="{_INS}">{html.escape("".join(new[j1:j2]))}</span>')
-    return "".join(parts)
-
-
-def _score_html(value: Any, error: Any) -> str:
-    if isinstance(error, str) and error:
-        return f'<span style="color:#a40e26" title="{html.escape(error)}">error</span>'
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    value = float(value)
-    if value in (0.0, 1.0):
-        return '<span style="color:#116329">✓ pass</span>' if value else '<span style="color:#a40e26">✗ fail</span>'
-    return f"{value:.3g}"
+    return render("word_diff.html.j2", pieces=word_diff(before, after))
 
 
 @dataclass
@@ -93,41 +89,47 @@ class SideBySide:
         return self.frame.copy()
 
     def to_html(self) -> str:
-        """Self-contained HTML: inline styles, no scripts."""
-        inputs = [c for c in self.frame.columns if c.startswith("input.")]
-        expected = [c for c in self.frame.columns if c.startswith("expected.")]
-        several_models = self.frame["model"].nunique() > 1
-        several_repeats = self.frame["repeat"].nunique() > 1
-        head = ["case"] + [c.removeprefix("input.") for c in inputs] + [c for c in expected]
-        head += [
-            f"{v} {'(diff vs ' + self.variants[0] + ')' if self.diff and i else ''}".strip()
-            for i, v in enumerate(self.variants)
-        ]
+        """Self-contained HTML: inline styles, no scripts; every value escaped and redacted."""
+        inputs = col.columns(self.frame.columns, col.INPUT)
+        expected = col.columns(self.frame.columns, col.EXPECTED)
+        head = ["case"] + [c.removeprefix(col.INPUT) for c in inputs] + expected
+        head += [f"{v} (diff vs {self.variants[0]})" if self.diff and i else v for i, v in enumerate(self.variants)]
         rows = []
         for record in self.frame.to_dict(orient="records"):
-            label = html.escape(str(record["case_id"]))
-            if several_models:
-                label += f"<br><small>{html.escape(str(record['model']))}</small>"
-            if several_repeats:
-                label += f"<br><small>repeat {record['repeat']}</small>"
-            cells = [label] + [html.escape(_text(record[c])) for c in inputs + expected]
             baseline = _text(record.get(f"{self.variants[0]}:output"))
+            outputs = []
             for i, variant in enumerate(self.variants):
-                output = _text(record.get(f"{variant}:output"))
-                body = word_diff_html(baseline, output) if self.diff and i else html.escape(output)
-                score = _score_html(record.get(f"{variant}:score"), record.get(f"{variant}:error"))
-                cells.append(f"{body}<div style='font-size:85%;margin-top:2px'>{score}</div>")
-            rows.append("<tr>" + "".join(f'<td style="{_CELL}">{c}</td>' for c in cells) + "</tr>")
-        header = "<tr>" + "".join(f'<th style="{_HEAD}">{html.escape(h)}</th>' for h in head) + "</tr>"
+                text = _text(record.get(f"{variant}:output"))
+                pieces = word_diff(baseline, text) if self.diff and i else [("same", text)]
+                error = record.get(f"{variant}:error")
+                outputs.append(
+                    {
+                        "pieces": pieces,
+                        "score": record.get(f"{variant}:score"),
+                        "error": error if _is_text(error) else None,
+                    }
+                )
+            rows.append(
+                {
+                    "case": record[col.CASE_ID],
+                    "model": record[col.MODEL],
+                    "repeat": record[col.REPEAT],
+                    "values": [_text(record[c]) for c in inputs + expected],
+                    "outputs": outputs,
+                }
+            )
         caption = f"{len(self.frame)} of {self.total} rows"
         if self.scorer:
             caption += f"; score: {self.scorer}"
         if len(self.frame) < self.total:
             caption += " (pass limit=None to see all)"
-        return (
-            f'<table class="wb-side-by-side" style="border-collapse:collapse;font-size:90%">'
-            f'<caption style="caption-side:top;text-align:left;color:#555">{html.escape(caption)}</caption>'
-            f"<thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
+        return render(
+            "side_by_side.html.j2",
+            head=head,
+            rows=rows,
+            caption=caption,
+            several_models=self.frame[col.MODEL].nunique() > 1,
+            several_repeats=self.frame[col.REPEAT].nunique() > 1,
         )
 
     def _repr_html_(self) -> str:
@@ -135,6 +137,10 @@ class SideBySide:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
 
 
 def _text(value: Any) -> str:
