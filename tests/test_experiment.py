@@ -152,3 +152,34 @@ def test_experiment_definition_errors():
         wb.Experiment(name="e", variants=[v], dataset=ds, repeats=0)
     with pytest.raises(wb.ConfigError, match="two scorers named"):
         wb.Experiment(name="e", variants=[v], dataset=ds, scorers=[wb.JsonValid(), wb.JsonValid()])
+
+
+def test_the_success_rule_decides_successes_and_can_name_another_scorer(fake_key, fake_llm, variants, reviews):
+    """One configurable success rule: cost per success and failures follow it, not a hidden 0.5 on scorer one."""
+    # "short" passes every output; label_match fails some: the rule decides which one counts.
+    short = wb.scorer(lambda outputs: len(outputs.split()) <= 3, name="short")
+    label = wb.LabelMatch(labels=["positive", "negative"], expected="label")
+    base = wb.Experiment(name="rule", variants=variants[:1], dataset=reviews, models=["openai/gpt-4o-mini"],
+                         scorers=[label, short])  # fmt: skip
+    by_label = base.run(log_to_mlflow=False, progress=False, acompletion=fake_llm).summary.iloc[0]
+    strict = base.with_overrides()
+    strict.success = wb.SuccessRule(scorer="short", threshold=1.0)
+    by_short = strict.run(log_to_mlflow=False, progress=False, acompletion=fake_llm).summary.iloc[0]
+    assert by_label["successes"] == round(by_label["label_match"] * 6) < 6
+    assert by_short["successes"] == 6
+    with pytest.raises(wb.ConfigError, match="success rule names scorer 'nope'"):
+        wb.Experiment(name="x", variants=variants, dataset=reviews, scorers=[label], success=wb.SuccessRule("nope"))
+
+
+def test_yaml_success_and_max_error_rate_reach_the_experiment(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("id,text,label\n1,a,positive\n")
+    path = tmp_path / "e.yaml"
+    path.write_text(
+        "name: e\ndataset: {path: d.csv, expected: [label]}\nvariants: [{name: v, prompt: '{{ text }}'}]\n"
+        "scorers: [{type: label_match, labels: [positive, negative], expected: label}]\n"
+        "settings: {max_error_rate: 0.1}\nsuccess: {scorer: label_match, threshold: 0.9}\n"
+    )
+    exp = wb.load_experiment(path)
+    assert exp.settings.max_error_rate == 0.1
+    assert exp.success == wb.SuccessRule(scorer="label_match", threshold=0.9)

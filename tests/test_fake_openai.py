@@ -11,7 +11,7 @@ import httpx
 import litellm
 import pytest
 
-import workbench  # noqa: F401  (sets the offline defaults before litellm is used)
+import workbench  # sets the offline defaults before litellm is used
 from workbench.testing import FakeOpenAIServer, ServerStats, expected_reply, request_key
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How are you today?"}]
@@ -198,7 +198,7 @@ def test_stop_releases_the_port_even_with_a_hanging_request() -> None:
     assert time.perf_counter() - start < 5
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
-    with pytest.raises(RuntimeError, match="not started"):
+    with pytest.raises(workbench.WorkbenchError, match="not started"):
         _ = server.base_url
 
 

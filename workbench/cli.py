@@ -22,7 +22,7 @@ import yaml
 
 import workbench  # noqa: F401  (applies offline defaults before litellm/mlflow load)
 from workbench.analysis.gate import gate
-from workbench.core.exceptions import RunError, UsageError, WorkbenchError
+from workbench.core.exceptions import RunError, WorkbenchError
 from workbench.engine.cache import ResponseCache
 from workbench.experiment.config import load_experiment
 from workbench.tracking.report import run_report
@@ -78,11 +78,8 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     thresholds = _parse_thresholds(args.min)
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit)
     result = experiment.run(log_to_mlflow=not args.no_mlflow, progress=not args.quiet)
-    try:
-        comparison = result.compare(args.baseline, args.candidate)
-        outcome = gate(comparison, thresholds=thresholds, gated_scorers=args.scorer or None)
-    except KeyError as exc:
-        raise UsageError(str(exc)) from exc
+    comparison = result.compare(args.baseline, args.candidate)
+    outcome = gate(comparison, thresholds=thresholds, gated_scorers=args.scorer or None)
     print(comparison)
     print(outcome)
     return 0 if outcome.passed else 1

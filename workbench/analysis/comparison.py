@@ -16,7 +16,7 @@ from workbench.analysis.outcome import Adjust, ScorerComparison
 from workbench.analysis.passk import flaky_cases
 from workbench.analysis.wording import _ADJUST_NAMES, RESULT_WORDS, _diff, _fmt_p, _mean, _num
 from workbench.core import schema as col
-from workbench.core.exceptions import UsageError
+from workbench.core.exceptions import UnknownNameError, UsageError
 from workbench.core.html import frame_html, render
 
 __all__ = ["Comparison", "ScorerComparison"]
@@ -54,7 +54,7 @@ class Comparison:
         for row in self.results:
             if row.scorer == col.scorer_name(scorer):
                 return row
-        raise KeyError(f"no scorer {scorer!r} in this comparison; scorers: {self.scorers!r}")
+        raise UnknownNameError(f"no scorer {scorer!r} in this comparison; scorers: {self.scorers!r}")
 
     @property
     def scorers(self) -> list[str]:
@@ -116,8 +116,8 @@ class Comparison:
         if scorer is not None and self[scorer].kind != "binary":
             raise UsageError(f"flips need a pass/fail scorer; {scorer!r} is continuous")
         binary = [r.scorer for r in self.results if r.kind == "binary"]
-        names = [n for n in binary if scorer in (None, n, f"score.{n}")]
-        ctx = [c for c in self.pairs.columns if c.startswith(("input.", "expected."))]
+        names = [n for n in binary if scorer in (None, n, col.score_column(n))]
+        ctx = [c for c in self.pairs.columns if c.startswith((col.INPUT, col.EXPECTED))]
         columns = ["scorer", "case_id", "change", "baseline_score", "candidate_score", *ctx]
         columns += ["baseline_output", "candidate_output"]
         frames = [self._flips_of(name, ctx) for name in names]
@@ -184,7 +184,7 @@ class Comparison:
                 f"k must be from 1 to the {repeats} repeat(s) per case, got k={k!r}: pass@k and "
                 "pass^k are estimated from the repeats, so k cannot exceed them"
             )
-        inputs = [c for c in self.pairs.columns if c.startswith("input.")]
+        inputs = [c for c in self.pairs.columns if c.startswith(col.INPUT)]
         binary = [r.scorer for r in self.results if r.kind == "binary"]
         columns = ["variant", "scorer", "case_id", "repeats", "passes", "pass_rate", "k"]
         columns += ["pass@k", "pass^k", *inputs]

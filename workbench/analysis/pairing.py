@@ -47,7 +47,7 @@ def _slim(df: pd.DataFrame) -> pd.DataFrame:
     Every selection below copies the columns it is given, which at 100,000 cases is tens of MB.
     """
     keep = (*_REQUIRED, "output", "error")
-    return df[[c for c in df.columns if c in keep or str(c).startswith(("score.", "input.", "expected."))]]
+    return df[[c for c in df.columns if c in keep or str(c).startswith((col.SCORE, col.INPUT, col.EXPECTED))]]
 
 
 def _pick_model(rows: pd.DataFrame, model: str | None, baseline: str, candidate: str) -> str:
@@ -80,7 +80,7 @@ def _one_run(df: pd.DataFrame, what: str, model: str | None) -> _Run:
 
 def _common_scorers(base: pd.DataFrame, cand: pd.DataFrame, scorers: Sequence[str] | None) -> list[str]:
     """The scorers to compare: the requested ones (default all), scored on both sides."""
-    common = [col.scorer_name(c) for c in base.columns if c.startswith("score.") and c in cand.columns]
+    common = [col.scorer_name(c) for c in base.columns if c.startswith(col.SCORE) and c in cand.columns]
     names = common if scorers is None else [col.scorer_name(s) for s in scorers]
     unknown = [s for s in names if s not in common]
     if unknown or not names:
@@ -98,8 +98,8 @@ def _require_unique_keys(df: pd.DataFrame, label: str) -> None:
 
 def _pair(base: pd.DataFrame, cand: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Join baseline and candidate rows on (case_id, repeat); see ``Comparison.pairs``."""
-    ctx = [c for c in base.columns if c.startswith(("input.", "expected."))]
-    own = ["output", "error"] + [f"score.{s}" for s in names]
+    ctx = [c for c in base.columns if c.startswith((col.INPUT, col.EXPECTED))]
+    own = ["output", "error"] + [col.score_column(s) for s in names]
 
     def side(df: pd.DataFrame, prefix: str, extra: list[str]) -> pd.DataFrame:
         renamed = {c: f"{prefix}.{c}" for c in own}

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from workbench.core import schema as col
 from workbench.core.exceptions import UsageError
 
 __all__ = ["flaky_cases", "pass_at_k", "pass_hat_k"]
@@ -57,7 +58,7 @@ def flaky_cases(
     first = rows.drop_duplicates("case_id").set_index("case_id")[inputs]
     frames = []
     for name in scorers:
-        grouped = rows.dropna(subset=[f"score.{name}"]).groupby("case_id")[f"score.{name}"]
+        grouped = rows.dropna(subset=[col.score_column(name)]).groupby("case_id")[col.score_column(name)]
         per = pd.DataFrame({"repeats": grouped.size(), "passes": grouped.sum().astype(int)})
         per = per[(per["passes"] > 0) & (per["passes"] < per["repeats"])]
         per = per.assign(variant=label, scorer=name, pass_rate=per["passes"] / per["repeats"])

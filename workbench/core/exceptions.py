@@ -5,6 +5,8 @@ so a notebook can catch them all in one place::
 
     WorkbenchError
     ├── UsageError            a call was given a bad argument (also a ValueError)
+    │   ├── UnknownNameError      no scorer / variant / case of that name (also a KeyError)
+    │   └── OutOfRangeError       an index past the end (also an IndexError)
     ├── ConfigError           an experiment definition (YAML file or dict) is invalid
     ├── DatasetError          a dataset file is unreadable or does not fit the variants
     ├── TemplateError         a prompt template is malformed
@@ -35,6 +37,17 @@ class UsageError(WorkbenchError, ValueError):
     It is also a :class:`ValueError`, so code written against older versions
     (``except ValueError``) keeps working.
     """
+
+
+class UnknownNameError(UsageError, KeyError):
+    """A scorer, variant or case of that name is not there (also a :class:`KeyError`)."""
+
+    def __str__(self) -> str:  # KeyError would show the message as a repr, quotes and all
+        return str(self.args[0]) if self.args else ""
+
+
+class OutOfRangeError(UsageError, IndexError):
+    """An index past the end of what there is (also an :class:`IndexError`)."""
 
 
 class ConfigError(WorkbenchError):

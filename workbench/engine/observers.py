@@ -2,9 +2,10 @@
 
 The engine emits four events: a run started, a case is done (one result row),
 the run finished, the run failed. MLflow tracking
-(:class:`workbench.tracking.MlflowObserver`) and the progress bar
-(:class:`ProgressObserver`) are observers; anything else that must follow a
-run (a live dashboard, a trace exporter, a stream to a database) is one more.
+(:class:`workbench.tracking.MlflowObserver`), the progress bar
+(:class:`ProgressObserver`) and redaction (:class:`Redacted`, which hands an
+observer its rows redacted) are observers; anything else that must follow a run
+(a live dashboard, a trace exporter, a stream to a database) is one more.
 
 An observer that raises in ``run_finished`` fails the run: the other
 observers then get ``run_failed`` (so MLflow runs end FAILED, never RUNNING).
@@ -25,6 +26,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from workbench.core.redaction import REDACTOR
 from workbench.core.result import RunResult
 from workbench.core.spec import ExperimentSpec
 
@@ -76,6 +78,31 @@ class ProgressObserver(RunObserver):
 
     def run_failed(self, error: BaseException, result: RunResult | None) -> None:
         self._close()
+
+
+class Redacted(RunObserver):
+    """Another observer, handed every row through the redaction chain first.
+
+    Rows hold what the model saw and said; an observer that sends them out of the
+    process (a database, a dashboard, a trace exporter) must get them redacted
+    like everything else that leaves. :meth:`workbench.Experiment.run` wraps the
+    observers it is given in this. (The MLflow observer redacts at its writer.)
+    """
+
+    def __init__(self, observer: RunObserver) -> None:
+        self.observer = observer
+
+    def run_started(self, start: RunStart) -> None:
+        self.observer.run_started(start)
+
+    def case_done(self, row: Mapping[str, Any]) -> None:
+        self.observer.case_done(REDACTOR.data(dict(row)))
+
+    def run_finished(self, result: RunResult) -> None:
+        self.observer.run_finished(result)
+
+    def run_failed(self, error: BaseException, result: RunResult | None) -> None:
+        self.observer.run_failed(error, result)
 
 
 class Observers(RunObserver):

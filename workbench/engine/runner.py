@@ -173,10 +173,14 @@ class Engine:
         window = asyncio.Semaphore(2 * sum(limiter.max_limit for limiter in self.calls.limiters.values()))
         pending: set[asyncio.Task[None]] = set()
 
+        def done(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            window.release()
+
         def start(coro: Any) -> None:
             task = asyncio.ensure_future(coro)
             pending.add(task)
-            task.add_done_callback(lambda t: (pending.discard(t), window.release()))
+            task.add_done_callback(done)
 
         try:
             for call in plan(self.experiment):

@@ -18,7 +18,7 @@ from workbench.core.spec import ExperimentSpec
 from workbench.engine.cache import CacheOption, resolve_cache
 from workbench.engine.calls import CallPath
 from workbench.engine.estimate import Estimate, estimate
-from workbench.engine.observers import ProgressObserver, RunObserver
+from workbench.engine.observers import ProgressObserver, Redacted, RunObserver
 from workbench.engine.runner import execute
 from workbench.experiment.result import ExperimentResult
 from workbench.tracking.tracker import MlflowObserver
@@ -88,7 +88,8 @@ class Experiment(ExperimentSpec):
             acompletion: The async completion function; ``litellm.acompletion``
                 by default. Tests inject fakes here.
             observers: More :class:`~workbench.engine.observers.RunObserver` objects
-                to tell of the run's start, every row and its end.
+                to tell of the run's start, every row (redacted, as everything that
+                may leave the process) and its end.
 
         Raises:
             BudgetExceededError: the budget stopped the run (partial result on ``.result``).
@@ -100,7 +101,7 @@ class Experiment(ExperimentSpec):
         chosen: list[RunObserver] = [ProgressObserver()] if progress else []
         if log_to_mlflow:
             chosen.append(MlflowObserver(tracking_uri=tracking_uri))
-        chosen.extend(observers)
+        chosen.extend(Redacted(observer) for observer in observers)  # rows leave through them: redacted
         result = await execute(
             self, calls=calls, observers=chosen, budget_usd=budget_usd, result_class=ExperimentResult
         )

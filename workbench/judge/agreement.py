@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.core import schema as col
 from workbench.core.exceptions import UsageError
 from workbench.core.html import frame_html, render
 from workbench.core.labels import LabelStore, output_hash
@@ -135,7 +136,7 @@ def _as_frame(labels: Any) -> Any:
 
 def _score_column(frame: pd.DataFrame, score: str | None, result: Any) -> str:
     if score is not None:
-        column = score if score in frame else f"score.{score}"
+        column = score if score in frame else col.score_column(score)
         if column not in frame:
             raise UsageError(f"no score column {score!r}; the frame has {[c for c in frame if 'score' in str(c)]}")
         return column
@@ -145,8 +146,8 @@ def _score_column(frame: pd.DataFrame, score: str | None, result: Any) -> str:
         if getattr(s, "type_name", "") == "llm_judge"
     ]
     if len(judges) == 1:
-        return f"score.{judges[0]}"
-    scored = [c for c in frame.columns if str(c).startswith("score.")] or [
+        return col.score_column(judges[0])
+    scored = [c for c in frame.columns if str(c).startswith(col.SCORE)] or [
         c for c in ("score", "judge_score") if c in frame
     ]
     if len(scored) != 1:

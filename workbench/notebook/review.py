@@ -34,8 +34,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from workbench.core import schema as col
 from workbench.core.dataset import read_table
-from workbench.core.exceptions import UsageError
+from workbench.core.exceptions import OutOfRangeError, UsageError
 from workbench.core.labels import Label, LabelStore, ReviewItem, default_labels_path, output_hash
 from workbench.experiment.result import ExperimentResult
 from workbench.notebook.review_widget import ReviewWidget
@@ -55,9 +56,9 @@ def _items(result: ExperimentResult, variants: Sequence[str] | None, model: str 
         cases = cases[cases["variant"].isin(list(variants))]
     if model is not None:
         cases = cases[cases["model"] == model]
-    inputs = [c for c in cases.columns if c.startswith("input.")]
-    expected = [c for c in cases.columns if c.startswith("expected.")]
-    scores = [c for c in cases.columns if c.startswith("score.")]
+    inputs = [c for c in cases.columns if c.startswith(col.INPUT)]
+    expected = [c for c in cases.columns if c.startswith(col.EXPECTED)]
+    scores = [c for c in cases.columns if c.startswith(col.SCORE)]
     items = []
     for row in cases.to_dict(orient="records"):
         error = row.get("error")
@@ -68,11 +69,11 @@ def _items(result: ExperimentResult, variants: Sequence[str] | None, model: str 
                 variant_version=str(row["variant_version"]),
                 model=str(row["model"]),
                 repeat=int(row["repeat"]),
-                inputs={c.removeprefix("input."): row[c] for c in inputs},
-                expected={c.removeprefix("expected."): row[c] for c in expected},
+                inputs={c.removeprefix(col.INPUT): row[c] for c in inputs},
+                expected={c.removeprefix(col.EXPECTED): row[c] for c in expected},
                 output=row["output"] if isinstance(row.get("output"), str) else "",  # a failed call has none
                 error=error if isinstance(error, str) else None,
-                scores={c.removeprefix("score."): float(row[c]) for c in scores},
+                scores={c.removeprefix(col.SCORE): float(row[c]) for c in scores},
             )
         )
     return items
@@ -99,7 +100,7 @@ class Review:
     @property
     def current(self) -> ReviewItem:
         if not self.items:
-            raise IndexError("nothing to review: the filter matched no cases")
+            raise OutOfRangeError("nothing to review: the filter matched no cases")
         return self.items[self.index]
 
     def next(self) -> ReviewItem:
@@ -114,7 +115,7 @@ class Review:
 
     def go(self, index: int) -> ReviewItem:
         if not 0 <= index < len(self.items):
-            raise IndexError(f"index {index} out of range: {len(self.items)} items")
+            raise OutOfRangeError(f"index {index} out of range: {len(self.items)} items")
         self.index = index
         self._refresh()
         return self.current

@@ -149,13 +149,13 @@ class FakeOpenAIServer:
     def base_url(self) -> str:
         """The ``api_base`` to give litellm, e.g. ``http://127.0.0.1:41234/v1``."""
         if self.port is None:
-            raise RuntimeError("FakeOpenAIServer is not started; use it as a context manager or call start()")
+            raise UsageError("FakeOpenAIServer is not started; use it as a context manager or call start()")
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> FakeOpenAIServer:
         """Start serving in a background thread; returns once the port is bound."""
         if self._thread is not None:
-            raise RuntimeError("FakeOpenAIServer is already started")
+            raise UsageError("FakeOpenAIServer is already started")
         self._loop = loop = asyncio.new_event_loop()
         started, errors = threading.Event(), []
 
@@ -173,7 +173,7 @@ class FakeOpenAIServer:
         self._thread = threading.Thread(target=run, name="fake-openai-server", daemon=True)
         self._thread.start()
         if not started.wait(timeout=10) or self._runner is None:
-            raise RuntimeError("FakeOpenAIServer did not start") from (errors[0] if errors else None)
+            raise UsageError("FakeOpenAIServer did not start") from (errors[0] if errors else None)
         self.port = self._runner.addresses[0][1]
         return self
 

@@ -344,7 +344,7 @@ def chart_builders(result: RunResult, *, quality_bar: float | None = None) -> di
     Builders let a caller (the MLflow tracker) survive one chart failing.
     """
     builders: dict[str, Callable[[], go.Figure]] = {}
-    scored = [n for n in result.scorer_names if result.cases[f"score.{n}"].notna().any()]
+    scored = [n for n in result.scorer_names if result.cases[col.score_column(n)].notna().any()]
     for name in scored:
         builders[_key("scores", name)] = lambda name=name: plot_scores(result, name)  # type: ignore[misc]
     if scored:

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
+from workbench.core import schema as col
 from workbench.core.result import RunResult
 
 
@@ -50,7 +51,7 @@ def plot_scores(result: RunResult, scorer: str | None = None) -> go.Figure:
     ``result.compare(...)`` for the paired test.
     """
     metric = scorer or result.scorer_names[0]
-    column = f"score.{metric}"
+    column = col.score_column(metric)
     fig = go.Figure()
     # Only the columns the chart reads: grouping the whole frame would copy every output.
     cases = result.cases[["model", "variant", "case_id", column]]

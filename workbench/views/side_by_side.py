@@ -185,7 +185,7 @@ def side_by_side(
     if only not in (None, "disagreements", "failures"):
         raise UsageError(f"only must be None, 'disagreements' or 'failures', got {only!r}")
     metric = scorer or (result.scorer_names[0] if result.scorer_names else None)
-    if metric is not None and f"score.{metric}" not in cases:
+    if metric is not None and col.score_column(metric) not in cases:
         raise UsageError(f"no scorer {metric!r} in this result; its scorers are {result.scorer_names}")
     subset = cases[cases["variant"].isin(chosen)]
     if model is not None:
@@ -193,13 +193,13 @@ def side_by_side(
     keys = ["case_id", "model", "repeat"]
     fields = {"output": "output", "error": "error"}
     if metric is not None:
-        fields["score"] = f"score.{metric}"
+        fields["score"] = col.score_column(metric)
     wide = subset.pivot_table(
         index=keys, columns="variant", values=list(fields.values()), aggfunc="first", dropna=False
     )
     renamed = {column: name for name, column in fields.items()}
     wide.columns = [f"{variant}:{renamed[value]}" for value, variant in wide.columns]
-    inputs = [c for c in cases.columns if c.startswith(("input.", "expected."))]
+    inputs = [c for c in cases.columns if c.startswith((col.INPUT, col.EXPECTED))]
     frame = subset.drop_duplicates(keys).set_index(keys)[inputs].join(wide, how="inner")
     for variant in chosen:  # pivot_table drops all-NaN columns; keep every variant's columns
         for name in fields:
