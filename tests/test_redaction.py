@@ -61,11 +61,11 @@ def test_a_frame_is_redacted_cell_by_cell_and_a_new_link_joins_the_chain():
 
 def test_variant_repr_version_and_to_dict_keep_the_key_out():
     plain = wb.PromptVariant(name="v", prompt="{{ x }}", params={"temperature": 0})
-    keyed = wb.PromptVariant(name="v", prompt="{{ x }}", params={"temperature": 0, "api_key": "sk-repr-CANARY-1",
-                                                                 "extra_headers": {"x-api-key": "hdr-CANARY-2"}})  # fmt: skip
+    keys = {"api_key": "sk-repr-CANARY-1", "extra_headers": {"x-api-key": "hdr-CANARY-2"}}
+    keyed = wb.PromptVariant(name="v", prompt="{{ x }}", params={"temperature": 0, **keys})
     assert "CANARY" not in repr(keyed) and "temperature" in repr(keyed)
-    other_keys = wb.PromptVariant(name="v", prompt="{{ x }}", params={"temperature": 0, "api_key": "sk-other-key-9",
-                                                                      "extra_headers": {"x-api-key": "hdr-other"}})  # fmt: skip
+    other = {"api_key": "sk-other-key-9", "extra_headers": {"x-api-key": "hdr-other"}}
+    other_keys = wb.PromptVariant(name="v", prompt="{{ x }}", params={"temperature": 0, **other})
     assert keyed.version == other_keys.version  # the hash never depends on a credential's value
     assert plain.version != wb.PromptVariant(name="v", prompt="{{ x }}!").version
     assert keyed.to_dict(redacted=True)["params"]["extra_headers"] == {"x-api-key": MASK}

@@ -60,9 +60,10 @@ def validate(experiment: ExperimentSpec) -> None:
     dataset.validate(experiment.variants)
     for variant in experiment.variants:
         for model in experiment.models:
-            check_model(model, variant.params)
+            direct = experiment.settings.transport == TRANSPORT and not is_local(model)
+            check_model(model, variant.params, needs_key_with_base=not direct)
             check_params(model, variant.params, where=f"variant {variant.name!r}")
-            if experiment.settings.transport == TRANSPORT and not is_local(model):
+            if direct:
                 check_compatible(model, variant.params)
     for scorer in experiment.scorers:
         check = getattr(scorer, "check", None)

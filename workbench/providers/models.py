@@ -17,8 +17,9 @@ from workbench.core.exceptions import ModelError
 from workbench.core.redaction import REDACTOR
 from workbench.providers.local import LOCAL_MODELS, LOCAL_PROVIDER, register_local_provider
 
-#: Params that let a call go through without an API key in the environment.
-_CREDENTIAL_PARAMS = ("api_key", "api_base", "base_url", "mock_response")
+#: Params that let a call go through without an API key in the environment (``api_base`` alone
+#: does not: see :func:`check_model`).
+_CREDENTIAL_PARAMS = ("api_key", "mock_response")
 
 
 def provider_of(model: str) -> str:
@@ -64,8 +65,17 @@ def check_params(model: str, params: Mapping[str, Any], *, where: str) -> None:
             ) from exc
 
 
-def check_model(model: str, params: Mapping[str, Any]) -> None:
-    """Fail before any call if ``model`` cannot work: unknown provider or missing key."""
+def check_model(model: str, params: Mapping[str, Any], *, needs_key_with_base: bool = True) -> None:
+    """Fail before any call if ``model`` cannot work: unknown provider or missing key.
+
+    Args:
+        model: The litellm model string.
+        params: The variant's (or judge's) params.
+        needs_key_with_base: Whether an ``api_base`` still needs a key. Through litellm an
+            OpenAI-style provider refuses to call without one, even a self-hosted server that
+            checks none (pass any placeholder, ``api_key: none``); the openai-compatible
+            transport sends no key when there is none.
+    """
     if is_local(model):
         name = model.split("/", 1)[1]
         if name not in LOCAL_MODELS:
@@ -74,13 +84,21 @@ def check_model(model: str, params: Mapping[str, Any]) -> None:
         return
     if any(params.get(k) for k in _CREDENTIAL_PARAMS):
         return
-    env = litellm.validate_environment(model=model)
+    env = litellm.validate_environment(model=model, api_base=params.get("api_base") or params.get("base_url"))
     # Base URLs have defaults (ollama: localhost:11434); only missing secrets are fatal.
     missing = [k for k in env.get("missing_keys") or [] if not k.endswith(("_API_BASE", "_BASE_URL"))]
+    has_base = bool(params.get("api_base") or params.get("base_url"))
+    if missing and has_base and not needs_key_with_base:
+        return
     if missing:
+        fix = (
+            "pass `api_key` in the variant params (any placeholder such as 'none' for a server that checks none)"
+            if has_base
+            else "pass `api_key`/`api_base` in the variant params"
+        )
         raise ModelError(
             f"model {model!r} needs {', '.join(missing)} in the environment; set it (for example in a "
-            "git-ignored .env loaded before running) or pass `api_key`/`api_base` in the variant params"
+            f"git-ignored .env loaded before running) or {fix}"
         )
 
 

@@ -89,7 +89,14 @@ class MlflowWriter:
 
     def __init__(self, tracking_uri: str | None = None) -> None:
         self.tracking_uri = tracking_uri or default_tracking_uri()
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        """The MLflow client, made on first use: a run refused before it starts never creates a store."""
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
 
     # -- experiments and runs -----------------------------------------------------------
     def experiment_id(self, name: str) -> str:

@@ -152,8 +152,10 @@ class MlflowObserver(RunObserver):
                 self._log_child(result, row)
             self.writer.text(parent, result.summary.to_csv(index=False), "summary.csv")
             tags = self._log_charts(result) if self.charts else {}
+            # With several models each model's summary gets its own keys, or the last would overwrite the rest.
+            several = len(result.experiment.models) > 1
             metrics = {
-                f"{r['variant']}.{key}": value
+                f"{r['variant']}.{_safe(r['model']) + '.' if several else ''}{key}": value
                 for _, r in result.summary.iterrows()
                 for key, value in metric_items(r.items()).items()
             }
