@@ -95,8 +95,8 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{store / 'mlflow.db'}"
 
 
-@pytest.fixture
-def reviews() -> wb.Dataset:
+def sample_reviews() -> wb.Dataset:
+    """Six labelled reviews (the ``reviews`` fixture; tests that build experiments in helpers call it)."""
     return wb.Dataset.from_records(
         [
             {"id": "a", "review": "Great kettle, boils fast.", "label": "positive"},
@@ -108,6 +108,11 @@ def reviews() -> wb.Dataset:
         ],
         expected=["label"],
     )
+
+
+@pytest.fixture
+def reviews() -> wb.Dataset:
+    return sample_reviews()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 import litellm
 import pandas as pd
 import pytest
-from conftest import ROOT, FakeLLM
+from conftest import ROOT, FakeLLM, sample_reviews
 from mlflow.tracking import MlflowClient
 
 import workbench as wb
@@ -97,20 +97,6 @@ def _cli_env(uri: str, cache: Path) -> dict[str, str]:
     return env
 
 
-def _reviews() -> wb.Dataset:
-    return wb.Dataset.from_records(
-        [
-            {"id": "a", "review": "Great kettle, boils fast.", "label": "positive"},
-            {"id": "b", "review": "Broke after two days.", "label": "negative"},
-            {"id": "c", "review": "Awful smell, returned it.", "label": "negative"},
-            {"id": "d", "review": "Lovely soft towels.", "label": "positive"},
-            {"id": "e", "review": "Not bad at all, would buy again.", "label": "positive"},
-            {"id": "f", "review": "The seller never answered.", "label": "negative"},
-        ],
-        expected=["label"],
-    )
-
-
 def _variants(**params) -> list[wb.PromptVariant]:
     params = {"temperature": 0, **params}
     return [
@@ -128,7 +114,7 @@ def _experiment(name: str, *, models=("openai/gpt-4o-mini",), settings=None, **p
     return wb.Experiment(
         name=name,
         variants=_variants(**params),
-        dataset=_reviews(),
+        dataset=sample_reviews(),
         models=list(models),
         scorers=[wb.LabelMatch(labels=["positive", "negative"], expected="label")],
         settings=settings or wb.RunSettings(retry=FAST_RETRY),

@@ -29,18 +29,11 @@ from workbench.util.aio import run_sync
 class Experiment(ExperimentSpec):
     """An A/B (or A/B/n) experiment you can run.
 
-    Args:
-        name: MLflow experiment name and report title.
-        variants: The prompt variants to compare (unique names).
-        dataset: The cases to run them on.
-        models: litellm model strings (``"local/gemma-3-270m"``,
-            ``"openai/gpt-4o-mini"``, ``"ollama/llama3"``...).
-        scorers: Scorers applied to every output.
-        repeats: How many times each case is run per variant x model.
-        settings: Concurrency, timeout, retries, transport, ``max_error_rate``.
-        description: Free text for humans.
-        source: The YAML file it was loaded from, if any (the playground saves back to it).
-        success: When a case counts as a success (:class:`~workbench.core.schema.SuccessRule`).
+    Its fields are :class:`~workbench.core.spec.ExperimentSpec`'s: ``name``,
+    ``variants``, ``dataset``, ``models``, ``scorers``, ``repeats``, ``settings``
+    (concurrency, timeout, retries, transport, ``max_error_rate``), ``description``,
+    ``source`` (the YAML file it came from) and ``success`` (a
+    :class:`~workbench.core.schema.SuccessRule`).
 
     Example:
         >>> exp = Experiment(  # doctest: +SKIP

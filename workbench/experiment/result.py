@@ -25,22 +25,18 @@ from workbench.views.side_by_side import SideBySide, side_by_side
 
 @dataclass
 class ExperimentResult(RunResult):
-    """Everything one run produced.
+    """Everything one run produced, and the questions a notebook asks of it.
 
-    Attributes:
-        name: The experiment's name.
-        cases: One row per case x variant x model x repeat: inputs
-            (``input.*``), expected values (``expected.*``), rendered
-            ``prompt``, ``output``, ``tool_calls``, ``finish_reason``, ``error``,
-            each ``score.*`` and ``reason.*``, tokens, ``cost_usd`` and
-            ``latency_s`` (the columns: :mod:`workbench.core.schema`).
-        summary: One row per variant x model (see :func:`workbench.engine.summary.summarize`).
-        experiment: The definition that was run.
-        run_id: MLflow parent run id, when logged.
-        tracking_uri: Where that run lives.
-        notes: Caveats worth reading (unknown prices, errors...).
-        calls_made: Model calls this run actually made (cache hits excluded).
-        timings: Wall-clock seconds of the run's phases (``calls_s``, ``mlflow_s``).
+    The data are :class:`~workbench.core.result.RunResult`'s: ``cases`` (one row
+    per case x variant x model x repeat; the columns are listed in
+    :mod:`workbench.core.schema`), ``summary`` (one row per variant x model),
+    ``experiment``, ``run_id`` and ``tracking_uri``, ``notes``, ``calls_made``,
+    ``timings``. The methods compare variants, show outputs side by side and
+    say which variant wins.
+
+    Example:
+        >>> result = exp.run()  # doctest: +SKIP
+        >>> result.compare().verdicts  # doctest: +SKIP
     """
 
     @classmethod
