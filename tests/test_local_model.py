@@ -11,6 +11,13 @@ from workbench.providers.local import messages_to_prompt
 pytestmark = pytest.mark.local_model
 MODEL = "local/gemma-3-270m"
 QUESTION = [{"role": "user", "content": "Review: The strap broke on day one.\nSentiment:"}]
+# Shares QUESTION's first tokens: llama.cpp would reuse them from its KV cache.
+SIMILAR = [{"role": "user", "content": "Review: The strap broke on day two.\nSentiment:"}]
+STORY = [{"role": "user", "content": "Once upon a time"}]
+
+
+def text(response) -> str:
+    return response.choices[0].message.content
 
 
 def test_messages_render_to_a_completion_prompt():
@@ -52,20 +59,47 @@ def test_seed_makes_sampling_reproducible():
         "max_tokens": 12,
     }
     a = litellm.completion(seed=7, **kwargs).choices[0].message.content
-    b = litellm.completion(seed=7, **kwargs).choices[0].message.content
     others = {litellm.completion(seed=s, **kwargs).choices[0].message.content for s in (1, 2, 3)}
+    b = litellm.completion(seed=7, **kwargs).choices[0].message.content  # after other calls of the same prompt
     assert a == b
     assert len(others | {a}) > 1  # different seeds sample differently
 
 
 def test_concurrent_async_calls_are_serialised_safely():
-    async def many():
-        return await asyncio.gather(
-            *[litellm.acompletion(model=MODEL, messages=QUESTION, temperature=0, max_tokens=4) for _ in range(4)]
-        )
+    """Same prompt, same params, same answer: whatever ran before it and however many calls are in flight."""
+    greedy = {"temperature": 0, "max_tokens": 4}
+    seeded = [{"temperature": 1.0, "seed": seed, "max_tokens": 4} for seed in (3, 7, 11)]
+    litellm.completion(model=MODEL, messages=STORY, temperature=0, max_tokens=2)  # unrelated prompt ran last
+    expected = [text(litellm.completion(model=MODEL, messages=QUESTION, **p)) for p in (greedy, *seeded)]
 
-    outputs = {r.choices[0].message.content for r in asyncio.run(many())}
-    assert len(outputs) == 1  # same prompt, greedy: same answer, no corrupted context
+    async def many():
+        calls = []
+        for _ in range(3):  # each call follows QUESTION itself or SIMILAR, which share its prefix
+            calls += [litellm.acompletion(model=MODEL, messages=QUESTION, **p) for p in (greedy, *seeded)]
+            calls.append(litellm.acompletion(model=MODEL, messages=SIMILAR, temperature=0, max_tokens=2))
+        return await asyncio.gather(*calls)
+
+    outputs = [text(r) for i, r in enumerate(asyncio.run(many())) if i % 5 != 4]
+    assert outputs == expected * 3  # no corrupted context, no dependence on the previous prompt
+
+
+def test_outputs_do_not_depend_on_call_order():
+    """24 golden-set cases x both variants: the runner's order, then reversed and interleaved, same outputs."""
+    exp = wb.load_experiment("experiments/sentiment.yaml").with_overrides(limit=24)
+    rows = exp.run(log_to_mlflow=False, progress=False, cache=False).cases
+    assert rows["error"].isna().all()
+    first = {(r.case_id, r.variant): r.output for r in rows.itertuples()}
+    again = {}
+    for case in reversed(list(exp.dataset.cases())):
+        for variant in reversed(exp.variants):
+            messages = variant.render(case.inputs)
+            # Right after the same prompt cut before its last line (as when its template is edited),
+            # so llama.cpp could reuse all but the last few tokens.
+            head = [*messages[:-1], {"role": "user", "content": messages[-1]["content"].rsplit("\n", 1)[0]}]
+            litellm.completion(model=MODEL, messages=head, temperature=0, max_tokens=1)
+            again[case.id, variant.name] = text(litellm.completion(model=MODEL, messages=messages, **variant.params))
+    assert len(first) == len(again) == 48
+    assert {key: (first[key], again[key]) for key in first if first[key] != again[key]} == {}
 
 
 def test_unknown_local_model_is_a_clear_error(variants, reviews):

