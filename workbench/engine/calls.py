@@ -87,6 +87,7 @@ class CallPath:
         self.read_cache = read_cache
         self.transport = OpenAICompatibleTransport() if settings.transport == TRANSPORT else None
         self.limiters: dict[str, AdaptiveLimiter] = {}
+        self._functions: dict[tuple[str, bool], Callable[..., Any]] = {}
         #: USD of the calls made (not cache hits); NaN-priced calls count 0.
         self.spent_usd = 0.0
         #: Task calls made (not cache hits, not judge calls): the result's ``calls_made``.
@@ -102,11 +103,17 @@ class CallPath:
         return self.limiters[model]
 
     def _function(self, model: str, *, task: bool) -> Callable[..., Any]:
-        if self.injected is not None:
-            return self.injected
-        if task and self.transport is not None and not is_local(model):
-            return self.transport
-        return litellm.acompletion
+        """The completion function of ``model``'s calls (decided once per model and role)."""
+        chosen = self._functions.get((model, task))
+        if chosen is None:
+            if self.injected is not None:
+                chosen = self.injected
+            elif task and self.transport is not None and not is_local(model):
+                chosen = self.transport
+            else:
+                chosen = litellm.acompletion
+            self._functions[(model, task)] = chosen
+        return chosen
 
     def cached(self, key: str) -> ModelReply | None:
         """The cached reply for ``key``, when reading the cache is on."""

@@ -112,7 +112,7 @@ class Engine:
             score: Score | None = None
             if context is not None:
                 try:
-                    score = await run_scorer(scorer, context)
+                    score = await run_scorer(scorer, context, wants_context=scorer.name in self.contextual)
                     value, reason = score.value, score.reason
                 except Exception as exc:  # a scorer crash on one output must not lose the run
                     reason = REDACTOR.text(f"scorer error: {type(exc).__name__}: {exc}")

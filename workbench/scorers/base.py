@@ -140,11 +140,14 @@ async def run_scorer(
     inputs: Mapping[str, Any] | None = None,
     outputs: str | None = None,
     expectations: Mapping[str, Any] | None = None,
+    wants_context: bool | None = None,
 ) -> Score:
     """Call a sync or async scorer on one output and normalise its result.
 
     Pass the ``context`` (the engine does), or, to score one output by hand,
-    just ``inputs``, ``outputs`` and ``expectations``.
+    just ``inputs``, ``outputs`` and ``expectations``. ``wants_context``: whether
+    the scorer takes the context, when the caller knows already (the engine
+    asks once per run, not once per output).
 
     The scorer gets ``inputs``, ``outputs`` and ``expectations``, plus the whole
     ``context`` when its ``score`` accepts it. A reply made only of tool calls
@@ -153,7 +156,8 @@ async def run_scorer(
     """
     if context is None:
         context = ScoringContext(inputs=inputs or {}, output=outputs or "", expectations=expectations or {})
-    wants_context = accepts_context(scorer)
+    if wants_context is None:
+        wants_context = accepts_context(scorer)
     if not context.has_text and context.tool_calls and not wants_context:
         calls = tool_calls_to_json(context.tool_calls) or ""
         return Score(
