@@ -54,6 +54,13 @@ def test_a_frame_is_redacted_cell_by_cell_and_a_new_link_joins_the_chain():
     redactor.add(Emails())
     frame = pd.DataFrame({"output": ["ok frame-secret-99", None, "mail ann@example.com"], "n": [1, 2, 3]})
     out = redactor.frame(frame)
+    arrow = pd.DataFrame(  # the engine's results table holds Arrow-backed strings, on any index
+        {"output": pd.array(["ok frame-secret-99", None, "clean"], dtype=pd.StringDtype("pyarrow"))}, index=[7, 8, 9]
+    )
+    assert redactor.frame(arrow)["output"].tolist()[::2] == ["ok ***", "clean"]
+    assert redactor.frame(arrow[arrow["output"] == "clean"]) is not None
+    clean = arrow.iloc[2:]
+    assert redactor.frame(clean) is clean  # nothing to mask: no copy
     assert out["output"].tolist()[0] == "ok ***" and out["output"].tolist()[2] == "mail <email>"
     assert out["output"].isna().tolist()[1] and out["n"].tolist() == [1, 2, 3]
     assert frame["output"].tolist()[0] == "ok frame-secret-99"  # a copy: the caller's frame is untouched

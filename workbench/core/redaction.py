@@ -133,10 +133,16 @@ class SecretScrubber:
         return pattern.sub(MASK, text) if pattern is not None else text
 
     def redact_array(self, array: Any) -> Any:
-        """A pyarrow string array with the same masking, in one vectorised pass."""
+        """A pyarrow string array with the same masking, in one vectorised pass.
+
+        The array itself when nothing matches (the usual case): no copy of a large column.
+        """
         import pyarrow.compute as pc
 
-        return pc.replace_substring_regex(array, pattern=self.source(), replacement=MASK)
+        pattern = self.source()
+        if not pc.any(pc.match_substring_regex(array, pattern=pattern)).as_py():
+            return array
+        return pc.replace_substring_regex(array, pattern=pattern, replacement=MASK)
 
 
 class Redactor:
@@ -180,7 +186,7 @@ class Redactor:
         return value
 
     def frame(self, frame: Any) -> Any:
-        """A copy of a pandas DataFrame with every text cell through :meth:`text`.
+        """``frame`` with every text cell through :meth:`text` (a copy when anything was masked).
 
         Arrow-backed string columns (what the engine's results table holds) go through
         links that offer ``redact_array`` in one vectorised pass; other text cells one by one.
@@ -188,20 +194,28 @@ class Redactor:
         import pandas as pd
         import pyarrow as pa
 
-        out = frame.copy(deep=False)
-        for column in out.columns:
-            series = out[column]
+        changed: dict[Any, Any] = {}
+        for column in frame.columns:
+            series = frame[column]
             if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
-                array = pa.array(series.array)
+                original = array = pa.array(series.array)
                 for link in self.links:
                     redact_array = getattr(link, "redact_array", None)
                     if redact_array is not None:
                         array = redact_array(array)
-                    else:
-                        array = pa.array([None if v is None else link.redact_text(v) for v in array.to_pylist()])
-                out[column] = array.to_pandas(types_mapper={array.type: series.dtype}.get).set_axis(series.index)
+                    else:  # a link without a vectorised form: cell by cell, a new array only on a change
+                        values = array.to_pylist()
+                        redacted = [None if v is None else link.redact_text(v) for v in values]
+                        array = array if redacted == values else pa.array(redacted, type=array.type)
+                if array is not original:  # only a column with something to mask is copied
+                    changed[column] = array.to_pandas(types_mapper={array.type: series.dtype}.get)
             elif series.dtype == object or isinstance(series.dtype, pd.StringDtype):
-                out[column] = series.map(self._cell, na_action="ignore")
+                changed[column] = series.map(self._cell, na_action="ignore")
+        if not changed:
+            return frame
+        out = frame.copy(deep=False)
+        for column, values in changed.items():
+            out[column] = values.set_axis(frame.index)
         return out
 
     def _cell(self, value: Any) -> Any:

@@ -26,35 +26,50 @@ from workbench.engine.retry import AdaptiveLimiter, call_with_retries
 from workbench.providers.models import cost_of, is_local
 from workbench.providers.openai_compatible import TRANSPORT, OpenAICompatibleTransport
 
-#: Message fields that are the reply's text or role: a message holding only these is not kept apart.
-_PLAIN_MESSAGE_FIELDS = frozenset({"role", "content"})
+#: Message fields beyond role and text that make a reply worth keeping whole.
+_EXTRA_MESSAGE_FIELDS = (
+    "tool_calls", "function_call", "refusal", "reasoning_content", "thinking_blocks", "annotations", "audio", "images"
+)  # fmt: skip
 
 
 def reply_from(raw: Any, *, model: str, latency_s: float) -> ModelReply:
-    """A litellm ``ModelResponse`` (or the transport's) as the :class:`ModelReply` the cache keeps."""
+    """A litellm ``ModelResponse`` (or the transport's) as the :class:`ModelReply` the cache keeps.
+
+    The raw message is kept (as plain data) only when it holds more than role and text: tool
+    calls, a refusal, reasoning. A 100,000-row run then does not store every text twice, nor
+    pay for dumping every message.
+    """
     choice = raw.choices[0]
     message = choice.message
     usage = getattr(raw, "usage", None)
-    calls = tool_calls_from(message)
+    fields = _fields_of(message)
+    extra = any(fields.get(name) for name in _EXTRA_MESSAGE_FIELDS)
+    data = _plain_message(message) if extra else None
     return ModelReply(
-        output=message.content or "",
+        output=fields.get("content") or "",
         prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         cost_usd=cost_of(raw, model),
         latency_s=latency_s,
-        tool_calls=calls,
+        tool_calls=tool_calls_from(data) if data else (),
         finish_reason=getattr(choice, "finish_reason", None),
-        message=_raw_message(message),
+        message=data,
     )
 
 
-def _raw_message(message: Any) -> dict[str, Any] | None:
-    """The assistant message as plain data, when it holds more than role and text (tool calls,
-    a refusal, reasoning); None otherwise, so a 100,000-row run does not store every text twice."""
+def _fields_of(message: Any) -> Mapping[str, Any]:
+    """A message's fields as a mapping, read without pydantic's slow attribute fallback."""
+    if isinstance(message, Mapping):
+        return message
+    fields = dict(getattr(message, "__dict__", {}))
+    fields.update(getattr(message, "__pydantic_extra__", None) or {})
+    return fields
+
+
+def _plain_message(message: Any) -> dict[str, Any]:
     dump = getattr(message, "model_dump", None)
     data = dump() if callable(dump) else dict(message)
-    kept = {k: v for k, v in data.items() if v not in (None, "", [], {})}
-    return kept if set(kept) - _PLAIN_MESSAGE_FIELDS else None
+    return {k: v for k, v in data.items() if v not in (None, "", [], {})}
 
 
 class CallPath:
