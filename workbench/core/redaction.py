@@ -197,6 +197,8 @@ class Redactor:
         changed: dict[Any, Any] = {}
         for column in frame.columns:
             series = frame[column]
+            if series.dtype == object and not series.map(_may_hold_text).any():
+                continue  # numbers, booleans and missing values only: nothing to mask, nothing to copy
             if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
                 original = array = pa.array(series.array)
                 for link in self.links:
@@ -224,6 +226,10 @@ class Redactor:
     def function(self) -> Callable[[Any], Any]:
         """:meth:`data` as a plain function (Jinja's ``finalize``, ``json.dumps(default=...)``)."""
         return self.data
+
+
+def _may_hold_text(value: Any) -> bool:
+    return isinstance(value, (str, Mapping, list, tuple, set, frozenset))
 
 
 def value_present(value: Any) -> bool:
