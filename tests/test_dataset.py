@@ -2,6 +2,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 from workbench import Dataset, DatasetError, PromptVariant
 
@@ -84,3 +85,14 @@ def test_head_and_sample_are_reproducible():
     assert list(ds.head(3).frame["id"]) == ["0", "1", "2"]
     assert list(ds.sample(5, seed=1).frame["id"]) == list(ds.sample(5, seed=1).frame["id"])
     assert len(ds.sample(100)) == 50
+
+
+def test_a_relative_path_is_found_from_the_notebooks_folder_too(monkeypatch):
+    """JupyterLab starts a notebook's kernel in its own folder: `data/...` still resolves (issue 19)."""
+    monkeypatch.chdir(ROOT / "notebooks")
+    dataset = Dataset.load("data/sentiment.csv", expected=["label"])
+    assert len(dataset) == 160
+    with pytest.raises(
+        DatasetError, match=r"'data/nope.csv' does not exist: looked in the working directory .*notebooks"
+    ):
+        Dataset.load("data/nope.csv")

@@ -100,3 +100,21 @@ def test_review_notebook_runs_its_judge_section(tmp_path, monkeypatch):
     assert "they agree on 16 (100%)" in text and "Cohen's kappa 1.00" in text
     assert "sk-judge-FAKE-KEY-123" not in report.notebook.read_text()
     assert "sk-judge-FAKE-KEY-123" not in report.html.read_text()
+
+
+def test_the_kernel_runs_in_the_notebooks_own_folder_as_jupyterlab_starts_it(tmp_path):
+    """papermill used to run every notebook from the project root, where paths that fail in JupyterLab
+    (whose kernel starts in the notebook's folder) still worked: the tests could not see it (issue 19)."""
+    import nbformat
+
+    folder = tmp_path / "somewhere" / "notebooks"
+    folder.mkdir(parents=True)
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("limit = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import os\nprint('cwd=' + os.getcwd())"),
+    ]
+    nbformat.write(notebook, folder / "where.ipynb")
+    report = run_report(folder / "where.ipynb", output_dir=tmp_path / "reports", attach=False)
+    assert report.error is None
+    assert f"cwd={folder}" in outputs_text(report.notebook)

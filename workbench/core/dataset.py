@@ -18,6 +18,7 @@ import pandas as pd
 
 from workbench.core.exceptions import DatasetError
 from workbench.core.variant import PromptVariant, _is_missing
+from workbench.util.paths import project_root, resolve
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
@@ -149,10 +150,18 @@ class Dataset:
     ) -> Dataset:
         """Read a CSV, JSONL, JSON or Parquet file.
 
-        CSV cells are read as strings, so ids like ``007`` keep their zeros.
+        A relative path is found from the working directory or, failing that, from the
+        project root, so ``"data/sentiment.csv"`` works from a notebook in ``notebooks/``
+        (JupyterLab starts the kernel in the notebook's folder). CSV cells are read as
+        strings, so ids like ``007`` keep their zeros.
         """
-        path = Path(path)
-        return cls(read_table(path), id_column=id_column, expected=expected, source=str(path))
+        found = resolve(path)
+        if not found.exists() and not Path(path).is_absolute():
+            raise DatasetError(
+                f"dataset file {str(path)!r} does not exist: looked in the working directory {str(Path.cwd())!r} "
+                f"and in the project root {str(project_root())!r}; check the name, or give a path from either"
+            )
+        return cls(read_table(found), id_column=id_column, expected=expected, source=str(path))
 
     @classmethod
     def from_records(

@@ -105,14 +105,15 @@ def run_report(
     uri = tracking_uri or default_tracking_uri()
     report_id = uuid.uuid4().hex
     error = None
-    print(f"executing {source.name} with papermill (kernel cwd: {root}) ...", file=sys.stderr, flush=True)
+    kernel_cwd = source.resolve().parent
+    print(f"executing {source.name} with papermill (kernel cwd: {kernel_cwd}) ...", file=sys.stderr, flush=True)
     try:
         with _environment(REPORT_ENV, report_id):
             pm.execute_notebook(
                 str(source),
                 str(executed),
                 parameters=dict(parameters or {}),
-                cwd=str(root),
+                cwd=str(kernel_cwd),
                 kernel_name="python3",
                 progress_bar=sys.stderr.isatty(),
             )
