@@ -71,13 +71,6 @@ def tool_calls_to_json(calls: Sequence[ToolCall]) -> str | None:
     return json.dumps([c.to_dict() for c in calls], ensure_ascii=False, sort_keys=True, default=str)
 
 
-def tool_calls_from_json(text: Any) -> tuple[ToolCall, ...]:
-    """Inverse of :func:`tool_calls_to_json` (None, NaN and "" give no calls)."""
-    if not isinstance(text, str) or not text:
-        return ()
-    return tuple(ToolCall(**item) for item in json.loads(text))
-
-
 def _plain(value: Any) -> dict[str, Any]:
     """A litellm/pydantic object or a mapping as a plain dict."""
     if value is None:

@@ -43,8 +43,3 @@ class RunResult:
     @property
     def scorer_names(self) -> list[str]:
         return self.experiment.scorer_names
-
-    @property
-    def error_rate(self) -> float:
-        """Share of calls that failed after retries (0 for an empty run)."""
-        return float(self.cases["error"].notna().mean()) if len(self.cases) else 0.0

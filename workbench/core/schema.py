@@ -27,7 +27,7 @@ tokens, cost, latency  ``prompt_tokens``, ``completion_tokens``, ``cost_usd``, `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +57,6 @@ SCORE = "score."
 REASON = "reason."
 JUDGE = "judge."
 
-#: What identifies one call's row.
-ROW_KEY = (CASE_ID, VARIANT, MODEL, REPEAT)
 #: Columns a paired comparison joins on (within one variant x model).
 PAIR_KEY = (CASE_ID, REPEAT)
 
@@ -93,11 +91,6 @@ def scorer_name(column: str) -> str:
 def columns(names: Iterable[Any], *prefixes: str) -> list[str]:
     """The column names that start with any of ``prefixes``, in order."""
     return [str(c) for c in names if str(c).startswith(prefixes)]
-
-
-def unprefixed(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """``{"input.review": "..."}`` -> ``{"review": "..."}`` for one prefix."""
-    return {k.removeprefix(prefix): v for k, v in row.items() if k.startswith(prefix)}
 
 
 @dataclass(frozen=True)
