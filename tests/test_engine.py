@@ -211,3 +211,32 @@ def test_the_run_freezes_the_garbage_collector_only_while_it_runs(fake_key, vari
     with pytest.raises(Abort):
         run(exp, Broken(), cache=False)
     assert gc.get_freeze_count() == 0
+
+
+
+def _open_cache(path: str, start, outcomes) -> None:
+    start.wait()  # every process opens the file at the same moment
+    try:
+        ResponseCache(path).close()
+        outcomes.put("ok")
+    except Exception as exc:  # reported to the parent, which asserts on it
+        outcomes.put(repr(exc))
+
+
+def test_processes_opening_a_new_cache_file_together_all_succeed(tmp_path):
+    """Defect seen in CI: two `workbench run` processes starting together on a new cache
+    file; one failed with "database is locked" while switching the file to WAL mode."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    outcomes, seen = ctx.Queue(), []
+    for attempt in range(10):
+        path = str(tmp_path / f"race-{attempt}" / "responses.sqlite")
+        start = ctx.Barrier(4)
+        procs = [ctx.Process(target=_open_cache, args=(path, start, outcomes)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        seen += [outcomes.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
+    assert seen == ["ok"] * len(seen)

@@ -22,6 +22,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,30 @@ def default_cache_path() -> Path:
     return project_root() / ".cache" / "workbench" / "responses.sqlite"
 
 
+#: How long an open or a write waits for another process holding the file.
+_BUSY_TIMEOUT_S = 30.0
+
+
+def _set_up(db: sqlite3.Connection) -> None:
+    """WAL mode and the table, retried while another process creates the same file.
+
+    Switching a new file to WAL takes an exclusive lock and SQLite answers
+    "database is locked" at once (no busy wait) when two processes do it
+    together, as two notebooks or CI jobs starting side by side do.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # durable across a process kill, fast
+            db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class ResponseCache:
     """A SQLite-backed map from :func:`cache_key` to :class:`CachedResponse`.
 
@@ -80,10 +105,8 @@ class ResponseCache:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process kill, fast
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
+        _set_up(self._db)
 
     def get(self, key: str) -> CachedResponse | None:
         with self._lock:
