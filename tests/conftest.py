@@ -19,6 +19,8 @@ import workbench as wb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["browser_support"]  # Chromium, JupyterLab and MLflow UI fixtures for the browser tests
+
 
 def sentiment_of(messages: list[dict[str, str]]) -> str:
     """A deterministic 'model': reads the last user turn, answers from keywords."""

@@ -213,7 +213,6 @@ def test_the_run_freezes_the_garbage_collector_only_while_it_runs(fake_key, vari
     assert gc.get_freeze_count() == 0
 
 
-
 def _open_cache(path: str, start, outcomes) -> None:
     start.wait()  # every process opens the file at the same moment
     try:
