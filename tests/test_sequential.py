@@ -1,11 +1,15 @@
-"""Group-sequential designs: boundaries, and the false-positive rate under repeated looks."""
+"""Sequential testing: boundaries, the false-positive rate under repeated looks, and early stops in the engine."""
 
 import dataclasses
+import math
+import zlib
 
 import numpy as np
 import pytest
+from conftest import FakeLLM, sentiment_of
 from scipy import stats as sps
 
+import workbench as wb
 from workbench.analysis.group_sequential import (
     BENEFIT,
     FUTILITY,
@@ -104,3 +108,135 @@ def test_a_look_decides_harm_and_futility():
     assessed = design.assess(2, flat)
     assert assessed.decision == FUTILITY and -0.2 < assessed.ci_low < assessed.ci_high < 0.2
     assert design.assess(3, np.resize(flat, 100)).decision == 0  # never futility at the last look
+
+
+# --- the engine -----------------------------------------------------------------------------
+
+
+def many_reviews(n):
+    words = ["Lovely, works well.", "It broke on day one."]
+    return wb.Dataset.from_records(
+        [
+            {"id": f"r{i:03d}", "review": f"{words[i % 2]} #{i}", "label": ["positive", "negative"][i % 2]}
+            for i in range(n)
+        ],
+        expected=["label"],
+    )
+
+
+def make(variants, dataset, label_match):
+    return wb.Experiment(
+        name="sequential",
+        variants=variants,
+        dataset=dataset,
+        models=["openai/gpt-4o-mini"],
+        scorers=[label_match],
+    )
+
+
+def run(exp, fake, **kw):
+    return exp.run(log_to_mlflow=False, progress=False, acompletion=fake, **kw)
+
+
+def few_shot_is_right(model, messages):
+    """few_shot (it has an example turn) reads the review; zero_shot always says positive (50%)."""
+    return sentiment_of(messages) if len(messages) > 1 else "positive"
+
+
+def test_a_planted_difference_stops_early_with_fewer_calls(fake_key, variants, label_match):
+    exp = make(variants, many_reviews(200), label_match)
+    fake = FakeLLM(few_shot_is_right)
+    result = run(exp, fake, stop_early=wb.Sequential(looks=5))
+    stop = result.early_stop
+    assert stop.stopped and stop.decision == "benefit" and stop.look == 1 and stop.n_cases == 40
+    assert stop.diff == pytest.approx(0.5) and stop.z > stop.boundary == pytest.approx(4.877, abs=2e-3)
+    assert len(fake.calls) == result.calls_made == len(result.cases) < exp.n_calls == 400
+    assert stop.calls_planned == 400 and stop.calls_saved == 400 - len(result.cases) > 200
+    assert result.notes[0].startswith("stopped early for benefit at look 1 of 5 (n = 40 of 200 cases)")
+    assert "few_shot beats zero_shot on label_match by +50.0 pts" in result.notes[0]
+    assert f"{stop.calls_saved} of 400 planned calls saved" in result.notes[0]
+    assert "O'Brien-Fleming" in result.notes[0]
+    # Deterministic given the completed rows: the cached re-run decides the same, with no call.
+    again = run(exp, FakeLLM(few_shot_is_right), stop_early=wb.Sequential(looks=5))
+    assert again.calls_made == 0
+    assert dataclasses.replace(again.early_stop, calls_run=0, calls_saved=0, note="") == dataclasses.replace(
+        stop, calls_run=0, calls_saved=0, note=""
+    )
+
+
+def coin(model, messages):
+    """Right 70% of the time, independently for each variant (crc32 of the whole prompt, no salt)."""
+    text = "".join(m["content"] for m in messages) + str(len(messages))
+    right = zlib.crc32(text.encode()) % 10 < 7
+    truth = sentiment_of(messages)
+    return truth if right else ("positive" if truth == "negative" else "negative")
+
+
+def test_an_aa_run_does_not_stop_for_benefit_or_harm(fake_key, variants, label_match):
+    exp = make(variants, many_reviews(200), label_match)
+    result = run(exp, FakeLLM(coin), stop_early=wb.Sequential(looks=4, min_detectable_diff=0.15))
+    stop = result.early_stop
+    print(f"\nA/A engine run: {result.notes[0]}")
+    assert stop.decision in (None, "futility")
+    assert stop.decision != "futility" or (stop.stopped and -0.15 < stop.ci_low < stop.ci_high < 0.15)
+    without = run(exp, FakeLLM(coin), cache=False, stop_early=wb.Sequential(looks=1))
+    assert without.early_stop.decision is None and not without.early_stop.stopped
+    assert without.notes[0].startswith("sequential monitoring did not stop the run: at look 1 of 1")
+    assert without.early_stop.calls_saved == 0 and without.early_stop.boundary == pytest.approx(1.96, abs=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("rule", "error", "message"),
+    [
+        (dict(metric="accuracy"), wb.UsageError, "metric='accuracy' is not a scorer"),
+        (dict(baseline="cot"), wb.UsageError, "baseline='cot' is not a variant"),
+        (dict(candidate="zero_shot"), wb.UsageError, "baseline and candidate are both 'zero_shot'"),
+        (dict(model="openai/gpt-4o"), wb.UsageError, "model='openai/gpt-4o' is not a model"),
+        (dict(min_cases=60), wb.UsageError, "min_cases=60 but the dataset has 50 cases"),
+        (dict(min_cases=45, looks=10), wb.UsageError, "use fewer looks or a smaller min_cases"),
+    ],
+)
+def test_a_rule_that_cannot_apply_fails_before_any_call(fake_key, variants, label_match, rule, error, message):
+    fake = FakeLLM()
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run(make(variants, many_reviews(50), label_match), fake, stop_early=wb.Sequential(**rule))
+    assert fake.calls == []
+
+
+def test_one_variant_or_no_scorer_fails_before_any_call(fake_key, variants, label_match):
+    fake = FakeLLM()
+    with pytest.raises(wb.UsageError, match=r"compares two variants, but experiment 'sequential' has \['zero_shot'\]"):
+        run(make(variants[:1], many_reviews(50), label_match), fake, stop_early=wb.Sequential())
+    exp = wb.Experiment(name="s", variants=variants, dataset=many_reviews(50), models=["openai/gpt-4o-mini"])
+    with pytest.raises(wb.UsageError, match="needs a scorer to decide on"):
+        run(exp, fake, stop_early=wb.Sequential())
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("alpha", 0), ("alpha", 1.5), ("alpha", True), ("looks", 0), ("looks", 2.5), ("min_cases", 3),
+     ("min_detectable_diff", -0.1)],
+)  # fmt: skip
+def test_bad_settings_name_the_field_and_the_fix(field, value):
+    with pytest.raises(wb.UsageError, match=rf"Sequential: {field} must be .*; (e\.g\.|leave it out)"):
+        wb.Sequential(**{field: value})
+
+
+def test_repeats_are_averaged_within_a_case_and_unscored_pairs_left_out():
+    exp = wb.Experiment(
+        name="r",
+        variants=[wb.PromptVariant(name="a", prompt="{{ x }}"), wb.PromptVariant(name="b", prompt="{{ x }}")],
+        dataset=wb.Dataset.from_records([{"id": i, "x": i} for i in range(20)]),
+        models=["openai/gpt-4o-mini"],
+        scorers=[wb.ExactMatch(expected="x")],
+        repeats=2,
+    )
+    monitor = wb.Sequential(looks=2, min_cases=10).monitor(exp)
+    for case in range(10):
+        for variant, scores in (("a", [0.0, 1.0]), ("b", [1.0, math.nan if case == 0 else 1.0])):
+            for repeat, score in enumerate(scores):
+                row = {"case_id": case, "variant": variant, "model": "openai/gpt-4o-mini", "repeat": repeat}
+                monitor.row_done({**row, "score.exact_match": score})
+    assert monitor.look == 0 and monitor.differences == [0.5] * 10  # case 0: b's one score, 1.0 - 0.5
+    assert monitor.last is not None and monitor.last.n == 10

@@ -39,8 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
-from scipy.optimize import brentq
 
 from workbench.core.exceptions import UsageError
 
@@ -80,7 +78,7 @@ def obf_spending(fractions: Sequence[float] | np.ndarray, alpha: float) -> np.nd
         0.05
     """
     t = np.asarray(fractions, dtype=float)
-    return np.asarray(4.0 * sps.norm.sf(sps.norm.isf(alpha / 4) / np.sqrt(t)))
+    return np.asarray(4.0 * _upper(_upper_inverse(alpha / 4) / np.sqrt(t)))
 
 
 def obf_boundaries(fractions: Sequence[float], *, alpha: float = 0.05) -> np.ndarray:
@@ -118,7 +116,9 @@ def _boundaries(t: tuple[float, ...], alpha: float) -> tuple[float, ...]:
     spent = obf_spending(t, alpha)
     spent[-1] = alpha  # the last look spends the rest
     increments = np.diff(spent, prepend=0.0)
-    bounds = [min(float(sps.norm.isf(increments[0] / 2)), _MAX_BOUNDARY)]
+    from scipy.optimize import brentq
+
+    bounds = [min(float(_upper_inverse(increments[0] / 2)), _MAX_BOUNDARY)]
     if len(t) == 1:
         return tuple(bounds)
     grid, weights = _continuation(bounds[0], t[0], t[1] - t[0], None)
@@ -138,7 +138,7 @@ def _boundaries(t: tuple[float, ...], alpha: float) -> tuple[float, ...]:
 def _excess_crossing(c: float, grid: np.ndarray, weights: np.ndarray, sd: float, root_t: float, target: float) -> float:
     """P(first crossing of ``|Z| > c`` at this look) minus the alpha this look may spend."""
     edge = c * root_t
-    tails = sps.norm.sf((edge - grid) / sd) + sps.norm.cdf((-edge - grid) / sd)
+    tails = _upper((edge - grid) / sd) + _upper((edge + grid) / sd)
     return float(weights @ tails) - target
 
 
@@ -159,11 +159,49 @@ def _continuation(
     simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
     simpson *= (grid[1] - grid[0]) / 3
     if previous is None:
-        density = sps.norm.pdf(grid, scale=math.sqrt(t))
+        density = _density(grid / math.sqrt(t)) / math.sqrt(t)
     else:
         old_grid, old_weights, sd = previous
-        density = old_weights @ sps.norm.pdf((grid[None, :] - old_grid[:, None]) / sd) / sd
+        density = old_weights @ _density((grid[None, :] - old_grid[:, None]) / sd) / sd
     return grid, simpson * density
+
+
+# --- distributions ------------------------------------------------------------------------
+# From scipy.special, imported when first needed: scipy.stats costs ~1 s and ~50 MB at import,
+# and `import workbench` must not pay it (see workbench.analysis.stats.mcnemar_exact).
+
+
+def _upper(x: Any) -> Any:
+    """``P(N(0, 1) > x)``, accurate far into the tail."""
+    from scipy.special import ndtr
+
+    return ndtr(-np.asarray(x))
+
+
+def _upper_inverse(p: Any) -> Any:
+    """The ``x`` with ``P(N(0, 1) > x) = p``."""
+    from scipy.special import ndtri
+
+    return -ndtri(p)
+
+
+def _density(x: Any) -> Any:
+    """The standard normal density."""
+    return np.exp(-0.5 * np.square(x)) / math.sqrt(2 * math.pi)
+
+
+def _t_upper(x: Any, df: Any) -> Any:
+    """``P(T_df > x)`` for Student's t."""
+    from scipy.special import stdtr
+
+    return stdtr(df, -np.asarray(x))
+
+
+def _t_upper_inverse(p: Any, df: Any) -> Any:
+    """The ``x`` with ``P(T_df > x) = p``."""
+    from scipy.special import stdtrit
+
+    return -stdtrit(df, p)
 
 
 # --- the statistic at a look --------------------------------------------------------------
@@ -216,7 +254,7 @@ def look_statistics(differences: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
         se = np.sqrt(squares / (n - 1) / n)
         t = np.where(se > 0, mean / se, np.sign(mean) * np.inf)
         t = np.where(mean == 0, 0.0, t)
-        z = np.sign(t) * sps.norm.isf(sps.t.sf(np.abs(t), np.maximum(n - 1, 1)))
+        z = np.sign(t) * _upper_inverse(_t_upper(np.abs(t), np.maximum(n - 1, 1)))
     z = np.where(n >= 2, z, np.nan)
     return n, mean, np.where(n >= 2, se, np.nan), z
 
@@ -322,7 +360,7 @@ class SequentialDesign:
         c = self.boundaries[look]
         with np.errstate(invalid="ignore"):
             # The repeated CI at this look: the t quantile with the boundary's tail probability.
-            half = sps.t.isf(sps.norm.sf(c), np.maximum(n - 1, 1)) * se
+            half = _t_upper_inverse(_upper(c), np.maximum(n - 1, 1)) * se
             decision = np.where(z > c, BENEFIT, np.where(z < -c, HARM, CONTINUE))
             mdd = self.min_detectable_diff
             if mdd is not None and look < self.looks - 1:
