@@ -236,7 +236,35 @@ def test_repeats_are_averaged_within_a_case_and_unscored_pairs_left_out():
     for case in range(10):
         for variant, scores in (("a", [0.0, 1.0]), ("b", [1.0, math.nan if case == 0 else 1.0])):
             for repeat, score in enumerate(scores):
-                row = {"case_id": case, "variant": variant, "model": "openai/gpt-4o-mini", "repeat": repeat}
+                row = {"case_id": str(case), "variant": variant, "model": "openai/gpt-4o-mini", "repeat": repeat}
                 monitor.row_done({**row, "score.exact_match": score})
     assert monitor.look == 0 and monitor.differences == [0.5] * 10  # case 0: b's one score, 1.0 - 0.5
     assert monitor.last is not None and monitor.last.n == 10
+
+
+def test_a_look_reads_the_first_cases_of_the_dataset_whatever_order_calls_finish_in():
+    """Calls finish in the order latency decides; the look must not depend on it."""
+    exp = wb.Experiment(
+        name="r",
+        variants=[wb.PromptVariant(name="a", prompt="{{ x }}"), wb.PromptVariant(name="b", prompt="{{ x }}")],
+        dataset=wb.Dataset.from_records([{"id": i, "x": i} for i in range(40)]),
+        models=["openai/gpt-4o-mini"],
+        scorers=[wb.ExactMatch(expected="x")],
+    )
+    # b is right on the first 20 cases only: a look at 20 cases in dataset order sees +100 pts.
+    rows = [
+        {"case_id": str(case), "variant": variant, "model": "openai/gpt-4o-mini", "repeat": 0,
+         "score.exact_match": float(variant == "b" and case < 20)}
+        for case in range(40)
+        for variant in ("a", "b")
+    ]  # fmt: skip
+    decisions = []
+    for order in (rows, rows[::-1], [rows[i] for i in np.random.default_rng(7).permutation(len(rows))]):
+        monitor = wb.Sequential(looks=2, min_cases=20).monitor(exp)
+        for row in order:
+            monitor.row_done(row)
+            if monitor.decided:
+                break
+        decisions.append((monitor.look, monitor.decision, monitor.differences[:20]))
+    assert decisions[0][1] == "benefit" and decisions[0][2] == [1.0] * 20
+    assert decisions[1] == decisions[0] and decisions[2] == decisions[0]

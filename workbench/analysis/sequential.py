@@ -130,7 +130,8 @@ class Sequential:
             min_cases=self.min_cases,
             min_detectable_diff=None if self.min_detectable_diff is None else float(self.min_detectable_diff),
         )
-        return SequentialMonitor(design, metric, baseline, candidate, model, experiment.repeats)
+        order = [case.id for case in experiment.dataset.cases()]
+        return SequentialMonitor(design, metric, baseline, candidate, model, experiment.repeats, order)
 
 
 def _whole(x: object) -> bool:
@@ -158,13 +159,24 @@ class SequentialMonitor:
     """Watches finished rows during one run and decides at each look (the engine's stop rule)."""
 
     def __init__(
-        self, design: SequentialDesign, metric: str, baseline: str, candidate: str, model: str, repeats: int
+        self,
+        design: SequentialDesign,
+        metric: str,
+        baseline: str,
+        candidate: str,
+        model: str,
+        repeats: int,
+        order: Sequence[Any],
     ) -> None:
         self.design = design
         self.metric, self.baseline, self.candidate, self.model = metric, baseline, candidate, model
         self.rows_per_case = 2 * repeats
+        self.position = {case_id: i for i, case_id in enumerate(order)}  # the dataset's (and the plan's) order
         self.pairs: dict[Any, _Pair] = {}
-        self.differences: list[float] = []  # one per complete case, in completion order
+        self.finished: dict[int, float] = {}  # complete cases past the prefix, by position
+        # One per complete case in dataset order: a look reads the first n cases of the
+        # dataset, whatever order calls finish in, so the decision never depends on timing.
+        self.differences: list[float] = []
         self.binary = True
         self.last: Assessment | None = None
         self.look = -1  # the last look taken (0-based)
@@ -190,13 +202,17 @@ class SequentialMonitor:
         if pair.rows < self.rows_per_case:
             return
         del self.pairs[row[col.CASE_ID]]
-        if min(pair.counts) == 0:
-            self.differences.append(math.nan)
-        else:
-            self.differences.append(pair.sums[1] / pair.counts[1] - pair.sums[0] / pair.counts[0])
-        if self.look + 1 < self.design.looks and len(self.differences) == self.design.schedule[self.look + 1]:
+        missing = min(pair.counts) == 0
+        diff = math.nan if missing else pair.sums[1] / pair.counts[1] - pair.sums[0] / pair.counts[0]
+        self.finished[self.position[row[col.CASE_ID]]] = diff
+        while len(self.differences) in self.finished:  # extend the complete prefix
+            self.differences.append(self.finished.pop(len(self.differences)))
+        while self.decision is None and self.look + 1 < self.design.looks:
+            n = self.design.schedule[self.look + 1]
+            if len(self.differences) < n:
+                break
             self.look += 1
-            self.last = self.design.assess(self.look, np.array(self.differences))
+            self.last = self.design.assess(self.look, np.array(self.differences[:n]))
             self.decision = _NAMES.get(int(self.last.decision))
 
     def outcome(self, *, calls_planned: int, calls_run: int) -> EarlyStop:
