@@ -31,6 +31,7 @@ apply_offline_defaults()
 from workbench.analysis import (  # noqa: E402
     Comparison,
     GateResult,
+    Sequential,
     cheapest_meeting,
     compare,
     compare_many,
@@ -142,6 +143,7 @@ __all__ = [
     "Score",
     "ScorerError",
     "ScoringContext",
+    "Sequential",
     "SideBySide",
     "SuccessRule",
     "TemplateError",

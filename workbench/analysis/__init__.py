@@ -1,15 +1,17 @@
 """Honest statistics on results: paired comparisons, power and sample size, multiplicity,
-pass@k, Pareto frontiers, and the ship / don't-ship gate."""
+pass@k, Pareto frontiers, the ship / don't-ship gate, and sequential tests that stop a run early."""
 
 from workbench.analysis.compare import Comparison, ScorerComparison, compare, compare_many, compare_results
 from workbench.analysis.gate import GateResult, gate
 from workbench.analysis.pareto import cheapest_meeting, pareto_frontier
 from workbench.analysis.power import min_detectable_diff, sample_size
+from workbench.analysis.sequential import Sequential
 
 __all__ = [
     "Comparison",
     "GateResult",
     "ScorerComparison",
+    "Sequential",
     "cheapest_meeting",
     "compare",
     "compare_many",

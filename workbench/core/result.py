@@ -7,11 +7,76 @@ side-by-side views and verdicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from workbench.core.spec import ExperimentSpec
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """What sequential monitoring (``run(stop_early=...)``) decided, as data for notes and MLflow.
+
+    Built by :class:`workbench.analysis.sequential.SequentialMonitor`; the method and its
+    references are in that module.
+
+    Attributes:
+        stopped: The run stopped before its last look (calls were not started).
+        decision: ``"benefit"``, ``"harm"``, ``"futility"``, or None (nothing decided).
+        look: The look that decided, or the last look taken (1-based; 0: none taken).
+        looks: Looks planned.
+        n_cases: Complete cases at that look.
+        n_scored: Of them, cases scored on both sides (the statistic's n).
+        n_planned_cases: Cases in the dataset.
+        metric: The scorer decided on.
+        baseline: The baseline variant.
+        candidate: The candidate variant.
+        model: The model decided on.
+        diff: Mean paired difference at that look, candidate minus baseline.
+        z: The look's statistic on the normal scale.
+        boundary: The look's two-sided z boundary.
+        ci_low: Low end of the look's repeated confidence interval.
+        ci_high: High end.
+        alpha: Overall two-sided false-positive rate.
+        alpha_spent: Alpha spent up to that look.
+        min_detectable_diff: Futility margin (None: no futility stop).
+        calls_planned: Calls a full run makes.
+        calls_run: Calls this run ran (cache hits included).
+        calls_saved: ``calls_planned - calls_run``.
+        method: The method, in words.
+        note: The sentence the result's notes show.
+    """
+
+    stopped: bool
+    decision: str | None
+    look: int
+    looks: int
+    n_cases: int
+    n_scored: int
+    n_planned_cases: int
+    metric: str
+    baseline: str
+    candidate: str
+    model: str
+    diff: float
+    z: float
+    boundary: float
+    ci_low: float
+    ci_high: float
+    alpha: float
+    alpha_spent: float
+    min_detectable_diff: float | None
+    calls_planned: int
+    calls_run: int
+    calls_saved: int
+    method: str
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a flat dict (for MLflow tags and metrics)."""
+        return asdict(self)
 
 
 @dataclass
@@ -28,6 +93,7 @@ class RunResult:
         notes: Caveats worth reading (unknown prices, errors...).
         calls_made: Model calls this run actually made (cache hits excluded).
         timings: Wall-clock seconds of the run's phases (``calls_s``, ``mlflow_s``).
+        early_stop: What ``run(stop_early=...)`` decided; None without it.
     """
 
     name: str
@@ -39,6 +105,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     calls_made: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    early_stop: EarlyStop | None = None
 
     @property
     def scorer_names(self) -> list[str]:

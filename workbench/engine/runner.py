@@ -7,7 +7,9 @@ What happens when an experiment runs:
 2. observers get ``run_started``; the plan is walked case by case: a cached
    call is answered at once, others go through the :class:`~workbench.engine.calls.CallPath`
    (retries, per-model limits, the budget); each finished row is scored, kept
-   in a compact spool and handed to observers (``case_done``);
+   in a compact spool and handed to observers (``case_done``) and to the
+   :class:`StopRule`'s monitor, if any: once it has decided, no new call starts
+   and the calls in flight finish;
 3. the rows become the results table and its summary; a run stopped by its
    budget, or whose calls failed more than ``max_error_rate`` allows, fails
    with its partial result; observers get ``run_finished`` or ``run_failed``.
@@ -22,14 +24,14 @@ import gc
 import json
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from workbench.core import schema as col
 from workbench.core.exceptions import BudgetExceededError, RunError, TooManyErrorsError
 from workbench.core.outputs import ModelReply, tool_calls_to_json
 from workbench.core.redaction import REDACTOR
-from workbench.core.result import RunResult
+from workbench.core.result import EarlyStop, RunResult
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.calls import CallPath
 from workbench.engine.estimate import call_cost_upper_bound, check_prices_known
@@ -39,6 +41,31 @@ from workbench.engine.spool import CaseSpool
 from workbench.engine.summary import notes_for, summarize
 from workbench.scorers.base import Score, accepts_context, run_scorer
 from workbench.scorers.context import ScoringContext
+
+
+class StopMonitor(Protocol):
+    """Watches one run's finished rows and decides when the rest of the plan need not run."""
+
+    @property
+    def decided(self) -> bool:
+        """True once no new call should start."""
+        ...
+
+    def row_done(self, row: Mapping[str, Any]) -> None:
+        """One finished, scored row (not redacted: it stays in the process)."""
+        ...
+
+    def outcome(self, *, calls_planned: int, calls_run: int) -> EarlyStop:
+        """What was decided, once the run is over."""
+        ...
+
+
+class StopRule(Protocol):
+    """Stops a run early (e.g. :class:`workbench.analysis.sequential.Sequential`): makes a run's monitor."""
+
+    def monitor(self, experiment: ExperimentSpec) -> StopMonitor:
+        """A fresh monitor for one run; raises before any call when the rule cannot apply."""
+        ...
 
 
 class Engine:
@@ -51,8 +78,10 @@ class Engine:
         calls: CallPath,
         observer: RunObserver,
         budget_usd: float | None = None,
+        monitor: StopMonitor | None = None,
     ) -> None:
         self.experiment = experiment
+        self.monitor = monitor
         self.calls = calls
         self.observer = observer
         self.budget_usd = budget_usd
@@ -121,6 +150,8 @@ class Engine:
             if scorer.name in self.judges:
                 _judge_usage(row, scorer.name, score)
         self.spool.append(row)
+        if self.monitor is not None:
+            self.monitor.row_done(row)
         self.observer.case_done(row)
 
     # -- calls ----------------------------------------------------------------
@@ -184,18 +215,27 @@ class Engine:
 
         try:
             for call in plan(self.experiment):
+                if self._decided():
+                    break
                 hit = self.calls.cached(call.key)
                 if hit is not None and not self.judges:
                     await self._finish_hit(call, hit)
                     continue
                 if hit is not None:  # an LLM judge still has calls to make: score it concurrently
                     await window.acquire()
+                    if self._decided():  # decided while this call waited for the window
+                        window.release()
+                        break
                     start(self._finish_hit(call, hit))
                     continue
                 reserved = self._over_budget(call)
                 if reserved is None:
                     break
                 await window.acquire()
+                if self._decided():
+                    window.release()
+                    self.reserved_usd -= reserved
+                    break
                 start(self._run_call(call, reserved))
             if pending:
                 await asyncio.gather(*list(pending))
@@ -203,6 +243,9 @@ class Engine:
             for task in pending:
                 task.cancel()
             raise
+
+    def _decided(self) -> bool:
+        return self.monitor is not None and self.monitor.decided
 
 
 def _fill(row: dict[str, Any], reply: ModelReply | None, *, cached: bool, latency: float) -> None:
@@ -247,6 +290,7 @@ async def execute(
     observers: list[RunObserver],
     budget_usd: float | None = None,
     result_class: Callable[..., RunResult] = RunResult,
+    stop_early: StopRule | None = None,
 ) -> RunResult:
     """Validate, run, score and summarise one experiment, telling ``observers`` as it goes.
 
@@ -256,6 +300,8 @@ async def execute(
         observers: Told of the run's start, every row, and its end.
         budget_usd: Stop before a call could bring the spend past this.
         result_class: The result type to build (:class:`RunResult` or a subclass).
+        stop_early: Stop starting calls once its monitor has decided (sequential
+            testing); what it decided is ``result.early_stop``.
 
     Raises:
         BudgetExceededError: the budget stopped the run (partial result on ``.result``).
@@ -264,10 +310,11 @@ async def execute(
     validate(experiment)  # raises before any call, and before any observer opens a run
     if budget_usd is not None:
         check_prices_known(experiment)
+    monitor = stop_early.monitor(experiment) if stop_early is not None else None  # raises before any call
     for variant in experiment.variants:
         REDACTOR.learn(variant.params)
     observer = Observers(observers)
-    engine = Engine(experiment, calls=calls, observer=observer, budget_usd=budget_usd)
+    engine = Engine(experiment, calls=calls, observer=observer, budget_usd=budget_usd, monitor=monitor)
     observer.run_started(RunStart(experiment, experiment.n_calls))
     result: RunResult | None = None
     # Everything alive now (litellm, pandas, MLflow, the user's objects: about 600,000
@@ -283,8 +330,15 @@ async def execute(
             await calls.aclose()
         cases = engine.spool.to_frame()
         summary = summarize(cases, experiment.scorers, success=experiment.success)
+        early = monitor.outcome(calls_planned=experiment.n_calls, calls_run=len(cases)) if monitor else None
         result = result_class(
-            experiment.name, cases, summary, experiment, notes=notes_for(summary), calls_made=calls.calls_made
+            experiment.name,
+            cases,
+            summary,
+            experiment,
+            notes=notes_for(summary, early_stop=early),
+            calls_made=calls.calls_made,
+            early_stop=early,
         )
         result.timings["calls_s"] = time.perf_counter() - started
         failure = _failure(engine, result)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.core import schema as col
+from workbench.core.result import EarlyStop
 from workbench.core.schema import SuccessRule
 from workbench.scorers.base import BaseScorer
 
@@ -102,8 +103,8 @@ def expectations(cases: pd.DataFrame) -> list[dict[str, Any]]:
     return renamed.to_dict(orient="records")  # type: ignore[return-value]
 
 
-def notes_for(summary: pd.DataFrame) -> list[str]:
-    """Caveats a reader of the summary must see: unknown prices, failed calls."""
+def notes_for(summary: pd.DataFrame, *, early_stop: EarlyStop | None = None) -> list[str]:
+    """Caveats a reader of the summary must see: an early stop (first), unknown prices, failed calls."""
     notes = []
     for _, row in summary.iterrows():
         if math.isnan(row["cost_usd"]):
@@ -115,4 +116,5 @@ def notes_for(summary: pd.DataFrame) -> list[str]:
                 f"{row['variant']} on {row['model']}: {row['errors']} of {row['n']} calls failed; "
                 "they are excluded from score means and counted in error_rate"
             )
-    return sorted(set(notes))
+    first = [early_stop.note] if early_stop is not None else []
+    return first + sorted(set(notes))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.analysis.sequential import Sequential
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.cache import CacheOption, resolve_cache
 from workbench.engine.calls import CallPath
@@ -62,6 +63,7 @@ class Experiment(ExperimentSpec):
         budget_usd: float | None = None,
         acompletion: Callable[..., Any] | None = None,
         observers: Sequence[RunObserver] = (),
+        stop_early: Sequential | None = None,
     ) -> ExperimentResult:
         """Run the experiment; the async core behind :meth:`run`.
 
@@ -83,6 +85,10 @@ class Experiment(ExperimentSpec):
             observers: More :class:`~workbench.engine.observers.RunObserver` objects
                 to tell of the run's start, every row (redacted, as everything that
                 may leave the process) and its end.
+            stop_early: A :class:`~workbench.analysis.sequential.Sequential` rule: look at
+                the paired difference of two variants while the run goes on and start no
+                new call once it is decided (benefit, harm or futility); what was decided
+                is ``result.early_stop`` and the first of ``result.notes``.
 
         Raises:
             BudgetExceededError: the budget stopped the run (partial result on ``.result``).
@@ -96,7 +102,12 @@ class Experiment(ExperimentSpec):
             chosen.append(MlflowObserver(tracking_uri=tracking_uri))
         chosen.extend(Redacted(observer) for observer in observers)  # rows leave through them: redacted
         result = await execute(
-            self, calls=calls, observers=chosen, budget_usd=budget_usd, result_class=ExperimentResult
+            self,
+            calls=calls,
+            observers=chosen,
+            budget_usd=budget_usd,
+            result_class=ExperimentResult,
+            stop_early=stop_early,
         )
         return result  # type: ignore[return-value]  # built by result_class
 
@@ -110,6 +121,7 @@ class Experiment(ExperimentSpec):
         budget_usd: float | None = None,
         acompletion: Callable[..., Any] | None = None,
         observers: Sequence[RunObserver] = (),
+        stop_early: Sequential | None = None,
     ) -> ExperimentResult:
         """Run the experiment and wait for the result. Works inside Jupyter's running event loop.
 
@@ -124,5 +136,6 @@ class Experiment(ExperimentSpec):
                 budget_usd=budget_usd,
                 acompletion=acompletion,
                 observers=observers,
+                stop_early=stop_early,
             )
         )
