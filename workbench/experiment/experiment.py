@@ -62,6 +62,7 @@ class Experiment(ExperimentSpec):
         budget_usd: float | None = None,
         acompletion: Callable[..., Any] | None = None,
         observers: Sequence[RunObserver] = (),
+        source: str | None = None,
     ) -> ExperimentResult:
         """Run the experiment; the async core behind :meth:`run`.
 
@@ -83,6 +84,12 @@ class Experiment(ExperimentSpec):
             observers: More :class:`~workbench.engine.observers.RunObserver` objects
                 to tell of the run's start, every row (redacted, as everything that
                 may leave the process) and its end.
+            source: How the run was started, for MLflow: ``"notebook"``,
+                ``"playground"``, ``"report"``, ``"cli"``, ``"script"`` (or a word of
+                your own). The parent run is named ``<experiment> · <source>`` and
+                tagged ``workbench.source``. By default it is detected: ``"report"``
+                inside ``workbench report``, ``"notebook"`` in a Jupyter kernel, else
+                ``"script"``.
 
         Raises:
             BudgetExceededError: the budget stopped the run (partial result on ``.result``).
@@ -93,7 +100,7 @@ class Experiment(ExperimentSpec):
         calls = CallPath(self.settings, acompletion=acompletion, cache=store, read_cache=read)
         chosen: list[RunObserver] = [ProgressObserver()] if progress else []
         if log_to_mlflow:
-            chosen.append(MlflowObserver(tracking_uri=tracking_uri))
+            chosen.append(MlflowObserver(tracking_uri=tracking_uri, source=source))
         chosen.extend(Redacted(observer) for observer in observers)  # rows leave through them: redacted
         result = await execute(
             self, calls=calls, observers=chosen, budget_usd=budget_usd, result_class=ExperimentResult
@@ -110,6 +117,7 @@ class Experiment(ExperimentSpec):
         budget_usd: float | None = None,
         acompletion: Callable[..., Any] | None = None,
         observers: Sequence[RunObserver] = (),
+        source: str | None = None,
     ) -> ExperimentResult:
         """Run the experiment and wait for the result. Works inside Jupyter's running event loop.
 
@@ -124,5 +132,6 @@ class Experiment(ExperimentSpec):
                 budget_usd=budget_usd,
                 acompletion=acompletion,
                 observers=observers,
+                source=source,
             )
         )
