@@ -85,9 +85,13 @@ def test_mlflow_parent_run_page_shows_the_verdict_and_the_charts(demo_store, mlf
     run_url = f"{url}/#/experiments/{experiment.experiment_id}/runs/{result.run_id}"
 
     with show_on_failure(server):
-        # The experiment's overview (where the UI lands) says where the verdict is.
+        # The experiment's overview (where the UI lands) says where the verdict is, on its first line.
         page.goto(f"{url}/#/experiments/{experiment.experiment_id}")
-        page.get_by_text("its description starts with the verdict").wait_for(timeout=60_000)
+        hint = page.get_by_text("Verdict: open Evaluation runs (left), then a run sentiment · …; its description")
+        hint.wait_for(timeout=60_000)
+        own = page.get_by_text(result.experiment.description.split(".")[0]).first  # the YAML's, below it
+        hint_box, own_box = hint.bounding_box(), own.bounding_box()
+        assert hint_box is not None and own_box is not None and hint_box["y"] < own_box["y"]
 
         # The parent run's page: its description starts with the verdict, readable as it
         # loads: no click into a tag, no "Show more".

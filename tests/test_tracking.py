@@ -288,7 +288,8 @@ def test_the_experiment_description_is_set_when_missing_and_never_overwritten(
     experiment.description = "Is one example enough?"
     experiment.run(tracking_uri=tracking_uri, progress=False, acompletion=fake_llm)
     note = client.get_experiment_by_name("exp_note").tags["mlflow.note.content"]
-    assert note.startswith("Is one example enough?\n\n") and "`exp_note · <how it was started>`" in note
+    assert note.startswith("**Verdict:** open **Evaluation runs** (left), then a run `exp_note · …`")
+    assert note.endswith("\n\nIs one example enough?")
     client.set_experiment_tag(client.get_experiment_by_name("exp_note").experiment_id, "mlflow.note.content", "mine")
     experiment.run(tracking_uri=tracking_uri, progress=False, acompletion=fake_llm)
     assert client.get_experiment_by_name("exp_note").tags["mlflow.note.content"] == "mine"

@@ -13,8 +13,8 @@ experiment's own ``mlflow.note.content`` heads its overview page. So:
   table (the notebook's columns), a table of the variants, where the run came from,
   and the experiment's own description;
 - a child's description is its variant's description and its headline number;
-- the experiment's description is the experiment's (YAML) description and where to
-  find the verdict;
+- the experiment's description says where the verdict is, then gives the experiment's
+  (YAML) description;
 - the per-case table (``cases.json``, shown by the UI as a table) starts with the
   columns a reader looks for: case, inputs, expected, output, scores, reasons, error;
 - the first scorer's metric is logged first: MLflow's compare view (parallel
@@ -84,13 +84,16 @@ def detect_source() -> str:
 
 # -- descriptions -------------------------------------------------------------------------------
 def experiment_note(experiment: ExperimentSpec) -> str:
-    """The MLflow experiment's description: the experiment's own, then where the verdict is."""
+    """The MLflow experiment's description: one line on where the verdict is, then the experiment's own.
+
+    The line comes first: MLflow 3 opens an experiment on its GenAI overview (traces, "No data")
+    and shows only the first line of the description until it is expanded.
+    """
     where = (
-        f"Each run is named `{parent_run_name(experiment.name, '<how it was started>')}` "
-        "(notebook, playground, report, cli or script) and its description starts with the verdict: "
-        "open **Evaluation runs** in the sidebar (or **Model training**, then **Runs**) and click a run."
+        f"**Verdict:** open **Evaluation runs** (left), then a run `{parent_run_name(experiment.name, '…')}`; "
+        "its description starts with the verdict."
     )
-    return _join([experiment.description.strip(), where])
+    return _join([where, experiment.description.strip()])
 
 
 def child_note(
