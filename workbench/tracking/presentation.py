@@ -106,7 +106,7 @@ def child_note(
     scorer = result.scorer_names[0] if result.scorer_names else None
     if scorer is not None and scorer in summary_row:
         score = _mean(summary_row[scorer], _kind(result.cases, scorer))
-        headline += f": {scorer} {score} over {_int(summary_row['n'])} calls"
+        headline += f": {scorer} {score} over {_int(summary_row.get('n'))} calls"
     where = f"The comparison is in the description of the parent run **{_cell(parent)}**."
     said = f"**Verdict:** {_cell(verdict)}" if verdict else ""
     return _join([variant.description.strip(), headline + ".", said, where])
@@ -181,11 +181,11 @@ def variants_markdown(result: RunResult) -> str:
             [
                 name,
                 row["model"],
-                _int(row["n"]),
+                _int(row.get("n")),
                 *means,
-                _int(row["errors"]),
-                _num(row["cost_usd"], ".4g"),
-                _num(row["latency_p50_s"], ".2f"),
+                _int(row.get("errors")),
+                _num(row.get("cost_usd"), ".4g"),
+                _num(row.get("latency_p50_s"), ".2f"),
             ]
         )
     return "\n".join(["**Variants** (mean scores, calls, errors, cost, median latency):", "", *_table(columns, rows)])
