@@ -168,10 +168,11 @@ def start_mlflow_ui(tracking_uri: str, port: int, log: Path) -> Server:
     return Server("mlflow ui", [*argv, "--workers", "1"], env=env, cwd=log.parent, log=log)
 
 
-@pytest.fixture
-def demo_store(tmp_path: Path) -> tuple[str, wb.ExperimentResult]:
-    """The demo experiment (4 cases) logged by the real local model into a fresh store."""
-    store = tmp_path / "mlruns"
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, wb.ExperimentResult]:
+    """The demo experiment (4 cases) logged by the real local model into a fresh store, once per
+    module: the MLflow UI tests only read it."""
+    store = tmp_path_factory.mktemp("demo") / "mlruns"
     store.mkdir()
     tracking_uri = f"sqlite:///{store / 'mlflow.db'}"
     experiment = wb.load_experiment(ROOT / "experiments" / "sentiment.yaml").with_overrides(limit=4)
@@ -179,11 +180,14 @@ def demo_store(tmp_path: Path) -> tuple[str, wb.ExperimentResult]:
     return tracking_uri, result
 
 
-@pytest.fixture
-def mlflow_ui(demo_store: tuple[str, wb.ExperimentResult], tmp_path: Path) -> Iterator[tuple[str, Server]]:
+@pytest.fixture(scope="module")
+def mlflow_ui(
+    demo_store: tuple[str, wb.ExperimentResult], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Server]]:
+    """The MLflow UI on ``demo_store``, once per module (each test gets its own fresh browser profile)."""
     tracking_uri, _ = demo_store
     port = free_port()
-    server = start_mlflow_ui(tracking_uri, port, tmp_path / "mlflow-ui.log")
+    server = start_mlflow_ui(tracking_uri, port, tmp_path_factory.mktemp("mlflow-ui") / "mlflow-ui.log")
     try:
         server.wait_until_up(f"http://127.0.0.1:{port}/health", timeout=90)
         yield f"http://127.0.0.1:{port}", server

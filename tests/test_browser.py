@@ -31,14 +31,15 @@ def test_mlflow_ui_shows_the_experiment_its_variant_runs_and_their_metrics(demo_
         run.info.run_name: run
         for run in client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
     }
-    expected_names = {f"{v} @ local/gemma-3-270m" for v in ("zero_shot", "few_shot")}
+    versions = {v.name: v.version[:7] for v in result.experiment.variants}
+    expected_names = {f"{name}@{version} · local/gemma-3-270m" for name, version in versions.items()}
     assert set(children) == expected_names
 
     with show_on_failure(server):
         page.goto(f"{url}/#/experiments/{experiment_id}/runs")
         parent = page.locator(f"a[href$='/runs/{result.run_id}']")
         parent.wait_for(timeout=60_000)  # the SPA loads its bundle, then the runs
-        assert parent.inner_text() == "sentiment"
+        assert parent.inner_text() == "sentiment · script"  # the fixture runs it from a script
         assert page.get_by_test_id("experiment-link").inner_text() == "sentiment"
 
         # The variant x model runs are children of the experiment run: expand it.
@@ -60,7 +61,7 @@ def test_mlflow_ui_shows_the_experiment_its_variant_runs_and_their_metrics(demo_
         shot = screenshot(page, "mlflow_ui.png")
 
         # A variant run's page lists its summary metrics with their values.
-        name = "few_shot @ local/gemma-3-270m"
+        name = f"few_shot@{versions['few_shot']} · local/gemma-3-270m"
         page.get_by_role("link", name=name, exact=True).click()
         page.get_by_role("heading", name=name).wait_for()
         run = children[name]
@@ -72,6 +73,55 @@ def test_mlflow_ui_shows_the_experiment_its_variant_runs_and_their_metrics(demo_
         assert run.data.metrics["label_match"] == pytest.approx(summary["label_match"])
         screenshot(page, "mlflow_ui_run.png")
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.local_model
+@pytest.mark.timeout(240)
+def test_mlflow_parent_run_page_shows_the_verdict_and_the_charts(demo_store, mlflow_ui, page):
+    tracking_uri, result = demo_store
+    url, server = mlflow_ui
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("sentiment")
+    run_url = f"{url}/#/experiments/{experiment.experiment_id}/runs/{result.run_id}"
+
+    with show_on_failure(server):
+        # The experiment's overview (where the UI lands) says where the verdict is, on its first line.
+        page.goto(f"{url}/#/experiments/{experiment.experiment_id}")
+        hint = page.get_by_text("Verdict: open Evaluation runs (left), then a run sentiment · …; its description")
+        hint.wait_for(timeout=60_000)
+        own = page.get_by_text(result.experiment.description.split(".")[0]).first  # the YAML's, below it
+        hint_box, own_box = hint.bounding_box(), own.bounding_box()
+        assert hint_box is not None and own_box is not None and hint_box["y"] < own_box["y"]
+
+        # The parent run's page: its description starts with the verdict, readable as it
+        # loads: no click into a tag, no "Show more".
+        page.goto(run_url)
+        note = page.get_by_test_id("note-editor-preview-content")
+        note.wait_for(timeout=60_000)
+        assistant = page.get_by_role("button", name="Close")  # MLflow 3's assistant side panel
+        if assistant.count() == 1:
+            assistant.click()
+        note.scroll_into_view_if_needed()
+        verdict = result.verdict()
+        assert note.inner_text().startswith(f"Verdict: {verdict}")
+        line = note.get_by_text(verdict)
+        assert line.is_visible()
+        box, shown = line.bounding_box(), note.bounding_box()
+        assert box is not None and shown is not None and box["y"] + box["height"] <= shown["y"] + shown["height"]
+        screenshot(page, "mlflow_parent_run.png")
+        # The comparison below it is a real table, with the p-value column.
+        more = page.get_by_text("Show more")
+        if more.count():
+            more.first.click()
+        headers = note.locator("table").first.locator("th").all_inner_texts()
+        assert headers[:4] == ["scorer", "n", "zero_shot", "few_shot"] and "p" in headers
+
+        # charts.html draws its charts inside the UI's sandboxed iframe with no network.
+        page.goto(f"{run_url}/artifacts/charts.html")
+        charts = page.frame_locator("iframe.mlflow-html-iframe")
+        charts.locator("#latency .plot-container").wait_for(timeout=60_000)
+        assert charts.locator(".plot-container").count() == 8
+        assert charts.locator("#wb-status").count() == 0  # the "drawing the charts" line is gone
 
 
 # -- JupyterLab and the review widget ----------------------------------------------------------------

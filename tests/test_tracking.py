@@ -1,4 +1,5 @@
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,9 @@ def test_parent_and_child_runs_with_params_metrics_and_tables(
     assert parent.data.metrics[f"{prefix}.p_value"] == pytest.approx(comparison["label_match"].p_value)
     assert parent.data.metrics[f"{prefix}.ci_low"] == pytest.approx(comparison["label_match"].ci_low)
     assert parent.data.tags[f"workbench.{prefix}.verdict"] == comparison["label_match"].verdict
-    plots = Path(client.download_artifacts(result.run_id, "cmp.few_shot_vs_zero_shot/plots.html")).read_text()
-    assert plots.count("Plotly.newPlot") == 3
+    charts = Path(client.download_artifacts(result.run_id, "charts.html")).read_text()
+    for plot in ("means", "diff", "flips"):  # the comparison's plots share the run's one chart page
+        assert f'<section id="{prefix.removesuffix(".label_match")}.{plot}">' in charts, plot
     manifest = json.loads(Path(client.download_artifacts(result.run_id, "manifest.json")).read_text())
     assert manifest["dataset"]["hash"] == reviews.content_hash
     assert set(manifest["variants"]) == {"zero_shot", "few_shot"}
@@ -119,8 +121,9 @@ def test_charts_are_logged_to_the_parent_run_as_self_contained_html(
     sections = ["scores_label_match", "cost_quality", "latency", "confusion_label_match_zero_shot"]
     for section in sections:
         assert f'<section id="{section}">' in html, section
-    assert html.count("Plotly.newPlot") == 5  # scores, cost-quality, latency, a heatmap per variant
-    assert html.count("plotly.js v") == 1 and 'src="http' not in html  # inlined once: works offline
+    # scores, cost-quality, latency, a heatmap per variant, and the comparison's means, diff and flips
+    assert html.count('class="wb-figure"') == 8
+    assert html.count('id="wb-plotlyjs"') == 1 and 'src="http' not in html  # carried once: works offline
     assert "Pareto frontier" in html
     # Charts belong to the parent run only.
     for child in client.search_runs(
@@ -163,3 +166,190 @@ def test_charts_can_be_turned_off(fake_key, fake_llm, tracking_uri, variants, re
     client = MlflowClient(tracking_uri)
     assert "charts.html" not in _artifacts(client, tracker.parent_run_id, "")
     assert "summary.csv" in _artifacts(client, tracker.parent_run_id, "")
+
+
+# -- the stakeholder view: names, sources, descriptions, the per-case table, chart size ---------------
+
+
+def _children(client, parent_id):
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    return {run.data.params["variant"]: run for run in runs}
+
+
+def test_run_names_carry_the_source_and_each_variants_version(
+    fake_key, fake_llm, tracking_uri, variants, reviews, label_match
+):
+    result = _experiment("named", variants, reviews, label_match).run(
+        tracking_uri=tracking_uri, progress=False, acompletion=fake_llm, source="playground"
+    )
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(result.run_id)
+    assert parent.info.run_name == "named · playground"
+    assert parent.data.tags["workbench.source"] == "playground"
+    children = _children(client, result.run_id)
+    for variant in variants:
+        child = children[variant.name]
+        assert child.info.run_name == f"{variant.name}@{variant.version[:7]} · openai/gpt-4o-mini"
+        assert child.data.tags["workbench.source"] == "playground"
+
+
+def test_two_versions_of_a_variant_get_different_run_names(
+    fake_key, fake_llm, tracking_uri, variants, reviews, label_match
+):
+    names = set()
+    for temperature in (0, 0.5):
+        edited = [wb.PromptVariant(**{**variants[0].to_dict(), "params": {"temperature": temperature}})]
+        result = _experiment("versions", edited, reviews, label_match).run(
+            tracking_uri=tracking_uri, progress=False, acompletion=fake_llm
+        )
+        names |= {run.info.run_name for run in _children(MlflowClient(tracking_uri), result.run_id).values()}
+    assert len(names) == 2 and all(name.startswith("zero_shot@") for name in names)
+
+
+def test_the_source_is_detected_report_then_notebook_then_script(monkeypatch):
+    import types
+
+    from workbench.tracking.presentation import REPORT_ENV, detect_source
+
+    monkeypatch.delenv(REPORT_ENV, raising=False)
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert detect_source() == "script"
+    shell = types.SimpleNamespace(kernel=object())  # what get_ipython() returns inside a Jupyter kernel
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    assert detect_source() == "notebook"
+    monkeypatch.setenv(REPORT_ENV, "a-report-id")  # set by `workbench report` for its kernel
+    assert detect_source() == "report"
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: types.SimpleNamespace()))
+    monkeypatch.delenv(REPORT_ENV)
+    assert detect_source() == "script"  # a terminal IPython shell has no kernel
+
+
+def test_cli_runs_are_named_and_tagged_cli(monkeypatch, tmp_path, fake_key, fake_llm, capsys):
+    from workbench.cli import main
+
+    run = wb.Experiment.run
+    monkeypatch.setattr(wb.Experiment, "run", lambda self, **options: run(self, acompletion=fake_llm, **options))
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    args = ["experiments/sentiment.yaml", "--model", "openai/gpt-4o-mini", "--limit", "2", "--quiet"]
+    assert main(["run", *args]) == 0
+    client = MlflowClient(tracking_uri)
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("sentiment").experiment_id], filter_string="tags.`workbench.kind` = 'experiment'"
+    )
+    assert parent.info.run_name == "sentiment · cli" and parent.data.tags["workbench.source"] == "cli"
+
+
+def test_the_parent_description_starts_with_the_verdict_and_the_comparison_table(
+    fake_key, fake_llm, tracking_uri, variants, reviews, label_match
+):
+    experiment = _experiment("described", variants, reviews, label_match)
+    experiment.description = "Does one example help?"
+    result = experiment.run(tracking_uri=tracking_uri, progress=False, acompletion=fake_llm, source="notebook")
+    client = MlflowClient(tracking_uri)
+    note = client.get_run(result.run_id).data.tags["mlflow.note.content"]
+    assert note.startswith(f"**Verdict:** {result.verdict()}\n")
+    table = note.splitlines()[
+        note.splitlines().index("| scorer | n | zero_shot | few_shot | diff | 95% CI | p | effect size | result |") :
+    ]
+    assert table[1] == "|" + " --- |" * 9
+    row = result.compare("zero_shot", "few_shot")["label_match"]
+    assert table[2].startswith(f"| label_match | 6 | {row.mean_baseline:.1%} | {row.mean_candidate:.1%} | ")
+    assert f"| zero_shot@{variants[0].version[:7]} | openai/gpt-4o-mini | 6 |" in note  # the variants table
+    assert "Started from **notebook**" in note
+    assert note.endswith("---\n\nDoes one example help?")  # the experiment's own description last
+
+
+def test_child_descriptions_are_the_variants_descriptions(
+    fake_key, fake_llm, tracking_uri, variants, reviews, label_match
+):
+    described = [wb.PromptVariant(**{**v.to_dict(), "description": f"The {v.name} prompt."}) for v in variants]
+    result = _experiment("child_notes", described, reviews, label_match).run(
+        tracking_uri=tracking_uri, progress=False, acompletion=fake_llm
+    )
+    children = _children(MlflowClient(tracking_uri), result.run_id)
+    for variant in described:
+        note = children[variant.name].data.tags["mlflow.note.content"]
+        assert note.startswith(
+            f"The {variant.name} prompt.\n\n`{variant.name}@{variant.version[:7]}` on `openai/gpt-4o-mini`"
+        )
+        assert f"**Verdict:** {result.verdict()}" in note
+        assert children[variant.name].data.tags["workbench.verdict"] == result.verdict()
+
+
+def test_the_experiment_description_is_set_when_missing_and_never_overwritten(
+    fake_key, fake_llm, tmp_path, variants, reviews, label_match
+):
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri)
+    client.create_experiment("exp_note")  # made elsewhere, without a description
+    experiment = _experiment("exp_note", variants, reviews, label_match)
+    experiment.description = "Is one example enough?"
+    experiment.run(tracking_uri=tracking_uri, progress=False, acompletion=fake_llm)
+    note = client.get_experiment_by_name("exp_note").tags["mlflow.note.content"]
+    assert note.startswith("**Verdict:** open **Evaluation runs** (left), then a run `exp_note · …`")
+    assert note.endswith("\n\nIs one example enough?")
+    client.set_experiment_tag(client.get_experiment_by_name("exp_note").experiment_id, "mlflow.note.content", "mine")
+    experiment.run(tracking_uri=tracking_uri, progress=False, acompletion=fake_llm)
+    assert client.get_experiment_by_name("exp_note").tags["mlflow.note.content"] == "mine"
+
+
+def test_the_description_of_a_failed_run_says_so_first(fake_key, tracking_uri, variants, reviews, label_match):
+    llm = FakeLLM(fail=lambda messages: True)
+    with pytest.raises(wb.WorkbenchError):
+        _experiment("failed_note", variants, reviews, label_match).run(
+            tracking_uri=tracking_uri, progress=False, acompletion=llm, cache=False
+        )
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("failed_note").experiment_id],
+        filter_string="tags.`workbench.kind` = 'experiment'",
+    )
+    assert run.info.status == "FAILED"
+    assert run.data.tags["mlflow.note.content"].startswith("**The run failed:** ")
+
+
+def test_the_per_case_table_is_an_mlflow_table_that_reads_left_to_right(
+    fake_key, fake_llm, tracking_uri, variants, reviews, label_match
+):
+    result = _experiment("case_table", variants, reviews, label_match).run(
+        tracking_uri=tracking_uri, progress=False, acompletion=fake_llm
+    )
+    client = MlflowClient(tracking_uri)
+    for child in _children(client, result.run_id).values():
+        # The MLflow UI shows an artifact listed in this tag as a table ("View as table").
+        assert {"path": "cases.json", "type": "table"} in json.loads(child.data.tags["mlflow.loggedArtifacts"])
+        table = json.loads(Path(client.download_artifacts(child.info.run_id, "cases.json")).read_text())
+        first = ["case_id", "input.review", "expected.label", "output", "score.label_match", "reason.label_match"]
+        assert table["columns"][: len(first)] == first
+        assert {"variant", "model", "prompt", "latency_s"} <= set(table["columns"])  # the rest is still there
+        assert len(table["data"]) == 6
+
+
+def test_the_primary_metric_is_logged_first(fake_key, fake_llm, tracking_uri, variants, reviews, label_match):
+    # MLflow's compare view plots the runs' first shared metric by default (it was ``n``).
+    result = _experiment("metric_order", variants, reviews, label_match).run(
+        tracking_uri=tracking_uri, progress=False, acompletion=fake_llm
+    )
+    client = MlflowClient(tracking_uri)
+    for child in _children(client, result.run_id).values():
+        assert next(iter(child.data.metrics)) == "label_match"
+    assert list(client.get_run(result.run_id).data.metrics)[:2] == ["zero_shot.label_match", "few_shot.label_match"]
+
+
+def test_a_demo_sized_runs_charts_take_under_2_mb(fake_key, fake_llm, tracking_uri):
+    experiment = wb.load_experiment("experiments/sentiment.yaml").with_overrides(models=["openai/gpt-4o-mini"])
+    result = experiment.run(tracking_uri=tracking_uri, progress=False, acompletion=fake_llm, cache=False)
+    client = MlflowClient(tracking_uri)
+    html = [a for a in _all_artifacts(client, result.run_id) if a.path.endswith(".html")]
+    assert [a.path for a in html] == ["charts.html"]  # one page per run (was charts.html + plots.html, 9.7 MB)
+    assert html[0].file_size < 2_000_000
+
+
+def _all_artifacts(client, run_id, path=""):
+    for artifact in client.list_artifacts(run_id, path):
+        if artifact.is_dir:
+            yield from _all_artifacts(client, run_id, artifact.path)
+        else:
+            yield artifact

@@ -33,7 +33,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit, repeats=args.repeats)
     print(f"{experiment.name}: {experiment.n_calls} calls ({len(experiment.dataset)} cases)")
-    result = experiment.run(log_to_mlflow=not args.no_mlflow, progress=not args.quiet)
+    result = experiment.run(log_to_mlflow=not args.no_mlflow, progress=not args.quiet, source="cli")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(result.summary.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     for note in result.notes:
@@ -77,7 +77,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
     thresholds = _parse_thresholds(args.min)
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit)
-    result = experiment.run(log_to_mlflow=not args.no_mlflow, progress=not args.quiet)
+    result = experiment.run(log_to_mlflow=not args.no_mlflow, progress=not args.quiet, source="cli")
     comparison = result.compare(args.baseline, args.candidate)
     outcome = gate(comparison, thresholds=thresholds, gated_scorers=args.scorer or None)
     print(comparison)

@@ -64,6 +64,7 @@ class Experiment(ExperimentSpec):
         acompletion: Callable[..., Any] | None = None,
         observers: Sequence[RunObserver] = (),
         stop_early: Sequential | None = None,
+        source: str | None = None,
     ) -> ExperimentResult:
         """Run the experiment; the async core behind :meth:`run`.
 
@@ -89,6 +90,12 @@ class Experiment(ExperimentSpec):
                 the paired difference of two variants while the run goes on and start no
                 new call once it is decided (benefit, harm or futility); what was decided
                 is ``result.early_stop`` and the first of ``result.notes``.
+            source: How the run was started, for MLflow: ``"notebook"``,
+                ``"playground"``, ``"report"``, ``"cli"``, ``"script"`` (or a word of
+                your own). The parent run is named ``<experiment> · <source>`` and
+                tagged ``workbench.source``. By default it is detected: ``"report"``
+                inside ``workbench report``, ``"notebook"`` in a Jupyter kernel, else
+                ``"script"``.
 
         Raises:
             BudgetExceededError: the budget stopped the run (partial result on ``.result``).
@@ -99,7 +106,7 @@ class Experiment(ExperimentSpec):
         calls = CallPath(self.settings, acompletion=acompletion, cache=store, read_cache=read)
         chosen: list[RunObserver] = [ProgressObserver()] if progress else []
         if log_to_mlflow:
-            chosen.append(MlflowObserver(tracking_uri=tracking_uri))
+            chosen.append(MlflowObserver(tracking_uri=tracking_uri, source=source))
         chosen.extend(Redacted(observer) for observer in observers)  # rows leave through them: redacted
         result = await execute(
             self,
@@ -122,6 +129,7 @@ class Experiment(ExperimentSpec):
         acompletion: Callable[..., Any] | None = None,
         observers: Sequence[RunObserver] = (),
         stop_early: Sequential | None = None,
+        source: str | None = None,
     ) -> ExperimentResult:
         """Run the experiment and wait for the result. Works inside Jupyter's running event loop.
 
@@ -137,5 +145,6 @@ class Experiment(ExperimentSpec):
                 acompletion=acompletion,
                 observers=observers,
                 stop_early=stop_early,
+                source=source,
             )
         )

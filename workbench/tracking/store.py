@@ -35,6 +35,10 @@ from workbench.util.paths import project_root
 
 #: MLflow's limit on a param value's length.
 PARAM_MAX = 6000
+#: Characters kept of a tag's value (MLflow allows 8000; run descriptions are tags too).
+TAG_MAX = 5000
+#: MLflow's tag for a run's or an experiment's description (rendered as Markdown in the UI).
+NOTE_TAG = "mlflow.note.content"
 #: MLflow accepts at most this many params (and 1000 metrics) per batch.
 _BATCH = 100
 #: Tags that say which process owns a RUNNING parent run, and when it was last seen alive.
@@ -99,16 +103,25 @@ class MlflowWriter:
         return self._client
 
     # -- experiments and runs -----------------------------------------------------------
-    def experiment_id(self, name: str) -> str:
-        """The id of experiment ``name``, created (artifacts beside a SQLite store) when missing."""
+    def experiment_id(self, name: str, *, description: str = "") -> str:
+        """The id of experiment ``name``, created (artifacts beside a SQLite store) when missing.
+
+        ``description`` becomes the experiment's description when it is created, or when its
+        description is empty; one written since (in the UI, say) is kept.
+        """
         existing = self.client.get_experiment_by_name(name)
         if existing is not None:
+            if description and not existing.tags.get(NOTE_TAG, "").strip():
+                self.client.set_experiment_tag(
+                    existing.experiment_id, NOTE_TAG, self._tags({NOTE_TAG: description})[NOTE_TAG]
+                )
             return str(existing.experiment_id)
         artifact_location = None
         if self.tracking_uri.startswith("sqlite:///"):
             db = Path(self.tracking_uri.removeprefix("sqlite:///"))
             artifact_location = (db.parent / "artifacts").resolve().as_uri()
-        return str(self.client.create_experiment(name, artifact_location=artifact_location))
+        tags = self._tags({NOTE_TAG: description}) if description else None
+        return str(self.client.create_experiment(name, artifact_location=artifact_location, tags=tags))
 
     def create_run(self, experiment_id: str, name: str, tags: Mapping[str, str]) -> str:
         run = self.client.create_run(experiment_id, run_name=REDACTOR.text(name), tags=self._tags(tags))
@@ -144,7 +157,7 @@ class MlflowWriter:
 
     @staticmethod
     def _tags(tags: Mapping[str, str]) -> dict[str, str]:
-        return {k: REDACTOR.text(str(v))[:5000] for k, v in tags.items()}
+        return {k: REDACTOR.text(str(v))[:TAG_MAX] for k, v in tags.items()}
 
     # -- artifacts ------------------------------------------------------------------------
     def text(self, run_id: str, text: str, path: str, *, redacted: bool = False) -> None:

@@ -8,6 +8,10 @@ and the parent gets the summary, the charts, the paired comparisons and the
 verdict. A run that fails ends FAILED, with whatever partial result it had
 logged. Everything is written through :class:`~workbench.tracking.store.MlflowWriter`
 (redacted, batched, explicit run ids: no global "active run").
+
+How the runs read in the UI (names, the verdict as the parent's description) is
+:mod:`workbench.tracking.presentation`; the charts page is
+:mod:`workbench.tracking.chart_page`.
 """
 
 from __future__ import annotations
@@ -19,23 +23,33 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-from markupsafe import Markup
-from plotly.offline import get_plotlyjs
 
 from workbench.analysis.compare import compare_run, ranking
 from workbench.analysis.comparison import Comparison
 from workbench.core import schema as col
 from workbench.core.exceptions import RunError, TrackingError, UsageError
-from workbench.core.html import render
-from workbench.core.redaction import REDACTOR
 from workbench.core.result import RunResult
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.observers import RunObserver, RunStart
-from workbench.tracking.store import MlflowWriter, metric_items, owner_tags
+from workbench.tracking.chart_page import ChartSection, chart_page
+from workbench.tracking.presentation import (
+    REPORT_ENV,
+    SOURCE_TAG,
+    child_note,
+    child_run_name,
+    comparison_markdown,
+    detect_source,
+    experiment_note,
+    parent_note,
+    parent_run_name,
+    primary_first,
+    readable_columns,
+)
+from workbench.tracking.store import NOTE_TAG, MlflowWriter, metric_items, owner_tags
 from workbench.util.paths import project_root
 from workbench.views.charts import chart_builders
 from workbench.views.comparison_plots import plot_diff, plot_flips, plot_means
@@ -43,9 +57,8 @@ from workbench.views.warm_up import WarmUp
 
 #: Larger per-case tables are logged as Parquet instead of the UI's JSON table.
 TABLE_ROWS_MAX = 20_000
-#: Set by ``workbench report`` for the kernel it starts: parent runs made there carry it as a tag,
-#: so the report attaches itself to those runs and no others.
-REPORT_ENV = "WORKBENCH_REPORT_ID"
+#: Parent runs made inside ``workbench report``'s kernel (:data:`REPORT_ENV` set) carry its id as
+#: this tag, so the report attaches itself to those runs and no others.
 REPORT_TAG = "workbench.report_id"
 _PACKAGES = ("prompt-workbench", "litellm", "mlflow", "pandas", "scikit-learn", "llama-cpp-python")
 #: Seconds between heartbeats of a running parent run (see :meth:`MlflowWriter.close_orphans`).
@@ -57,20 +70,28 @@ class MlflowObserver(RunObserver):
 
     Args:
         tracking_uri: The store; ``MLFLOW_TRACKING_URI`` or the project's ``mlruns/`` by default.
-        charts: Also log the result's charts (:func:`workbench.charts_for`) to
-            the parent run as one self-contained HTML page, ``charts.html``.
+        charts: Also log the result's charts (:func:`workbench.charts_for`) and each
+            paired comparison's plots to the parent run as one self-contained HTML page,
+            ``charts.html`` (under 2 MB: see :mod:`workbench.tracking.chart_page`).
+        source: How the run was started: ``"notebook"``, ``"playground"``, ``"report"``,
+            ``"cli"``, ``"script"`` or a word of your own. Tagged ``workbench.source`` and
+            part of the parent run's name (``sentiment · notebook``); :func:`detect_source`
+            by default.
 
     Example:
         >>> exp.run(observers=[MlflowObserver(tracking_uri="sqlite:///other.db")])  # doctest: +SKIP
     """
 
-    def __init__(self, *, tracking_uri: str | None = None, charts: bool = True) -> None:
+    def __init__(self, *, tracking_uri: str | None = None, charts: bool = True, source: str | None = None) -> None:
         self.writer = MlflowWriter(tracking_uri)
         self.tracking_uri = self.writer.tracking_uri
         self.charts = charts
+        self.source = source or detect_source()
         self.parent_run_id: str | None = None
+        self.parent_run_name: str | None = None
         self._experiment_id: str | None = None
         self._children: list[str] = []
+        self._error: str | None = None
         self._finished = False
         self._warm_up = WarmUp()
         self._last_beat = 0.0
@@ -97,7 +118,10 @@ class MlflowObserver(RunObserver):
         try:
             if self.parent_run_id is not None:
                 message = f"{type(error).__name__}: {error}"
-                self.writer.log(self.parent_run_id, tags={"workbench.error": message})
+                self._error = message  # the description of the partial result says so first
+                self.writer.log(
+                    self.parent_run_id, tags={"workbench.error": message, NOTE_TAG: f"**The run failed:** {message}"}
+                )
                 if result is not None and len(result.cases):
                     self.log_result(result, compare_variants=not isinstance(error, RunError))
                     result.run_id, result.tracking_uri = self.parent_run_id, self.tracking_uri
@@ -108,14 +132,20 @@ class MlflowObserver(RunObserver):
     def start(self, experiment: ExperimentSpec) -> str:
         """Create the parent run and log the experiment's definition."""
         orphans = self.writer.close_orphans()
-        self._experiment_id = self.writer.experiment_id(experiment.name)
-        tags = {"workbench.kind": "experiment", "mlflow.note.content": experiment.description or "", **owner_tags()}
+        self._experiment_id = self.writer.experiment_id(experiment.name, description=experiment_note(experiment))
+        tags = {
+            "workbench.kind": "experiment",
+            SOURCE_TAG: self.source,
+            NOTE_TAG: experiment.description or "",  # until the verdict is known
+            **owner_tags(),
+        }
         if orphans:
             # The response cache holds their completed calls: this run resumes them.
             tags["workbench.resumes"] = ",".join(orphans)
         if os.environ.get(REPORT_ENV):
             tags[REPORT_TAG] = os.environ[REPORT_ENV]
-        self.parent_run_id = self.writer.create_run(self._experiment_id, experiment.name, tags)
+        self.parent_run_name = parent_run_name(experiment.name, self.source)
+        self.parent_run_id = self.writer.create_run(self._experiment_id, self.parent_run_name, tags)
         dataset = experiment.dataset
         self.writer.log(
             self.parent_run_id,
@@ -144,56 +174,72 @@ class MlflowObserver(RunObserver):
         """Log one child run per variant x model, the summary, charts and comparisons on the parent.
 
         ``verdict``: the ``workbench.verdict`` tag when the caller has one; else it is
-        the first model's comparison verdict, or a ranking.
+        the first model's comparison verdict, or a ranking. The verdict, each comparison
+        as a table and the variants become the parent run's description.
         """
         parent = self._require_started()
         try:
-            # Comparisons first, each logged and let go: at 100k cases one holds tens of MB.
-            first = self._log_comparisons(result) if compare_variants else None
+            # The primary metric first: MLflow's compare view plots the runs' first shared metric.
+            primary, metrics = _parent_metrics(result)
+            self.writer.log(parent, metrics=primary)
+            # Comparisons next, each logged and let go: at 100k cases one holds tens of MB.
+            logged = self._log_comparisons(result) if compare_variants else _Logged()
             for _, row in result.summary.iterrows():
-                self._log_child(result, row)
+                self._log_child(result, row, logged.verdicts.get(row["model"]))
             self.writer.text(parent, result.summary.to_csv(index=False), "summary.csv")
-            tags = self._log_charts(result) if self.charts else {}
-            # With several models each model's summary gets its own keys, or the last would overwrite the rest.
-            several = len(result.experiment.models) > 1
-            metrics = {
-                f"{r['variant']}.{_safe(r['model']) + '.' if several else ''}{key}": value
-                for _, r in result.summary.iterrows()
-                for key, value in metric_items(r.items()).items()
-            }
+            tags = self._log_charts(result, logged.sections, logged.failures) if self.charts else {}
             metrics.update(calls_made=float(result.calls_made), cache_hits=float(result.summary["cache_hits"].sum()))
-            tags["workbench.verdict"] = verdict or first or _verdict(result, None)
+            tags["workbench.verdict"] = verdict or logged.first or _verdict(result, None)
             if result.notes:
                 tags["workbench.note"] = "; ".join(result.notes)
+            tags[NOTE_TAG] = parent_note(
+                result,
+                verdict=tags["workbench.verdict"],
+                comparisons=logged.tables,
+                source=self.source,
+                error=self._error,
+            )
             self.writer.log(parent, metrics=metrics, tags=tags)
         finally:
             self._warm_up.wait()  # never leave a thread importing behind (it could hang the exit)
 
-    def _log_comparisons(self, result: RunResult) -> str | None:
-        """Log the paired comparison (best other variant vs the first) of every model; the first
-        model's verdict on the first scorer, when there is a comparison."""
-        experiment = result.experiment
+    def _log_comparisons(self, result: RunResult) -> _Logged:
+        """Log the paired comparison (best other variant vs the first) of every model.
+
+        Returns what the rest of the logging needs of them: the first model's verdict on
+        the first scorer, each model's verdict, each comparison as a Markdown table, and
+        the comparison plots (built now, so the comparison itself can be let go).
+        """
+        experiment, logged = result.experiment, _Logged()
         if len(experiment.variants) < 2 or not experiment.scorers:
-            return None
-        several, first = len(experiment.models) > 1, None
+            return logged
+        several = len(experiment.models) > 1
         for model in experiment.models:
             try:
                 comparison = compare_run(result, model=model)
             except (UsageError, KeyError, IndexError):  # e.g. nothing paired: the verdict is a ranking
                 continue
+            logged.verdicts[model] = _verdict(result, comparison)
             if model == experiment.models[0]:
-                first = _verdict(result, comparison)
-            self.log_comparison(comparison, model=model if several else None)
-        return first
+                logged.first = logged.verdicts[model]
+            prefix = self._record_comparison(comparison, model=model if several else None)
+            logged.tables.append(comparison_markdown(comparison))
+            if self.charts:
+                logged.sections += self._comparison_sections(comparison, prefix, logged.failures)
+        return logged
 
-    def _log_child(self, result: RunResult, row: Any) -> None:
+    def _log_child(self, result: RunResult, row: Any, verdict: str | None) -> None:
         experiment = result.experiment
         variant = next(v for v in experiment.variants if v.name == row["variant"])
-        run_id = self.writer.create_run(
-            self._experiment_id or "0",
-            f"{variant.name} @ {row['model']}",
-            {"mlflow.parentRunId": self._require_started(), "workbench.kind": "variant"},
-        )
+        tags = {
+            "mlflow.parentRunId": self._require_started(),
+            "workbench.kind": "variant",
+            SOURCE_TAG: self.source,
+            NOTE_TAG: child_note(result, variant, row, parent=self.parent_run_name or experiment.name, verdict=verdict),
+        }
+        if verdict:
+            tags["workbench.verdict"] = verdict  # shown when the children are compared side by side
+        run_id = self.writer.create_run(self._experiment_id or "0", child_run_name(variant, row["model"]), tags)
         self._children.append(run_id)
         template = variant.to_dict(redacted=True)
         params = {
@@ -207,38 +253,44 @@ class MlflowObserver(RunObserver):
             "n_examples": len(variant.examples),
             **{f"param.{k}": v for k, v in (template.get("params") or {}).items()},
         }
-        self.writer.log(run_id, params=params, metrics=metric_items(row.items()))
+        self.writer.log(run_id, params=params, metrics=primary_first(metric_items(row.items()), result.scorer_names))
         self.writer.json(run_id, template, "prompt_template.json")
         cases = result.cases
         mask = (cases[col.VARIANT] == variant.name) & (cases[col.MODEL] == row["model"])
-        rows = cases[mask.to_numpy()]
+        rows = readable_columns(cases[mask.to_numpy()])
         self.writer.table(run_id, rows, "cases.json" if len(rows) <= TABLE_ROWS_MAX else "cases.parquet")
         self.writer.end_run(run_id, "FINISHED")
 
-    def _log_charts(self, result: RunResult) -> dict[str, str]:
-        """Log every chart of the result to the parent run as one page, ``charts.html``.
+    def _log_charts(
+        self, result: RunResult, comparisons: Sequence[ChartSection] = (), failed: Sequence[str] = ()
+    ) -> dict[str, str]:
+        """Log every chart of the result, then the ``comparisons``' plots, to the parent run as
+        one page, ``charts.html`` (``failed``: the comparison plots that could not be built).
 
-        One self-contained page: plotly.js (~5 MB) is inlined once, so it opens
-        offline and in the MLflow UI. Charts are a view of numbers logged
-        elsewhere, so no chart error may fail the run: a failing chart is left
-        out, with a warning and a ``workbench.charts_error`` tag.
+        One self-contained page, plotly.js in it compressed (see
+        :mod:`workbench.tracking.chart_page`): it opens offline and in the MLflow
+        UI. Charts are a view of numbers logged elsewhere, so no chart error may fail
+        the run: a failing chart is left out, with a warning and a
+        ``workbench.charts_error`` tag.
         """
         parent = self._require_started()
         self._warm_up.wait()
         failures: list[str] = []
-        figures: list[tuple[str, Any]] = []
+        sections: list[ChartSection] = []
         try:
             builders = chart_builders(result)
         except Exception as exc:  # a chart is never worth failing the run
             builders, failures = {}, [f"charts: {exc!r}"]
         for name, build in builders.items():
             try:
-                figures.append((name, build()))
+                sections.append(ChartSection(name, build()))
             except Exception as exc:  # one broken chart must not cost the others
                 failures.append(f"{name}: {exc!r}")
-        if figures:
+        sections += comparisons
+        failures += failed
+        if sections:
             try:
-                page = chart_page(f"{result.name}: charts", figures)
+                page = chart_page(f"{result.name}: charts", sections)
                 self.writer.text(parent, page, "charts.html", redacted=True)
             except Exception as exc:  # e.g. the artifact store refused the file
                 failures.append(f"charts.html: {exc!r}")
@@ -248,15 +300,42 @@ class MlflowObserver(RunObserver):
         warnings.warn(f"some charts were not logged to MLflow: {message}", RuntimeWarning, stacklevel=3)
         return {"workbench.charts_error": message}
 
+    def _comparison_sections(self, comparison: Comparison, prefix: str, failures: list[str]) -> list[ChartSection]:
+        """The comparison's plots (means, diff, flips) as sections of ``charts.html``; a failing one
+        is left out and added to ``failures``."""
+        self._warm_up.wait()
+        heading = str(comparison).splitlines()[0]
+        sections: list[ChartSection] = []
+        for name, plot in (("means", plot_means), ("diff", plot_diff), ("flips", plot_flips)):
+            try:
+                figure = plot(comparison)
+            except Exception as exc:  # a chart is never worth failing the run
+                failures.append(f"{prefix}.{name}: {exc!r}")
+                continue
+            sections.append(ChartSection(f"{prefix}.{name}", figure, None if sections else heading))
+        return sections
+
     def log_comparison(self, comparison: Comparison, *, model: str | None = None) -> None:
         """Log a paired comparison to the parent run: numbers as metrics, verdicts as tags,
-        the flips table and the plots as artifacts.
+        the flips table and its plots (``<prefix>/plots.html``) as artifacts.
 
         With several models, ``model`` is part of every key, so the comparisons of
-        different models never overwrite each other.
+        different models never overwrite each other. (A whole run logs its comparisons'
+        plots in its one ``charts.html`` instead.)
         """
+        prefix = self._record_comparison(comparison, model=model)
+        failures: list[str] = []
+        sections = self._comparison_sections(comparison, prefix, failures)
+        if failures:
+            message = "; ".join(failures)
+            warnings.warn(f"some comparison plots were not logged to MLflow: {message}", RuntimeWarning, stacklevel=2)
+        if sections:
+            page = chart_page(str(comparison).splitlines()[0], sections)
+            self.writer.text(self._require_started(), page, f"{prefix}/plots.html", redacted=True)
+
+    def _record_comparison(self, comparison: Comparison, *, model: str | None) -> str:
+        """Log a comparison's numbers, verdicts and flips table; return its key prefix."""
         parent = self._require_started()
-        self._warm_up.wait()
         prefix = f"cmp.{_safe(comparison.candidate)}_vs_{_safe(comparison.baseline)}"
         if model is not None:
             prefix += f".{_safe(model)}"
@@ -272,13 +351,7 @@ class MlflowObserver(RunObserver):
         flips = comparison.flips()
         if len(flips):
             self.writer.table(parent, flips, f"{prefix}/flips.json")
-        figures = [
-            ("means", plot_means(comparison)),
-            ("diff", plot_diff(comparison)),
-            ("flips", plot_flips(comparison)),
-        ]
-        page = chart_page(str(comparison).splitlines()[0], figures)
-        self.writer.text(parent, page, f"{prefix}/plots.html", redacted=True)
+        return prefix
 
     def finish(self, status: str) -> None:
         """End the parent run (and any child still open) as FINISHED or FAILED."""
@@ -296,17 +369,34 @@ class MlflowObserver(RunObserver):
 MlflowTracker = MlflowObserver
 
 
-def chart_page(title: str, figures: list[tuple[str, Any]]) -> str:
-    """One self-contained HTML page of plotly figures: plotly.js inlined once, so it opens offline.
+@dataclasses.dataclass
+class _Logged:
+    """What logging the comparisons hands to the rest of :meth:`MlflowObserver.log_result`:
+    the first model's verdict, each model's, each comparison as Markdown, its plots and the
+    plots that failed."""
 
-    Each figure's HTML (its data: names, labels, numbers) passes the redaction chain; the
-    library does not need to (it is code, not data, and scanning 4.6 MB of it per page is slow).
+    first: str | None = None
+    verdicts: dict[str, str] = dataclasses.field(default_factory=dict)
+    tables: list[str] = dataclasses.field(default_factory=list)
+    sections: list[ChartSection] = dataclasses.field(default_factory=list)
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+
+def _parent_metrics(result: RunResult) -> tuple[dict[str, float], dict[str, float]]:
+    """The parent's per-variant summary metrics: each variant's primary (first scorer's) metric,
+    and the rest.
+
+    With several models each model's summary gets its own keys, or the last would overwrite the rest.
     """
-    sections = [
-        (name, Markup(REDACTOR.text(figure.to_html(full_html=False, include_plotlyjs=False))))
-        for name, figure in figures
-    ]
-    return render("charts_page.html.j2", title=title, plotlyjs=Markup(get_plotlyjs()), sections=sections)
+    several = len(result.experiment.models) > 1
+    primary = result.scorer_names[0] if result.scorer_names else None
+    first: dict[str, float] = {}
+    rest: dict[str, float] = {}
+    for _, row in result.summary.iterrows():
+        prefix = f"{row['variant']}.{_safe(row['model']) + '.' if several else ''}"
+        for key, value in metric_items(row.items()).items():
+            (first if key == primary else rest)[prefix + key] = value
+    return first, rest
 
 
 def _verdict(result: RunResult, comparison: Comparison | None) -> str:
