@@ -353,3 +353,33 @@ def _all_artifacts(client, run_id, path=""):
             yield from _all_artifacts(client, run_id, artifact.path)
         else:
             yield artifact
+
+
+def test_an_early_stop_is_tagged_measured_and_described_on_the_parent(fake_key, tracking_uri, variants, label_match):
+    def few_shot_is_right(model, messages):
+        from conftest import sentiment_of
+
+        return sentiment_of(messages) if len(messages) > 1 else "positive"
+
+    words = ["Great kettle", "Broke after a day"]
+    dataset = wb.Dataset.from_records(
+        [
+            {"id": f"r{i}", "review": f"{words[i % 2]} #{i}", "label": ["positive", "negative"][i % 2]}
+            for i in range(100)
+        ],
+        expected=["label"],
+    )
+    result = _experiment("stopped", variants, dataset, label_match).run(
+        tracking_uri=tracking_uri, progress=False, acompletion=FakeLLM(few_shot_is_right),
+        stop_early=wb.Sequential(looks=5),
+    )  # fmt: skip
+    stop = result.early_stop
+    assert stop is not None and stop.stopped
+    parent = MlflowClient(tracking_uri).get_run(result.run_id)
+    assert parent.data.tags["workbench.early_stop.decision"] == "benefit"
+    assert parent.data.tags["workbench.early_stop.stopped"] == "true"
+    assert parent.data.metrics["early_stop.calls_saved"] == stop.calls_saved > 0
+    assert parent.data.metrics["early_stop.look"] == stop.look
+    description = parent.data.tags["mlflow.note.content"]
+    assert f"**Sequential monitoring:** {stop.note}" in description
+    assert description.index("**Verdict:**") < description.index("**Sequential monitoring:**")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from workbench.analysis.outcome import Adjust, ScorerComparison
 from workbench.analysis.passk import flaky_cases
-from workbench.analysis.wording import _ADJUST_NAMES, RESULT_WORDS, _diff, _fmt_p, _mean, _num
+from workbench.analysis.wording import ADJUST_NAMES, RESULT_WORDS, _diff, _fmt_p, _mean, _num
 from workbench.core import schema as col
 from workbench.core.exceptions import UnknownNameError, UsageError
 from workbench.core.html import frame_html, render
@@ -211,9 +211,9 @@ class Comparison:
 def _notes(c: Comparison) -> list[str]:
     """What else a reader must know: adjustment, unpaired rows, errored calls."""
     notes = []
-    if _is_adjusted(c):
+    if is_adjusted(c):
         notes.append(
-            f"p-values are {_ADJUST_NAMES[c.adjust]}-adjusted across {_n_tested(c)} "
+            f"p-values are {ADJUST_NAMES[c.adjust]}-adjusted across {_n_tested(c)} "
             "scorers; confidence intervals are not adjusted."
         )
     if c.n_unpaired:
@@ -234,17 +234,17 @@ def _text(c: Comparison) -> str:
 
 def _html(c: Comparison) -> str:
     """The notebook view: title, one table row per scorer, verdicts, notes (inline HTML, no scripts)."""
-    adjusted = _is_adjusted(c)
+    adjusted = is_adjusted(c)
     columns = ["scorer", "n", c.baseline, c.candidate, "diff", f"{c.confidence:.0%} CI", "p"]
     if adjusted:
-        columns.append(f"p ({_ADJUST_NAMES[c.adjust]})")
+        columns.append(f"p ({ADJUST_NAMES[c.adjust]})")
     columns += ["effect size", "result"]
-    rows = [_html_row(r, adjusted) for r in c.results]
+    rows = [table_row(r, adjusted) for r in c.results]
     table = frame_html(pd.DataFrame(rows, columns=columns))
     return render("comparison.html.j2", c=c, on_model=_on_model(c), table=table)
 
 
-def _html_row(r: ScorerComparison, adjusted: bool) -> list[str]:
+def table_row(r: ScorerComparison, adjusted: bool) -> list[str]:
     """The table cells of one scorer."""
     n = f"{r.n_cases}" + (f" x {r.n_repeats}" if r.n_repeats > 1 else "")
     ci = f"[{_num(r.ci_low, r.kind)}, {_num(r.ci_high, r.kind)}]"
@@ -264,6 +264,6 @@ def _n_tested(c: Comparison) -> int:
     return sum(not math.isnan(r.p_value) for r in c.results)
 
 
-def _is_adjusted(c: Comparison) -> bool:
+def is_adjusted(c: Comparison) -> bool:
     # compare never adjusts a single test, whatever ``adjust`` says: neither do the notes.
     return c.adjust != "none" and _n_tested(c) > 1

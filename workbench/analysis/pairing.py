@@ -18,7 +18,7 @@ import pandas as pd
 from workbench.analysis import power, stats
 from workbench.analysis.multiplicity import adjust_pvalues
 from workbench.analysis.outcome import Direction, ScorerComparison, _Options
-from workbench.analysis.wording import _ADJUST_NAMES, _POWER, _verdict
+from workbench.analysis.wording import _POWER, ADJUST_NAMES, _verdict
 from workbench.core import schema as col
 from workbench.core.exceptions import UsageError
 
@@ -166,7 +166,7 @@ def _adjust_and_decide(results: list[ScorerComparison], options: _Options) -> tu
             significant=significant,
             direction=direction if significant else "none",
         )
-    note = "" if method == "none" else f"{_ADJUST_NAMES[method]}-adjusted; "
+    note = "" if method == "none" else f"{ADJUST_NAMES[method]}-adjusted; "
     return decided, note
 
 

@@ -17,7 +17,7 @@ from workbench.analysis.outcome import ScorerComparison
 # Power of the "smallest difference this test would detect" sentences (and the numbers
 # behind them, which compare computes with this same value).
 _POWER = 0.8
-_ADJUST_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+ADJUST_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 #: How a direction reads in tables.
 RESULT_WORDS = {"better": "better", "worse": "worse", "none": "no detectable difference"}
 

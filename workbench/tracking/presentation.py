@@ -36,10 +36,10 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.analysis.comparison import Comparison, _html_row, _is_adjusted
-from workbench.analysis.wording import _ADJUST_NAMES
+from workbench.analysis.comparison import Comparison, is_adjusted, table_row
+from workbench.analysis.wording import ADJUST_NAMES
 from workbench.core import schema as col
-from workbench.core.result import RunResult
+from workbench.core.result import EarlyStop, RunResult
 from workbench.core.spec import ExperimentSpec
 from workbench.core.variant import PromptVariant
 from workbench.tracking.store import TAG_MAX
@@ -132,6 +132,8 @@ def parent_note(
     experiment = result.experiment
     parts = [f"**The run failed:** {_cell(error)}"] if error else []
     parts.append(f"**Verdict:** {_cell(verdict)}")
+    if result.early_stop is not None:  # the fixed-sample table below does not allow for the looks
+        parts.append(f"**Sequential monitoring:** {_cell(result.early_stop.note)}")
     parts += comparisons
     parts.append(variants_markdown(result))
     dataset = experiment.dataset
@@ -150,15 +152,15 @@ def comparison_markdown(comparison: Comparison) -> str:
     """The notebook's comparison table (:meth:`Comparison._repr_html_`'s columns) as Markdown, with a title,
     every scorer's verdict when there are several, and the comparison's notes."""
     c = comparison
-    adjusted = _is_adjusted(c)
+    adjusted = is_adjusted(c)
     columns = ["scorer", "n", c.baseline, c.candidate, "diff", f"{c.confidence:.0%} CI", "p"]
     if adjusted:
-        columns.append(f"p ({_ADJUST_NAMES[c.adjust]})")
+        columns.append(f"p ({ADJUST_NAMES[c.adjust]})")
     columns += ["effect size", "result"]
     title = f"**{_cell(c.candidate)}** (candidate) vs **{_cell(c.baseline)}** (baseline)"
     if c.model:
         title += f", model `{_cell(c.model)}`"
-    lines = [title + ":", "", *_table(columns, [_html_row(r, adjusted) for r in c.results])]
+    lines = [title + ":", "", *_table(columns, [table_row(r, adjusted) for r in c.results])]
     if len(c.results) > 1:
         lines += ["", *(f"- {_cell(v)}" for v in c.verdicts)]
     if c.notes:
@@ -268,3 +270,18 @@ def _fit(parts: Sequence[str], limit: int = TAG_MAX) -> str:
         if len(_join([*kept, part, cut])) <= limit:
             kept.append(part)
     return _join(kept if len(kept) == len(parts) else [*kept, cut])
+
+
+def early_stop_fields(stop: EarlyStop) -> tuple[dict[str, str], dict[str, float]]:
+    """Sequential monitoring's outcome as ``workbench.early_stop.*`` tags (words) and
+    ``early_stop.*`` metrics (numbers; NaN ones, from a run that took no look, left out)."""
+    tags: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    for key, value in stop.to_dict().items():
+        if key == "note":
+            continue
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            tags[f"workbench.early_stop.{key}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        elif not math.isnan(float(value)):
+            metrics[f"early_stop.{key}"] = float(value)
+    return tags, metrics

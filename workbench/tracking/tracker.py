@@ -43,6 +43,7 @@ from workbench.tracking.presentation import (
     child_run_name,
     comparison_markdown,
     detect_source,
+    early_stop_fields,
     experiment_note,
     parent_note,
     parent_run_name,
@@ -192,6 +193,10 @@ class MlflowObserver(RunObserver):
             tags["workbench.verdict"] = verdict or logged.first or _verdict(result, None)
             if result.notes:
                 tags["workbench.note"] = "; ".join(result.notes)
+            if result.early_stop is not None:
+                stop_tags, stop_metrics = early_stop_fields(result.early_stop)
+                tags.update(stop_tags)
+                metrics.update(stop_metrics)
             tags[NOTE_TAG] = parent_note(
                 result,
                 verdict=tags["workbench.verdict"],
