@@ -291,3 +291,55 @@ def test_the_warm_up_loads_what_logging_a_result_needs():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True", out.stderr[-2000:]
+
+
+# -- scores per variant ----------------------------------------------------------------------
+
+
+def _seven_of_eight_and_none(fake_key, scorers):
+    """Eight cases: variant "seven" gets 7 right (87.5%), variant "none" gets 0."""
+    cases = wb.Dataset.from_records(
+        [{"id": f"c{i}", "review": f"case {i}", "label": "positive"} for i in range(1, 9)], expected=["label"]
+    )
+
+    def reply(model, messages):
+        text = messages[-1]["content"]
+        return "negative" if text.startswith("B:") or "case 8" in text else "positive"
+
+    variants = [
+        wb.PromptVariant(name="seven", prompt="A: {{ review }}"),
+        wb.PromptVariant(name="none", prompt="B: {{ review }}"),
+    ]
+    return run(variants, cases, scorers, [MINI], llm=FakeLLM(reply))
+
+
+def test_score_bars_are_wilson_intervals_within_0_and_1(fake_key, label_match):
+    """±1.96·SE (Wald) went past 100% at 7 of 8 and had zero width at 0% (issue 19, item 7)."""
+    from scipy.stats import binomtest
+
+    fig = wb.plot_scores(_seven_of_eight_and_none(fake_key, [label_match]))
+    bars = fig.data[0]
+    means = dict(zip(bars.x, bars.y, strict=True))
+    assert means == {"seven": 0.875, "none": 0.0}
+    high = dict(zip(bars.x, np.add(bars.y, bars.error_y.array), strict=True))
+    low = dict(zip(bars.x, np.subtract(bars.y, bars.error_y.arrayminus), strict=True))
+    assert all(0.0 <= low[v] <= means[v] <= high[v] <= 1.0 for v in means)
+    assert high["none"] > 0.3  # a 0% variant is not certain to be 0%: its bar has an upper arm
+    for variant, k in (("seven", 7), ("none", 0)):
+        wilson = binomtest(k, 8).proportion_ci(confidence_level=0.95, method="wilson")
+        assert (low[variant], high[variant]) == pytest.approx((wilson.low, wilson.high))
+    hover = [row[0] for row in bars.customdata]
+    assert hover[0] == "95% Wilson score interval over cases: 52.9% to 97.8%"
+    assert "%{customdata[0]}" in bars.hovertemplate
+
+
+def test_score_bars_of_a_non_binary_scorer_are_bootstrap_intervals(fake_key):
+    @wb.scorer
+    def first_letter(outputs):
+        return 2.0 if outputs.startswith("p") else 0.5
+
+    fig = wb.plot_scores(_seven_of_eight_and_none(fake_key, [first_letter]))
+    bars = fig.data[0]
+    assert list(bars.y) == pytest.approx([(7 * 2.0 + 0.5) / 8, 0.5])
+    assert bars.customdata[0][0].startswith("95% percentile bootstrap over cases: ")
+    assert fig.layout.yaxis.tickformat is None  # not a percentage
