@@ -232,15 +232,28 @@ def test_charts_for_one_model_and_no_classifier(fake_key, variants, reviews, lab
     assert list(no_classifier) == ["scores_exact_match", "cost_quality", "latency"]
 
 
-def test_charts_render_to_self_contained_html_for_reports(result):
-    from workbench.views.plots import _StaticHtmlRenderer
+def test_plotlyjs_goes_out_once_per_kernel_through_plotlys_renderer_copies(result):
+    """plotly renders with a copy of each renderer: a flag on the copy put plotly.js (4.8 MB) in every
+    figure, 28 MB for a report of six charts (issue 19, item 6)."""
+    import plotly.io as pio
 
-    renderer = _StaticHtmlRenderer()
-    first = renderer.to_mimebundle(wb.plot_cost_quality(result).to_dict())["text/html"]
-    second = renderer.to_mimebundle(wb.plot_latency(result).to_dict())["text/html"]
-    assert "Plotly.newPlot" in first and "Plotly.newPlot" in second
-    assert len(first) > 1_000_000 > len(second)  # plotly.js inlined once, no CDN
-    assert 'src="http' not in first
+    from workbench.views.plotly_html import StaticHtmlRenderer
+
+    default = pio.renderers.default
+    pio.renderers["workbench-test"] = StaticHtmlRenderer()
+    pio.renderers.default = "plotly_mimetype+workbench-test"
+    try:
+        figures = [wb.plot_cost_quality(result), wb.plot_latency(result), wb.plot_scores(result)]
+        bundles = [fig._repr_mimebundle_() for fig in figures]  # what IPython's display calls
+    finally:
+        pio.renderers.default = default  # the test renderer stays registered: plotly's __delitem__ is broken
+    assert all("application/vnd.plotly.v1+json" in b for b in bundles)  # JupyterLab draws from this
+    html = [b["text/html"] for b in bundles]
+    assert all("Plotly.newPlot" in h for h in html)
+    assert [h.count("DecompressionStream") for h in html] == [1, 0, 0]  # plotly.js with the first figure only
+    assert 1_900_000 < len(html[0]) < 2_100_000  # gzipped + base64, not 4.8 MB
+    assert all(len(h) < 100_000 for h in html[1:])
+    assert not any('src="http' in h or 'import "http' in h for h in html)  # offline: no CDN
 
 
 def test_latency_chart_stays_small_on_big_runs(monkeypatch):

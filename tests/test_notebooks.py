@@ -42,6 +42,15 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
     assert report.notebook.exists() and report.html.stat().st_size > 10_000
     html = report.html.read_text()
     assert "Plotly.newPlot" in html  # charts survive the static HTML export
+    # plotly.js once per page and per notebook (it was in every chart: 28 MB for six charts).
+    executed = report.notebook.read_text()
+    assert html.count("DecompressionStream") == 1 and report.html.stat().st_size < 3_000_000
+    assert executed.count("DecompressionStream") == 1 and report.notebook.stat().st_size < 3_000_000
+    # The page is for readers: outputs and markdown; the executed notebook keeps the code.
+    assert "import workbench as wb" in executed and "import workbench as wb" not in html
+    if notebook.name == "ab_test.ipynb":  # the report opens with the verdict, developer notes last
+        verdict, chart, notes = (html.index(s) for s in ("exact McNemar, n = 12", "plotly-graph-div", "Running this"))
+        assert verdict < chart < notes
     text = outputs_text(report.notebook)
     assert "on label_match" in text and "(exact McNemar, n = 12)" in text  # the paired verdict
     client = MlflowClient(uri)
@@ -141,9 +150,7 @@ print("ran", len(result.cases))
 
 def _stderr(path: Path) -> str:
     cells = json.loads(path.read_text())["cells"]
-    return "".join(
-        "".join(o.get("text", "")) for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr"
-    )
+    return "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr")
 
 
 @pytest.mark.local_model

@@ -1,44 +1,20 @@
-"""Plotly charts of an experiment result. Each function returns a figure."""
+"""Plotly charts of an experiment result. Each function returns a figure.
+
+Imported in a notebook kernel, this module installs :func:`~workbench.views.plotly_html.use_notebook_renderer`:
+figures render in JupyterLab and in the kernel's static HTML reports, with plotly.js once per notebook.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.io._base_renderers import MimetypeRenderer
 
 from workbench.analysis import stats
 from workbench.core import schema as col
 from workbench.core.result import RunResult
-
-
-class _StaticHtmlRenderer(MimetypeRenderer):
-    """Adds a self-contained ``text/html`` rendering next to plotly's own mimetype.
-
-    JupyterLab uses the plotly mimetype; nbconvert's HTML export cannot, so
-    without this the charts vanish from ``reports/*.html``. plotly.js is inlined
-    once, in the first figure of the kernel (no CDN: reports work offline).
-    """
-
-    def __init__(self) -> None:
-        self.included = False
-
-    def to_mimebundle(self, fig_dict: Any) -> dict[str, str]:
-        include = not self.included
-        self.included = True
-        html = pio.to_html(fig_dict, full_html=False, include_plotlyjs=include, validate=False)
-        return {"text/html": html}
-
-
-def use_notebook_renderer() -> None:
-    """Render plotly figures for JupyterLab *and* for static HTML reports."""
-    if "workbench" not in pio.renderers:
-        pio.renderers["workbench"] = _StaticHtmlRenderer()
-    pio.renderers.default = "plotly_mimetype+workbench"
-
+from workbench.views.plotly_html import use_notebook_renderer
 
 if "ipykernel" in sys.modules:  # only inside a notebook kernel (papermill included)
     use_notebook_renderer()
