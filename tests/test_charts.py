@@ -232,15 +232,28 @@ def test_charts_for_one_model_and_no_classifier(fake_key, variants, reviews, lab
     assert list(no_classifier) == ["scores_exact_match", "cost_quality", "latency"]
 
 
-def test_charts_render_to_self_contained_html_for_reports(result):
-    from workbench.views.plots import _StaticHtmlRenderer
+def test_plotlyjs_goes_out_once_per_kernel_through_plotlys_renderer_copies(result):
+    """plotly renders with a copy of each renderer: a flag on the copy put plotly.js (4.8 MB) in every
+    figure, 28 MB for a report of six charts (issue 19, item 6)."""
+    import plotly.io as pio
 
-    renderer = _StaticHtmlRenderer()
-    first = renderer.to_mimebundle(wb.plot_cost_quality(result).to_dict())["text/html"]
-    second = renderer.to_mimebundle(wb.plot_latency(result).to_dict())["text/html"]
-    assert "Plotly.newPlot" in first and "Plotly.newPlot" in second
-    assert len(first) > 1_000_000 > len(second)  # plotly.js inlined once, no CDN
-    assert 'src="http' not in first
+    from workbench.views.plotly_html import StaticHtmlRenderer
+
+    default = pio.renderers.default
+    pio.renderers["workbench-test"] = StaticHtmlRenderer()
+    pio.renderers.default = "plotly_mimetype+workbench-test"
+    try:
+        figures = [wb.plot_cost_quality(result), wb.plot_latency(result), wb.plot_scores(result)]
+        bundles = [fig._repr_mimebundle_() for fig in figures]  # what IPython's display calls
+    finally:
+        pio.renderers.default = default  # the test renderer stays registered: plotly's __delitem__ is broken
+    assert all("application/vnd.plotly.v1+json" in b for b in bundles)  # JupyterLab draws from this
+    html = [b["text/html"] for b in bundles]
+    assert all("Plotly.newPlot" in h for h in html)
+    assert [h.count("DecompressionStream") for h in html] == [1, 0, 0]  # plotly.js with the first figure only
+    assert 1_900_000 < len(html[0]) < 2_100_000  # gzipped + base64, not 4.8 MB
+    assert all(len(h) < 100_000 for h in html[1:])
+    assert not any('src="http' in h or 'import "http' in h for h in html)  # offline: no CDN
 
 
 def test_latency_chart_stays_small_on_big_runs(monkeypatch):
@@ -291,3 +304,55 @@ def test_the_warm_up_loads_what_logging_a_result_needs():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True", out.stderr[-2000:]
+
+
+# -- scores per variant ----------------------------------------------------------------------
+
+
+def _seven_of_eight_and_none(fake_key, scorers):
+    """Eight cases: variant "seven" gets 7 right (87.5%), variant "none" gets 0."""
+    cases = wb.Dataset.from_records(
+        [{"id": f"c{i}", "review": f"case {i}", "label": "positive"} for i in range(1, 9)], expected=["label"]
+    )
+
+    def reply(model, messages):
+        text = messages[-1]["content"]
+        return "negative" if text.startswith("B:") or "case 8" in text else "positive"
+
+    variants = [
+        wb.PromptVariant(name="seven", prompt="A: {{ review }}"),
+        wb.PromptVariant(name="none", prompt="B: {{ review }}"),
+    ]
+    return run(variants, cases, scorers, [MINI], llm=FakeLLM(reply))
+
+
+def test_score_bars_are_wilson_intervals_within_0_and_1(fake_key, label_match):
+    """±1.96·SE (Wald) went past 100% at 7 of 8 and had zero width at 0% (issue 19, item 7)."""
+    from scipy.stats import binomtest
+
+    fig = wb.plot_scores(_seven_of_eight_and_none(fake_key, [label_match]))
+    bars = fig.data[0]
+    means = dict(zip(bars.x, bars.y, strict=True))
+    assert means == {"seven": 0.875, "none": 0.0}
+    high = dict(zip(bars.x, np.add(bars.y, bars.error_y.array), strict=True))
+    low = dict(zip(bars.x, np.subtract(bars.y, bars.error_y.arrayminus), strict=True))
+    assert all(0.0 <= low[v] <= means[v] <= high[v] <= 1.0 for v in means)
+    assert high["none"] > 0.3  # a 0% variant is not certain to be 0%: its bar has an upper arm
+    for variant, k in (("seven", 7), ("none", 0)):
+        wilson = binomtest(k, 8).proportion_ci(confidence_level=0.95, method="wilson")
+        assert (low[variant], high[variant]) == pytest.approx((wilson.low, wilson.high))
+    hover = [row[0] for row in bars.customdata]
+    assert hover[0] == "95% Wilson score interval over cases: 52.9% to 97.8%"
+    assert "%{customdata[0]}" in bars.hovertemplate
+
+
+def test_score_bars_of_a_non_binary_scorer_are_bootstrap_intervals(fake_key):
+    @wb.scorer
+    def first_letter(outputs):
+        return 2.0 if outputs.startswith("p") else 0.5
+
+    fig = wb.plot_scores(_seven_of_eight_and_none(fake_key, [first_letter]))
+    bars = fig.data[0]
+    assert list(bars.y) == pytest.approx([(7 * 2.0 + 0.5) / 8, 0.5])
+    assert bars.customdata[0][0].startswith("95% percentile bootstrap over cases: ")
+    assert fig.layout.yaxis.tickformat is None  # not a percentage

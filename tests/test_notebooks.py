@@ -42,6 +42,15 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
     assert report.notebook.exists() and report.html.stat().st_size > 10_000
     html = report.html.read_text()
     assert "Plotly.newPlot" in html  # charts survive the static HTML export
+    # plotly.js once per page and per notebook (it was in every chart: 28 MB for six charts).
+    executed = report.notebook.read_text()
+    assert html.count("DecompressionStream") == 1 and report.html.stat().st_size < 3_000_000
+    assert executed.count("DecompressionStream") == 1 and report.notebook.stat().st_size < 3_000_000
+    # The page is for readers: outputs and markdown; the executed notebook keeps the code.
+    assert "import workbench as wb" in executed and "import workbench as wb" not in html
+    if notebook.name == "ab_test.ipynb":  # the report opens with the verdict, developer notes last
+        verdict, chart, notes = (html.index(s) for s in ("exact McNemar, n = 12", "plotly-graph-div", "Running this"))
+        assert verdict < chart < notes
     text = outputs_text(report.notebook)
     assert "on label_match" in text and "(exact McNemar, n = 12)" in text  # the paired verdict
     client = MlflowClient(uri)
@@ -118,3 +127,76 @@ def test_the_kernel_runs_in_the_notebooks_own_folder_as_jupyterlab_starts_it(tmp
     report = run_report(folder / "where.ipynb", output_dir=tmp_path / "reports", attach=False)
     assert report.error is None
     assert f"cwd={folder}" in outputs_text(report.notebook)
+
+
+# -- quiet output: no red boxes that are not errors --------------------------------------------
+
+QUIET_CELL = """\
+import logging
+
+import workbench as wb
+
+experiment = wb.Experiment(
+    name="quiet",
+    variants=[wb.PromptVariant(name="plain", prompt="Review: {{ review }}\\nSentiment:", params={"max_tokens": 2})],
+    dataset=wb.Dataset.from_records([{"id": "a", "review": "Great kettle.", "label": "positive"}], expected=["label"]),
+    models=["local/gemma-3-270m"],
+    scorers=[wb.LabelMatch(labels=["positive", "negative"], expected="label")],
+)
+result = experiment.run(tracking_uri=TRACKING_URI, cache=False, progress=False)  # a new store, the model loads
+print("ran", len(result.cases))
+"""
+
+
+def _stderr(path: Path) -> str:
+    cells = json.loads(path.read_text())["cells"]
+    return "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr")
+
+
+@pytest.mark.local_model
+def test_library_info_lines_do_not_show_in_a_notebook_but_warnings_and_errors_do(tmp_path):
+    """MLflow's "Creating initial MLflow database tables..." and llama.cpp's KV-cache lines showed in red
+    above the first result (issue 19)."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("limit = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(f"TRACKING_URI = {'sqlite:///' + str(tmp_path / 'new' / 'mlflow.db')!r}"),
+        nbformat.v4.new_code_cell(QUIET_CELL),
+        nbformat.v4.new_code_cell(
+            'logging.getLogger("mlflow.tracking").warning("a real MLflow warning")\n'
+            'logging.getLogger("workbench.llama_cpp").error("a real llama.cpp error")'
+        ),
+    ]
+    (tmp_path / "new").mkdir()
+    nbformat.write(notebook, tmp_path / "quiet.ipynb")
+    report = run_report(tmp_path / "quiet.ipynb", output_dir=tmp_path / "reports", attach=False)
+    assert report.error is None
+    assert "ran 1" in outputs_text(report.notebook)
+    stderr = _stderr(report.notebook)
+    for noise in ("Creating initial MLflow database tables", "Updating database tables", "llama_kv_cache", "INFO"):
+        assert noise not in stderr, stderr
+    assert "a real MLflow warning" in stderr and "a real llama.cpp error" in stderr
+
+
+def test_llama_cpp_log_lines_become_records_at_their_own_level():
+    import logging
+
+    from workbench.providers.local import LlamaCppLog
+
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("test.llama_cpp")
+    logger.propagate = False
+    logger.addHandler(type("Keep", (logging.Handler,), {"emit": lambda self, r: records.append(r)})())
+    logger.setLevel(logging.DEBUG)
+    sink = LlamaCppLog(logger)
+    sink(2, b"print_info: n_ctx = 4096\n")  # INFO in today's ggml numbering
+    sink(3, b"llama_kv_cache_iswa: using full-size SWA cache\n")  # WARN
+    sink(4, b"llama_model_load: error loading model: ")  # ERROR, in two pieces
+    sink(5, b"bad magic\n")
+    assert [(r.levelname, r.getMessage()) for r in records] == [
+        ("INFO", "print_info: n_ctx = 4096"),
+        ("WARNING", "llama_kv_cache_iswa: using full-size SWA cache"),
+        ("ERROR", "llama_model_load: error loading model: bad magic"),
+    ]

@@ -152,3 +152,71 @@ def test_mlflow_label_table_covers_the_whole_result_not_only_this_review(result,
     )
     table = pd.read_json(local, orient="split")
     assert sorted(table["variant"]) == ["few_shot", "zero_shot"]
+
+
+def test_a_comment_typed_then_next_stays_with_its_case(result, tmp_path):
+    """It used to stay in the box and be saved against the next case on 👍 (issue 19, item 5)."""
+    path = tmp_path / "labels.jsonl"
+    rv = wb.review(result, variants=["zero_shot"], labels_path=path, log_to_mlflow=False)
+    w = rv.widget
+    w.comment.value = "typed for a, not saved"
+    w.next.click()
+    assert rv.current.case_id == "b" and w.comment.value == ""
+    w.up.click()
+    assert json.loads(path.read_text())["case_id"] == "b" and json.loads(path.read_text())["comment"] == ""
+    w.prev.click()
+    w.prev.click()
+    assert rv.current.case_id == "a" and w.comment.value == "typed for a, not saved"  # the draft came back
+    w.down.click()
+    saved = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["case_id"], r["comment"]) for r in saved] == [("b", ""), ("a", "typed for a, not saved")]
+
+
+def test_a_labelled_case_shows_its_saved_comment_in_the_box_to_edit(result, tmp_path):
+    path = tmp_path / "labels.jsonl"
+    rv = wb.review(result, variants=["zero_shot"], labels_path=path, log_to_mlflow=False)
+    w = rv.widget
+    w.comment.value = "good answer"
+    w.up.click()
+    assert w.comment.value == ""  # case b has no comment
+    w.prev.click()
+    assert w.comment.value == "good answer"
+    w.comment.value = "good answer, a bit terse"
+    w.up.click()
+    assert rv.labels.set_index("case_id").loc["a", "comment"] == "good answer, a bit terse"
+    # A new kernel: the saved comment is in the box, not only in the small print.
+    again = wb.review(result, variants=["zero_shot"], labels_path=path, log_to_mlflow=False)
+    assert again.widget.comment.value == "good answer, a bit terse"
+
+
+def test_after_the_last_case_the_widget_says_what_was_labelled_and_skipped(result, tmp_path):
+    rv = wb.review(result, variants=["few_shot"], labels_path=tmp_path / "labels.jsonl", log_to_mlflow=False)
+    w = rv.widget
+    assert [i.case_id for i in rv.items] == ["a", "b", "c", "d", "e", "f"]
+    w.up.click()  # a, then on to b
+    w.next.click()  # skip b
+    w.next.click()  # skip c
+    w.down.click()  # d
+    w.down.click()  # e
+    assert rv.current.case_id == "f" and w.done.value == "" and not rv.finished
+    w.up.click()  # the last one
+    assert rv.finished and [i.case_id for i in rv.skipped] == ["b", "c"]
+    assert "Done: 4 of 6 outputs labelled (2 👍, 2 👎). Skipped 2: cases b, c." in w.done.value
+    w.prev.click()  # the message stays while going back to the skipped ones
+    assert "Skipped 2" in w.done.value
+    rv.go(1)
+    w.up.click()
+    rv.go(2)
+    w.up.click()
+    assert rv.skipped == [] and "Done: 6 of 6 outputs labelled (4 👍, 2 👎)." in w.done.value
+    assert "Skipped" not in w.done.value
+
+
+def test_label_timestamps_are_utc_datetimes(result, tmp_path):
+    rv = wb.review(result, variants=["few_shot"], labels_path=tmp_path / "labels.jsonl", log_to_mlflow=False)
+    before = pd.Timestamp.now(tz="UTC")
+    rv.label("up")
+    ts = rv.labels["ts"]
+    assert isinstance(ts.dtype, pd.DatetimeTZDtype) and str(ts.dtype.tz) == "UTC"
+    assert before - pd.Timedelta(seconds=5) <= ts.iloc[0] <= pd.Timestamp.now(tz="UTC")
+    assert isinstance(wb.review(result, labels_path=tmp_path / "none.jsonl").labels["ts"].dtype, pd.DatetimeTZDtype)

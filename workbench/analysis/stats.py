@@ -14,6 +14,8 @@ Choices made here, so that results are honest and reproducible:
   paired sign-flip permutation test of the mean difference, exact when the number of
   non-zero differences is small. It tests the mean, the quantity the CI is about (a
   Wilcoxon test would test a location shift of the median instead).
+- The interval of one pass rate (a chart's error bar): Wilson score interval, which stays
+  within [0, 1] and is not zero-width at 0% or 100% (the Wald ±1.96·SE interval is both).
 - Effect sizes: Cohen's h for proportions, Cohen's dz (mean / SD of the differences) for
   continuous scores.
 
@@ -40,6 +42,7 @@ __all__ = [
     "mcnemar_exact",
     "paired_bootstrap_ci",
     "paired_permutation_test",
+    "wilson_ci",
 ]
 
 # Above this many distinct values the bootstrap gathers indices; below it, it draws
@@ -222,6 +225,35 @@ def paired_bootstrap_ci(
         n_resamples=n_resamples,
         seed=seed,
     )
+
+
+def wilson_ci(successes: int, n: int, *, confidence: float = 0.95) -> ConfidenceInterval:
+    """Wilson score interval of a proportion (``successes`` of ``n`` independent cases).
+
+    Unlike the normal-approximation (Wald) interval it stays within [0, 1] and keeps a
+    non-zero width at 0% and 100%. Same bounds as ``scipy.stats.binomtest(k, n)
+    .proportion_ci(method="wilson")``, without importing scipy.stats (~1 s).
+
+    Example:
+        >>> ci = wilson_ci(7, 8)
+        >>> round(ci.low, 3), round(ci.high, 3)
+        (0.529, 0.978)
+        >>> round(wilson_ci(0, 8).high, 3)
+        0.324
+    """
+    if not 0 < confidence < 1:
+        raise UsageError(f"confidence must be in (0, 1), got {confidence!r}")
+    if n < 1 or not 0 <= successes <= n:
+        raise UsageError(f"need 0 <= successes <= n and n >= 1, got successes={successes!r}, n={n!r}")
+    from scipy.special import ndtri
+
+    z = float(ndtri((1 + confidence) / 2))
+    p = successes / n
+    denominator = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    low, high = max(0.0, center - half), min(1.0, center + half)
+    return ConfidenceInterval(p, low, high, confidence, n, "Wilson score interval")
 
 
 # --- tests ---------------------------------------------------------------------------------

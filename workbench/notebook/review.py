@@ -14,6 +14,12 @@ or a new output needs a new label. The latest click for a key wins.
 Labelled failures become tests: :meth:`Review.add_to_golden_set` appends the
 thumbs-down cases to a dataset file in one call.
 
+The comment box always belongs to the case on screen: text typed and not yet
+saved stays with its case when you move on (and is there again when you come
+back), and a labelled case shows its saved comment, ready to edit. After the
+last case the widget says how many outputs were labelled and which were
+skipped (:attr:`Review.skipped`).
+
 The buttons are reachable with the keyboard: Tab moves between 👍, 👎, the
 comment, ← and →; Enter or Space presses the focused button.
 
@@ -44,6 +50,15 @@ from workbench.tracking.store import MlflowWriter
 from workbench.util.paths import resolve
 
 LABELS_ARTIFACT = "review/labels.json"
+#: Skipped cases the done message names before it says "and N more".
+_MAX_NAMED = 10
+
+
+def _readable(labels: pd.DataFrame) -> pd.DataFrame:
+    """The label file keeps epoch seconds; people read a UTC datetime."""
+    if "ts" in labels:
+        labels = labels.assign(ts=pd.to_datetime(labels["ts"].astype(float), unit="s", utc=True))
+    return labels
 
 
 def _items(result: ExperimentResult, variants: Sequence[str] | None, model: str | None) -> list[ReviewItem]:
@@ -94,6 +109,10 @@ class Review:
     log_to_mlflow: bool = True
     index: int = 0
     status: str = ""
+    #: Comments typed in the widget and not saved yet, by item key.
+    drafts: dict[tuple[str, str, str], str] = field(default_factory=dict, repr=False)
+    #: True once the last item has been labelled (or every item has a label).
+    finished: bool = False
     _widget: Any = field(default=None, repr=False)
 
     # -- navigation -------------------------------------------------------------
@@ -124,24 +143,73 @@ class Review:
     def label(self, value: Label, *, comment: str | None = None, advance: bool = True) -> dict[str, Any]:
         """Label the current item, save it at once, then move to the next one.
 
+        Args:
+            value: ``"up"`` or ``"down"``.
+            comment: The comment saved with the label. None: what the comment box
+                shows for this item (:meth:`comment_of`: the text typed for it, else
+                its saved comment).
+            advance: Move to the next item afterwards (not past the last one).
+
         Returns the record written to the label file.
         """
-        if comment is None and self._widget is not None:
-            comment = self._widget.comment.value
+        item = self.current
+        last = self.index == len(self.items) - 1
         record = self.store.add(
-            self.current,
+            item,
             value,
-            comment=comment or "",
+            comment=self.comment_of(item) if comment is None else comment,
             experiment=self.result.name,
             run_id=self.result.run_id,
         )
-        self.status = f"saved {'👍' if value == 'up' else '👎'} for case {self.current.case_id} to {self.store.path}"
+        self.drafts.pop(item.key, None)  # saved now
+        self.status = f"saved {'👍' if value == 'up' else '👎'} for case {item.case_id} to {self.store.path}"
         if self.log_to_mlflow and self.result.run_id:
             self.status += self._log_labels()
-        if advance and self.index < len(self.items) - 1:
+        self.finished = self.finished or last or not self.skipped
+        if advance and not last:
             self.index += 1
-        self._refresh(clear_comment=True)
+        self._refresh()
         return record
+
+    def comment_of(self, item: ReviewItem | None = None) -> str:
+        """The comment of ``item`` (default: the current one) as the comment box shows it.
+
+        The text typed for it and not saved yet, else the comment saved with its label, else "".
+        """
+        item = item or self.current
+        if item.key in self.drafts:
+            return self.drafts[item.key]
+        existing = self.label_of(item)
+        return str(existing.get("comment") or "") if existing else ""
+
+    @property
+    def skipped(self) -> list[ReviewItem]:
+        """The items under review that have no label yet (for their exact output)."""
+        done = self.store.lookup()
+        return [item for item in self.items if item.key not in done]
+
+    def done_message(self) -> str:
+        """How many items are labelled, and which were skipped, in one sentence.
+
+        Example:
+            >>> rv.done_message()  # doctest: +SKIP
+            'Done: 5 of 6 outputs labelled (4 👍, 1 👎). Skipped 1: case b. Go back with ← previous, ...'
+        """
+        labels = self.labels
+        ups = int((labels["label"] == "up").sum()) if not labels.empty else 0
+        text = f"Done: {len(labels)} of {len(self.items)} outputs labelled ({ups} 👍, {len(labels) - ups} 👎)."
+        skipped = self.skipped
+        if not skipped:
+            return text
+        several = len({(i.variant, i.model) for i in self.items}) > 1
+        names = [f"{i.case_id} ({i.variant} on {i.model})" if several else i.case_id for i in skipped]
+        shown = ", ".join(names[:_MAX_NAMED])
+        if len(names) > _MAX_NAMED:
+            shown += f" and {len(names) - _MAX_NAMED} more"
+        return (
+            f"{text} Skipped {len(skipped)}: case{'s' if len(skipped) > 1 else ''} {shown}. "
+            'Go back with ← previous, or review only those with wb.review(..., only="unlabelled").'
+        )
 
     def label_of(self, item: ReviewItem | None = None) -> dict[str, Any] | None:
         """The latest label of ``item`` (default: the current one), or None."""
@@ -150,15 +218,15 @@ class Review:
 
     @property
     def labels(self) -> pd.DataFrame:
-        """The latest label of every reviewed item of this result."""
-        return self.store.latest_for({item.key for item in self.items})
+        """The latest label of every reviewed item of this result; ``ts`` is when it was clicked (UTC)."""
+        return _readable(self.store.latest_for({item.key for item in self.items}))
 
     def _result_labels(self) -> pd.DataFrame:
         """The latest label of every output of the whole result (not only the ones under review now)."""
         cases = self.result.cases
         outputs = [o if isinstance(o, str) else "" for o in cases["output"]]
         keys = set(zip(cases["case_id"].astype(str), cases["variant_version"], map(output_hash, outputs), strict=True))
-        return self.store.latest_for(keys)
+        return _readable(self.store.latest_for(keys))
 
     def _log_labels(self) -> str:
         """Refresh the labels table on the parent MLflow run; never lose a label over it."""
@@ -238,9 +306,9 @@ class Review:
             self._refresh()
         return self._widget
 
-    def _refresh(self, *, clear_comment: bool = False) -> None:
+    def _refresh(self) -> None:
         if self._widget is not None:
-            self._widget.render(clear_comment=clear_comment)
+            self._widget.render()
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -1,7 +1,9 @@
 """The ipywidgets view of a :class:`workbench.notebook.review.Review` (state lives there).
 
 The view knows the state only by duck typing (it is handed a Review), so the
-state module imports the view and never the other way round.
+state module imports the view and never the other way round. The comment box
+shows the current case's comment (``review.comment_of``); what is typed in it
+is kept per case in ``review.drafts`` until a 👍 / 👎 saves it.
 """
 
 from __future__ import annotations
@@ -26,18 +28,22 @@ class ReviewWidget:
         self.prev = widgets.Button(description="← previous", tooltip="previous case")
         self.next = widgets.Button(description="next →", tooltip="next case")
         self.status = widgets.HTML()
+        self.done = widgets.HTML()
+        self._rendering = False  # the box is being set from the state, not typed in
         for widget, name in [
             (self.up, "up"),
             (self.down, "down"),
             (self.prev, "prev"),
             (self.next, "next"),
             (self.comment, "comment"),
+            (self.done, "done"),
         ]:
             widget.add_class(f"wb-review-{name}")
         self.up.on_click(lambda _: self._label("up"))
         self.down.on_click(lambda _: self._label("down"))
         self.prev.on_click(lambda _: review.previous())
         self.next.on_click(lambda _: review.next())
+        self.comment.observe(self._typed, names="value")
         self.comment.layout.width = "100%"
         self.box = widgets.VBox(
             [
@@ -47,6 +53,7 @@ class ReviewWidget:
                 self.comment,
                 widgets.HBox([self.prev, self.next]),
                 self.status,
+                self.done,
             ]
         )
         self.box.add_class("wb-review")
@@ -57,10 +64,12 @@ class ReviewWidget:
         except Exception as exc:  # show it in the widget; a callback's traceback is easy to miss
             self.status.value = render("error.html.j2", text=f"{type(exc).__name__}: {exc}")
 
-    def render(self, *, clear_comment: bool = False) -> None:
+    def _typed(self, change: dict[str, Any]) -> None:
+        if not self._rendering and self.review.items:
+            self.review.drafts[self.review.current.key] = change["new"]
+
+    def render(self) -> None:
         review = self.review
-        if clear_comment:
-            self.comment.value = ""
         if not review.items:
             self.content.value = render("message.html.j2", text="Nothing to review: the filter matched no cases.")
             for button in (self.up, self.down, self.prev, self.next):
@@ -75,3 +84,9 @@ class ReviewWidget:
         self.prev.disabled = review.index == 0
         self.next.disabled = review.index >= len(review.items) - 1
         self.status.value = render("status.html.j2", text=review.status)
+        self.done.value = render("message.html.j2", text=review.done_message()) if review.finished else ""
+        self._rendering = True
+        try:
+            self.comment.value = review.comment_of(item)
+        finally:
+            self._rendering = False

