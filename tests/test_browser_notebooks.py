@@ -84,7 +84,7 @@ def _figure(title: str) -> go.Figure:
 
 
 def test_report_charts_draw_from_the_one_compressed_plotlyjs_offline(page, tmp_path):
-    """The first chart carries plotly.js gzipped; later charts wait for it to unpack."""
+    """The first chart carries plotly.js compressed; later charts wait for it to unpack."""
     body = figure_html(_figure("first"), include_plotlyjs=True) + figure_html(_figure("second"), include_plotlyjs=False)
     (tmp_path / "report.html").write_text(f"<html><head><meta charset='utf-8'></head><body>{body}</body></html>")
     errors: list[str] = []
