@@ -1,3 +1,4 @@
+import difflib
 import json
 
 import pytest
@@ -158,3 +159,140 @@ def test_loaded_experiment_remembers_its_absolute_source(monkeypatch):
     monkeypatch.chdir(ROOT / "notebooks")
     exp = wb.load_experiment("../experiments/sentiment.yaml")
     assert exp.source == str((ROOT / "experiments" / "sentiment.yaml").resolve())
+
+
+# -- Save to YAML changes only the saved variant's lines ----------------------------------------------
+
+EXPERIMENT_YAML = """\
+# The header comment.
+name: pg-yaml
+description: >
+  A folded description
+  over two lines.
+dataset:
+  path: ../data.csv     # relative to this file
+  expected: [label]
+models: [openai/gpt-4o-mini]
+scorers:
+  - {type: label_match, labels: [positive, negative], expected: label}
+variants:
+  # zero_shot: the instruction
+  - name: zero_shot
+    system: >-
+      Classify the sentiment of the product review as positive or negative.
+      Answer with one word.
+    prompt: "Review: {{ review }}\\nSentiment:"
+    params: {temperature: 0, max_tokens: 4, stop: ["\\n"]}   # kept short
+  # few_shot: worked examples
+  - name: few_shot
+    prompt: 'Review: {{ review }}'
+    examples:
+      - {review: "Nice.", output: positive}
+    params: {temperature: 0, max_tokens: 4}
+  - name: last
+    prompt: |-
+      Review: {{ review }}
+      Sentiment:
+    params: {temperature: 0}
+"""
+
+
+def _entry_lines(text: str, name: str) -> range:
+    """The line numbers (0-based) of the variant entry ``name``, from ``- name:`` to the next entry."""
+    lines = text.splitlines()
+    start = lines.index(f"  - name: {name}")
+    after = [i for i, line in enumerate(lines) if i > start and line.startswith(("  - ", "  #"))]
+    return range(start, after[0] if after else len(lines))
+
+
+def _changed_lines(before: str, after: str) -> tuple[set[int], set[int]]:
+    matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines(), autojunk=False)
+    old: set[int] = set()
+    new: set[int] = set()
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            old.update(range(i1, i2) or [i1])
+            new.update(range(j1, j2) or [j1])
+    return old, new
+
+
+@pytest.fixture
+def yaml_experiment(fake_key, reviews, tmp_path):
+    reviews.frame.to_csv(tmp_path / "data.csv", index=False)
+    path = tmp_path / "experiments" / "pg.yaml"
+    path.parent.mkdir()
+    path.write_text(EXPERIMENT_YAML)
+    return path
+
+
+def test_save_changes_only_the_saved_variants_lines(yaml_experiment):
+    pg = wb.playground(wb.load_experiment(yaml_experiment), acompletion=FakeLLM(), n=4)
+    pg.select("few_shot")
+    pg.edit(prompt="Review: {{ review }}\nIs it positive or negative?\nSentiment:", max_tokens=3)
+    before = yaml_experiment.read_text()
+    pg.save(log_to_mlflow=False)
+    after = yaml_experiment.read_text()
+    old, new = _changed_lines(before, after)
+    assert old and old <= set(_entry_lines(before, "few_shot")), old
+    assert new <= set(_entry_lines(after, "few_shot")), new
+    # The new multi-line prompt is a literal block; the flow params stay on one line.
+    assert "    prompt: |-\n      Review: {{ review }}\n      Is it positive or negative?\n      Sentiment:\n" in after
+    assert "    params: {temperature: 0, max_tokens: 3}\n" in after
+    saved = wb.load_experiment(yaml_experiment)
+    assert [v.version for v in saved.variants] == [pg.versions[name][-1].version for name in pg.versions]
+
+    # A changed folded text stays folded; the other entries, comments included, stay as they were.
+    pg.select("zero_shot")
+    pg.edit(system="Classify the sentiment of the review. " * 4)
+    before = after
+    pg.save(log_to_mlflow=False)
+    after = yaml_experiment.read_text()
+    old, new = _changed_lines(before, after)
+    assert old and old <= set(_entry_lines(before, "zero_shot")), old
+    assert new <= set(_entry_lines(after, "zero_shot")), new
+    assert "    system: >-\n      Classify the sentiment of the review." in after
+    assert "# kept short" in after and wb.load_experiment(yaml_experiment).variants[0].system == pg.current.system
+
+    # Saved under a new name: added after the others, every other line unchanged.
+    before = after
+    pg.save(as_name="zero_shot_v2", log_to_mlflow=False)
+    after = yaml_experiment.read_text()
+    old, new = _changed_lines(before, after)
+    assert new <= set(_entry_lines(after, "zero_shot_v2")), new
+    assert after.startswith(before.rstrip("\n"))
+    assert [v.name for v in wb.load_experiment(yaml_experiment).variants] == [
+        "zero_shot",
+        "few_shot",
+        "last",
+        "zero_shot_v2",
+    ]
+
+
+def test_save_keeps_every_other_line_byte_for_byte(fake_key, reviews, tmp_path):
+    # Spacing ruamel.yaml would normalise if it re-emitted these lines, and a list at offset 0.
+    reviews.frame.to_csv(tmp_path / "data.csv", index=False)
+    path = tmp_path / "odd.yaml"
+    path.write_text(
+        "name:   pg-odd    # spaced out\n"
+        "dataset: { path: data.csv, expected: [ label ] }\n"
+        "models: [openai/gpt-4o-mini]\n"
+        "variants:\n"
+        "- name: a\n"
+        "  prompt:   'A: {{ review }}'\n"
+        "- name: b\n"
+        "  prompt: 'B: {{ review }}'\n"
+        "  params: { max_tokens: 4, stop: ~ }\n"
+        "\n"
+        "# the end\n"
+        "repeats:    1\n"
+    )
+    pg = wb.playground(wb.load_experiment(path), acompletion=FakeLLM(), n=2)
+    pg.select("a")
+    pg.edit(prompt="A2: {{ review }}")
+    before = path.read_text()
+    pg.save(log_to_mlflow=False)
+    after = path.read_text()
+    old, new = _changed_lines(before, after)
+    assert old == new == {5}, (old, new)
+    assert "- name: a\n  prompt: 'A2: {{ review }}'\n- name: b\n" in after
+    assert wb.load_experiment(path).variants[0].prompt == "A2: {{ review }}"
