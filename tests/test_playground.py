@@ -210,7 +210,10 @@ def _every_call_fails(pg, w, monkeypatch):
 @pytest.mark.parametrize(
     ("break_it", "expected"),
     [
-        (_unknown_id, r"^UsageError: no case\(s\) \['zz'\] in dataset <records>; its 'id' values are 'a', 'b'"),
+        (
+            _unknown_id,
+            r"^UsageError: no case\(s\) \['zz'\] in dataset <records>; its 'id' values are 'a', 'b', 'c', \.\.\.$",
+        ),
         (_no_id, r"^UsageError: sample mode 'ids' needs at least one case id"),
         (_nothing_failed, r"^UsageError: nothing failed in the last run of 'few_shot'"),
         (_no_api_key, r"^ModelError: model 'openai/gpt-4o-mini' needs OPENAI_API_KEY"),

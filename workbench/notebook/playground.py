@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,7 @@ class Playground:
         return others[0] if others else PREVIOUS
 
     def select(self, name: str) -> PromptVariant:
+        """Make ``name`` the variant that edits, runs and saves work on (the widget follows)."""
         if name not in self.versions:
             raise UsageError(f"no variant {name!r}; the variants are {list(self.versions)}")
         self.selected = name
@@ -231,9 +233,9 @@ class Playground:
         unknown = sorted(set(wanted) - set(ids))
         if unknown:
             known = list(dict.fromkeys(ids))
-            shown = ", ".join(repr(i) for i in known[:5]) + (", ..." if len(known) > 5 else "")
+            shown = ", ".join(repr(i) for i in known[:3]) + (", ..." if len(known) > 3 else "")
             raise UsageError(
-                f"no case(s) {unknown} in dataset {dataset.source}; its {dataset.id_column!r} values are {shown}"
+                f"no case(s) {unknown} in dataset {_file(dataset)}; its {dataset.id_column!r} values are {shown}"
             )
         return dataset._subset(dataset.frame[ids.isin(wanted)])
 
@@ -342,6 +344,18 @@ class Playground:
         display(self.widget.box)
 
 
+def _file(dataset: Dataset) -> str:
+    """The dataset's file as short as it stays clear (from the project root when inside it):
+    the widget shows an error on one line."""
+    path = Path(os.path.normpath(dataset.source))
+    if not path.is_absolute():  # "<records>", or already relative
+        return dataset.source
+    try:
+        return str(path.relative_to(project_root()))
+    except ValueError:
+        return str(path)
+
+
 def _check_columns(variant: PromptVariant, dataset: Dataset) -> None:
     """Refuse a template variable the dataset has no column for, naming the columns and the closest."""
     unknown = sorted(variant.variables() - set(dataset.frame.columns))
@@ -354,7 +368,7 @@ def _check_columns(variant: PromptVariant, dataset: Dataset) -> None:
         hint = f" (did you mean {{{{ {close[0]} }}}}?)" if close else ""
         problems.append(f"{{{{ {name} }}}}{hint}")
     raise TemplateError(
-        f"variant {variant.name!r} uses {', '.join(problems)}, not a column of dataset {dataset.source}; "
+        f"variant {variant.name!r} uses {', '.join(problems)}, not a column of dataset {_file(dataset)}; "
         f"its columns are {', '.join(repr(c) for c in columns)}"
     )
 

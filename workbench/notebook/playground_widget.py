@@ -59,7 +59,6 @@ class PlaygroundWidget:
             options=[("first n", "first"), ("random n", "random"), ("ids", "ids"), ("failed last time", "failed")],
             value=pg.sample_mode,
             description="sample",
-            style=_LABEL,
         )
         self.n = widgets.BoundedIntText(value=pg.n, min=1, max=1_000_000, description="n", style=_LABEL)
         self.ids = widgets.Text(placeholder="case ids, comma-separated", description="ids", style=_LABEL)
