@@ -60,3 +60,17 @@ def test_round_trip_through_dict():
     v = make(system="s", examples=[{"review": "a", "product": "b", "output": "c"}], params={"max_tokens": 3})
     again = PromptVariant.from_dict(v.to_dict())
     assert again == v and again.version == v.version
+
+
+def test_an_unclosed_delimiter_is_named_on_its_own_line_with_what_is_missing():
+    # Jinja itself blames line 2 ("expected token 'end of print statement', got 'Sentiment'").
+    with pytest.raises(TemplateError) as info:
+        make(prompt="Review: {{ review\nSentiment:")
+    assert str(info.value) == (
+        "variant 'v': prompt template has a syntax error on line 1: "
+        "missing `}}` to close the `{{` in 'Review: {{ review'"
+    )
+    with pytest.raises(TemplateError, match=r"system template has a syntax error on line 2: missing `%}` to close"):
+        make(system="Rate it.\n{% if review }}x{% endif %}")
+    with pytest.raises(TemplateError, match=r"on line 1: expected token 'end of print statement', got 'b'"):
+        make(prompt="{{ review }} {{ a b }}")  # closed, but wrong inside: Jinja's own words

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,6 +38,34 @@ _ENV = jinja2.sandbox.SandboxedEnvironment(
 def _compiled(source: str) -> jinja2.Template:
     """Compile a template once: compiling costs far more than rendering."""
     return _ENV.from_string(source)
+
+
+#: Jinja2's delimiters, opening -> closing.
+_CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
+_DELIMITER = re.compile(r"\{\{|\{%|\{#|\}\}|%\}|#\}")
+
+
+def _syntax_problem(source: str, exc: jinja2.TemplateSyntaxError) -> str:
+    """Where and what, in words: an unclosed ``{{`` is named on its own line, with the missing ``}}``.
+
+    Jinja reports an unclosed ``{{ review`` where it gave up (often the next line, as
+    "expected token 'end of print statement'"), which sends the reader to the wrong place.
+    """
+    opened: re.Match[str] | None = None
+    for match in _DELIMITER.finditer(source):
+        token = match.group()
+        if token in _CLOSERS:
+            if opened is not None:  # a new opening before the last one was closed
+                break
+            opened = match
+        elif opened is not None and token == _CLOSERS[opened.group()]:
+            opened = None
+    if opened is None:
+        return f"has a syntax error on line {exc.lineno}: {exc.message}"
+    line = source.count("\n", 0, opened.start()) + 1
+    text = source.splitlines()[line - 1].strip()
+    closer = _CLOSERS[opened.group()]
+    return f"has a syntax error on line {line}: missing `{closer}` to close the `{opened.group()}` in {text!r}"
 
 
 def _is_missing(value: Any) -> bool:
@@ -95,9 +124,7 @@ class PromptVariant:
             try:
                 _ENV.parse(source)
             except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(
-                    f"variant {self.name!r}: {label} template has a syntax error on line {exc.lineno}: {exc.message}"
-                ) from exc
+                raise TemplateError(f"variant {self.name!r}: {label} template {_syntax_problem(source, exc)}") from exc
         for i, example in enumerate(self.examples):
             if EXAMPLE_OUTPUT_KEY not in example:
                 raise TemplateError(

@@ -3,19 +3,26 @@
 :func:`playground` is the notebook's inner loop. Pick a variant, edit its
 template or parameters, choose a sample (first n, random n, specific ids, or
 the cases that failed last time) and run: the outputs appear next to the
-previous version of the variant (or another variant) with word-level
-differences highlighted and each case's scores, under a status line with
-calls, tokens, cost and latency.
+previous version of the variant (before the first edit: the first other
+variant) with word-level differences highlighted and each case's scores,
+under a status line with calls (new and from the cache), tokens, cost and
+latency. A run that cannot start or fails (an unknown case id, nothing failed
+last time, a missing API key, every call failing) shows one line in the widget
+instead of the status line.
 
 Each edit is a new :class:`~workbench.core.variant.PromptVariant` version (its
-content hash); the playground keeps every version, so going back is a click.
-Runs go through the same runner and response cache as everything else: the
-unchanged side of a comparison, and any case already run, costs nothing.
-:meth:`Playground.save` writes the variant back to the experiment's YAML file
-under ``experiments/`` and logs a run of it to MLflow.
+content hash); the playground keeps every version, and "previous version"
+goes back one edit without making a new one. A template that names a variable
+the dataset lacks is refused at the edit, with the dataset's columns and the
+closest one. Runs go through the same runner and response cache as everything
+else: the unchanged side of a comparison, and any case already run, costs
+nothing. :meth:`Playground.save` writes the variant back to the experiment's
+YAML file under ``experiments/`` (only that variant's entry changes) and logs a
+run of it to MLflow.
 
 All the logic lives on :class:`Playground`, so it is testable without a
-browser; the widget (``.widget``, or display the object) is a thin view.
+browser; the widget (``.widget``, or display the object) is a thin view that
+follows every change made from code.
 
 Example:
     >>> pg = wb.playground(wb.load_experiment("experiments/sentiment.yaml"))  # doctest: +SKIP
@@ -27,7 +34,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +44,14 @@ from typing import Any, Literal
 
 from workbench.core import schema as col
 from workbench.core.dataset import Dataset
-from workbench.core.exceptions import ConfigError, UsageError
+from workbench.core.exceptions import ConfigError, TemplateError, UsageError
 from workbench.core.html import render
 from workbench.core.variant import PromptVariant
 from workbench.experiment.config import load_experiment
 from workbench.experiment.experiment import Experiment
 from workbench.experiment.result import ExperimentResult
 from workbench.experiment.yaml_file import default_yaml, write_variant
-from workbench.notebook.playground_widget import PREVIOUS, PlaygroundWidget
+from workbench.notebook.playground_widget import PREVIOUS, PlaygroundWidget, one_line
 from workbench.util.paths import project_root
 from workbench.views.side_by_side import SideBySide
 
@@ -73,13 +82,22 @@ class Playground:
     """Playground state: every version of every variant, the sample, the last runs.
 
     Build it with :func:`playground`.
+
+    Attributes:
+        versions: Every distinct version of each variant, in the order they were made.
+        trail: Per variant, the versions that led to the current one (oldest first):
+            an edit pushes, :meth:`revert` pops. The current version is the last.
+        against: What runs are compared with: another variant's name, ``PREVIOUS``
+            (this variant's version before the last edit), or ``None`` for the default,
+            :attr:`compare_to`.
     """
 
     experiment: Experiment
     model: str
     versions: dict[str, list[PromptVariant]]
     selected: str
-    against: str = PREVIOUS
+    against: str | None = None
+    trail: dict[str, list[PromptVariant]] = field(default_factory=dict)
     sample_mode: SampleMode = "first"
     n: int = 8
     ids: list[str] = field(default_factory=list)
@@ -92,16 +110,33 @@ class Playground:
     status: str = ""
     _widget: Any = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        for name, history in self.versions.items():
+            self.trail.setdefault(name, [history[-1]])
+
     # -- versions --------------------------------------------------------------
     @property
     def current(self) -> PromptVariant:
-        """The newest version of the selected variant."""
-        return self.versions[self.selected][-1]
+        """The selected variant's current version (the last edit, or where :meth:`revert` went back to)."""
+        return self.trail[self.selected][-1]
+
+    @property
+    def compare_to(self) -> str:
+        """What the next run is compared with: ``against`` when chosen, else this variant's
+        previous version once it has been edited, else the first other variant."""
+        if self.against is not None:
+            return self.against
+        if len(self.trail[self.selected]) > 1:
+            return PREVIOUS
+        others = [name for name in self.versions if name != self.selected]
+        return others[0] if others else PREVIOUS
 
     def select(self, name: str) -> PromptVariant:
+        """Make ``name`` the variant that edits, runs and saves work on (the widget follows)."""
         if name not in self.versions:
             raise UsageError(f"no variant {name!r}; the variants are {list(self.versions)}")
         self.selected = name
+        self._refresh()
         return self.current
 
     def edit(
@@ -117,6 +152,13 @@ class Playground:
 
         ``params`` replaces the parameters; keyword arguments such as
         ``temperature=0.7`` or ``max_tokens=16`` update single ones (``None`` removes one).
+        The widget shows the new version at once.
+
+        Raises:
+            TemplateError: A template does not parse (the message names the line, and the
+                missing ``}}`` of an unclosed ``{{``), or uses a variable that is not a
+                column of the dataset (the message lists the columns and the closest one).
+                Nothing changes.
         """
         base = self.current
         new_params = dict(base.params if params is None else params)
@@ -132,32 +174,39 @@ class Playground:
             changes["system"] = system or None
         if examples is not None:
             changes["examples"] = list(examples)
+        # Check the templates against the dataset before the few-shot examples are checked
+        # against the templates: a misspelt variable is a typo, not a missing example value.
+        _check_columns(dataclasses.replace(base, **{**changes, "examples": ()}), self.experiment.dataset)
         edited = dataclasses.replace(base, **changes)
         if edited.version != base.version:
-            self.versions[self.selected].append(edited)
+            self.trail[self.selected].append(edited)
+            history = self.versions[self.selected]
+            if edited.version not in {v.version for v in history}:
+                history.append(edited)
+        self._refresh()
         return self.current
 
     def revert(self) -> PromptVariant:
-        """Go back one version: the one made just before the current one (it becomes the newest).
+        """Go back one edit: the version the current one was made from becomes current again.
 
-        Repeated reverts walk back through the history to the first version.
+        It makes no new version. Repeated reverts walk back to the first version; the
+        versions gone back over stay in :attr:`versions`.
         """
-        history = self.versions[self.selected]
-        versions = [v.version for v in history]
-        first_seen = versions.index(self.current.version)
-        if first_seen == 0:
+        trail = self.trail[self.selected]
+        if len(trail) < 2:
             raise UsageError(f"variant {self.selected!r} is at its first version: nothing older to go back to")
-        history.append(history[first_seen - 1])
+        trail.pop()
+        self._refresh()
         return self.current
 
     def _against(self) -> PromptVariant | None:
-        if self.against == PREVIOUS:
-            history = self.versions[self.selected]
-            older = [v for v in history[:-1] if v.version != self.current.version]
-            return older[-1] if older else None
-        if self.against not in self.versions:
-            raise UsageError(f"cannot compare against {self.against!r}; choose {PREVIOUS!r} or {list(self.versions)}")
-        other = self.versions[self.against][-1]
+        against = self.compare_to
+        if against == PREVIOUS:
+            trail = self.trail[self.selected]
+            return trail[-2] if len(trail) > 1 else None
+        if against not in self.versions:
+            raise UsageError(f"cannot compare against {against!r}; choose {PREVIOUS!r} or {list(self.versions)}")
+        other = self.trail[against][-1]
         return None if other.version == self.current.version else other
 
     # -- the sample ------------------------------------------------------------
@@ -178,22 +227,29 @@ class Playground:
                 raise UsageError(f"nothing failed in the last run of {self.selected!r}")
         else:
             raise UsageError(f"sample mode must be first, random, ids or failed, got {self.sample_mode!r}")
+        if not wanted:
+            raise UsageError("sample mode 'ids' needs at least one case id: type them comma-separated")
         ids = dataset.frame[dataset.id_column]
         unknown = sorted(set(wanted) - set(ids))
         if unknown:
-            raise UsageError(f"no case(s) {unknown} in dataset {dataset.source}")
-        if not wanted:
-            raise UsageError("sample mode 'ids' needs at least one case id")
+            known = list(dict.fromkeys(ids))
+            shown = ", ".join(repr(i) for i in known[:3]) + (", ..." if len(known) > 3 else "")
+            raise UsageError(
+                f"no case(s) {unknown} in dataset {_file(dataset)}; its {dataset.id_column!r} values are {shown}"
+            )
         return dataset._subset(dataset.frame[ids.isin(wanted)])
 
     # -- running ---------------------------------------------------------------
     def run(self, *, n: int | None = None, progress: bool = True) -> PlaygroundRun:
-        """Run the current version (and the one it is compared against) on the sample.
+        """Run the current version (and the one it is compared with, :attr:`compare_to`) on the sample.
 
         Unchanged calls come from the response cache, so only what changed is paid for.
+        The status line is cleared first: after a failed run it never shows the last
+        good run's figures.
         """
         if n is not None:
             self.n = n
+        self.status = ""
         current, against = self.current, self._against()
         shown = [current] + ([against] if against else [])
         labels = [_label(v) for v in shown]
@@ -232,9 +288,10 @@ class Playground:
 
         Args:
             path: The YAML file; default: the file the experiment was loaded
-                from, else ``experiments/<experiment name>.yaml``. An existing
-                file keeps everything but this variant's entry (its comments
-                above ``name:`` are kept; inline comments are not).
+                from, else ``experiments/<experiment name>.yaml``. In an existing
+                file only this variant's entry changes, and in it only the changed
+                fields: comments, flow lists, quoting and block scalars stay as they
+                were (new multi-line text is written as a ``|`` block).
             as_name: Save under another variant name (added next to the others).
             log_to_mlflow: Also log a run of the saved version to MLflow.
 
@@ -248,7 +305,7 @@ class Playground:
         target = Path(path) if path else Path(self.experiment.source or default_yaml(self.experiment.name))
         if not target.is_absolute():
             target = project_root() / target
-        newest = [history[-1] for history in self.versions.values()]
+        newest = [trail[-1] for trail in self.trail.values()]
         write_variant(target, variant, experiment=self.experiment, variants=newest)
         load_experiment(target)  # what we wrote must load; fail here, not at the next run
         self.status = f"saved {variant.name} (version {variant.version}) to {target}"
@@ -287,6 +344,46 @@ class Playground:
         display(self.widget.box)
 
 
+def _file(dataset: Dataset) -> str:
+    """The dataset's file as short as it stays clear (from the project root when inside it):
+    the widget shows an error on one line."""
+    path = Path(os.path.normpath(dataset.source))
+    if not path.is_absolute():  # "<records>", or already relative
+        return dataset.source
+    try:
+        return str(path.relative_to(project_root()))
+    except ValueError:
+        return str(path)
+
+
+def _check_columns(variant: PromptVariant, dataset: Dataset) -> None:
+    """Refuse a template variable the dataset has no column for, naming the columns and the closest."""
+    unknown = sorted(variant.variables() - set(dataset.frame.columns))
+    if not unknown:
+        return
+    columns = [str(c) for c in dataset.frame.columns if c not in dataset.expected]
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, columns, n=1)
+        hint = f" (did you mean {{{{ {close[0]} }}}}?)" if close else ""
+        problems.append(f"{{{{ {name} }}}}{hint}")
+    raise TemplateError(
+        f"variant {variant.name!r} uses {', '.join(problems)}, not a column of dataset {_file(dataset)}; "
+        f"its columns are {', '.join(repr(c) for c in columns)}"
+    )
+
+
+def _calls(made: int, cached: int) -> str:
+    """``6 calls, all from cache`` / ``6 calls: 2 new, 4 from cache`` / ``6 calls, all new``."""
+    total = made + cached
+    calls = f"{total} call{'' if total == 1 else 's'}"
+    if not cached:
+        return f"{calls}, all new"
+    if not made:
+        return f"{calls}, all from cache"
+    return f"{calls}: {made} new, {cached} from cache"
+
+
 def _status(result: ExperimentResult, label: str) -> str:
     summary = result.summary
     tokens = int(summary["tokens_total"].sum())
@@ -294,14 +391,17 @@ def _status(result: ExperimentResult, label: str) -> str:
     cost_text = "cost unknown" if math.isnan(cost) else f"${cost:.4f}"
     hits = int(summary["cache_hits"].sum())
     latency = result.cases.loc[~result.cases["cached"].astype(bool), "latency_s"]
-    latency_text = f"p50 {latency.median():.2f} s" if len(latency) else "all cached"
     parts = [
         f"{result.cases['case_id'].nunique()} cases",
-        f"{result.calls_made} calls ({hits} cached)",
+        _calls(result.calls_made, hits),
         f"{tokens} tokens",
         cost_text,
-        latency_text,
     ]
+    if len(latency):
+        parts.append(f"p50 {latency.median():.2f} s")
+    errors = result.cases[col.ERROR].dropna()
+    if len(errors):
+        parts.append(f"{len(errors)} failed ({one_line(str(errors.iloc[0]), limit=120)})")
     if result.scorer_names:
         metric = result.scorer_names[0]
         scores = ", ".join(f"{row.variant} {row[metric]:.0%}" for _, row in summary.iterrows())
@@ -356,7 +456,6 @@ def playground(
         model=model or experiment.models[0],
         versions=versions,
         selected=names[-1],
-        against=names[0] if len(names) > 1 else PREVIOUS,
         n=n,
         log_to_mlflow=log_to_mlflow,
         tracking_uri=tracking_uri,
