@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import FakeLLM
+from mlflow.tracking import MlflowClient
 
 import workbench as wb
 from workbench.notebook.playground import PREVIOUS
@@ -94,6 +95,10 @@ def test_save_writes_the_version_back_to_yaml_and_it_loads(pg, tmp_path, trackin
     assert few.version == pg.current.version and few.params["max_tokens"] == 3
     assert [v.name for v in saved.variants] == ["zero_shot", "few_shot"] and len(saved.dataset) == 6
     assert "logged to MLflow run" in pg.status
+    run_id = pg.status.rsplit(" ", 1)[-1]
+    logged = MlflowClient(tracking_uri).get_run(run_id)
+    assert logged.data.tags["workbench.source"] == "playground"
+    assert logged.info.run_name.endswith(" · playground")
     # Saving into an existing file replaces only that variant and keeps the header comment.
     target.write_text("# keep me\n" + target.read_text())
     pg.save(target, as_name="few_shot_v2")

@@ -272,6 +272,7 @@ class Playground:
             tracking_uri=self.tracking_uri,
             progress=progress,
             acompletion=self.acompletion,
+            source="playground",
         )
         mine = result.cases[result.cases[col.VARIANT] == labels[0]]
         failing = experiment.success.failures(mine, result.scorer_names)
@@ -321,7 +322,7 @@ class Playground:
                 models=[self.model],
                 scorers=self.experiment.scorers,
                 settings=self.experiment.settings,
-            ).run(tracking_uri=self.tracking_uri, progress=False, acompletion=self.acompletion)
+            ).run(tracking_uri=self.tracking_uri, progress=False, acompletion=self.acompletion, source="playground")
             self.status += f"; logged to MLflow run {logged.run_id}"
         self._refresh()
         return target
