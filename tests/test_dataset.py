@@ -173,3 +173,18 @@ def test_a_file_changed_after_loading_is_not_read_half_new(tmp_path):
     with pytest.raises(DatasetError, match="changed or went away since it was loaded"):
         list(ds.cases())
 
+
+def test_a_column_of_mixed_types_is_refused_before_any_call(tmp_path, fake_llm, fake_key):
+    import workbench as wb
+
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"id": "a", "x": 1}\n{"id": "b", "x": "two"}\n')
+    exp = wb.Experiment(
+        name="mixed",
+        variants=[PromptVariant(name="v", prompt="{{ x }}")],
+        dataset=Dataset.load(path),
+        models=["openai/gpt-4o-mini"],
+    )
+    with pytest.raises(DatasetError, match=r"mixed\.jsonl column 'x' mixes values of different types"):
+        exp.run(log_to_mlflow=False, progress=False, acompletion=fake_llm)
+    assert fake_llm.calls == []

@@ -73,6 +73,20 @@ def summarize(cases: pd.DataFrame, scorers: Sequence[Any], *, success: SuccessRu
     return pd.DataFrame(rows)
 
 
+def summary_columns(scorers: Sequence[Any], columns: Sequence[str]) -> list[str]:
+    """The columns of the results table :func:`summarize` reads (of ``columns``, those there are).
+
+    Outputs and expected values only when a scorer has group metrics (macro-F1...).
+    """
+    wanted = [col.VARIANT, col.MODEL, col.VARIANT_VERSION, col.ERROR, col.PROMPT_TOKENS, col.COMPLETION_TOKENS]
+    wanted += [col.COST_USD, col.CACHED, col.LATENCY_S]
+    for scorer in scorers:
+        wanted += [col.score_column(scorer.name), *(col.judge_column(scorer.name, f) for f in col.JUDGE_TYPES)]
+    if any(getattr(type(s), "aggregate", None) is not BaseScorer.aggregate for s in scorers):
+        wanted += [col.OUTPUT, *col.columns(columns, col.EXPECTED)]
+    return [c for c in dict.fromkeys(wanted) if c in columns]
+
+
 def _scorer_columns(scorer: Any, group: pd.DataFrame, ok: pd.Series) -> dict[str, Any]:
     """A scorer's mean, its group metrics (macro-F1...) and, for a judge, its own usage."""
     values = group[col.score_column(scorer.name)]
