@@ -123,6 +123,22 @@ def test_read_cases_reads_only_the_columns_and_rows_asked_for(judged_run, loaded
     assert result.cases_file.loaded is loaded
 
 
+def test_comparisons_and_views_read_from_the_file_give_what_the_frame_gives(judged_run):
+    result, reference = judged_run
+    result = wb.ExperimentResult.of(result)
+    result.cases_file = CasesFile(result.cases_path)  # nothing loaded
+    cmp = result.compare("zero_shot", "few_shot", model=MODELS[1])
+    same = wb.compare(reference, "zero_shot", "few_shot", model=MODELS[1])
+    assert cmp.verdicts == same.verdicts and cmp.n_errors_candidate == same.n_errors_candidate == 2
+    pd.testing.assert_frame_equal(cmp.pairs, same.pairs)
+    assert [c.verdicts for c in result.compare_all(model=MODELS[0])] == [
+        c.verdicts for c in wb.compare_many(reference, "zero_shot", model=MODELS[0])
+    ]
+    shown = result.side_by_side(["zero_shot", "few_shot"], model=MODELS[1], limit=None)
+    assert len(shown) == 12 and list(shown.frame["case_id"])[:2] == ["a", "a"]
+    assert not result.cases_file.loaded  # none of them needed every column
+
+
 def test_read_cases_names_what_is_wrong(judged_run):
     result, _ = judged_run
     with pytest.raises(wb.UsageError, match=r"no column\(s\) \['nope'\] in the cases of this run"):

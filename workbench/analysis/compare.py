@@ -36,6 +36,7 @@ from workbench.analysis.pairing import (
     _pick_model,
     _require_columns,
     _slim,
+    comparison_columns,
 )
 from workbench.analysis.wording import _verdict
 from workbench.core import schema as col
@@ -219,14 +220,22 @@ def compare_run(
         if others.empty:
             raise UsageError(f"no variant other than {baseline!r} ran on {model!r}; nothing to compare")
         candidate = str(others.sort_values(result.scorer_names[0], ascending=False).iloc[0][col.VARIANT])
-    return compare(result.cases, baseline, candidate, model=model, **options)
+    for name in (baseline, candidate):
+        if name not in names:
+            raise UsageError(f"variant {name!r} is not in cases; variants: {sorted(names)!r}")
+    # Only the two variants' rows on this model, and only the columns a comparison reads.
+    where: dict[str, Any] = {col.VARIANT: [baseline, candidate]}
+    if model in result.experiment.models:
+        where[col.MODEL] = model
+    cases = result.read_cases(comparison_columns(result.cases_file.columns), where=where)
+    return compare(cases, baseline, candidate, model=model, **options)
 
 
 def ranking(result: RunResult, metric: str) -> str:
     """One line naming the best variant on ``metric`` with its numbers (no test)."""
     ranked = result.summary.sort_values(metric, ascending=False, kind="stable")
     top = ranked.iloc[0]
-    n_cases = result.cases[col.CASE_ID].nunique()
+    n_cases = result.read_cases([col.CASE_ID])[col.CASE_ID].nunique()
     if len(ranked) == 1:
         return f"{top['variant']} scored {top[metric]:.1%} on {metric} (n = {n_cases})"
     runner_up = ranked.iloc[1]
