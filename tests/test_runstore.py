@@ -96,8 +96,11 @@ def test_cases_read_back_equal_the_rows_the_engine_made(judged_run):
 
     assert result.n_rows == len(reference) == 6 * 2 * 2 * 2
     pd.testing.assert_frame_equal(result.cases, reference)  # dtypes included
-    summary = summarize(reference, result.experiment.scorers, success=result.experiment.success)
+    scorers, success = result.experiment.scorers, result.experiment.success
+    summary = summarize(reference, scorers, success=success)
     pd.testing.assert_frame_equal(result.summary, summary)  # the summary read only the columns it needs
+    pieces = (reference.iloc[start : start + 5] for start in range(0, len(reference), 5))
+    pd.testing.assert_frame_equal(summarize(pieces, scorers, success=success), summary)  # tallied a frame at a time
 
 
 @pytest.mark.parametrize("loaded", [False, True], ids=["from the file", "from the loaded frame"])

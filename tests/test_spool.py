@@ -65,7 +65,7 @@ def test_rows_finishing_out_of_order_reach_the_file_in_plan_order(tmp_path) -> N
     cases = CasesFile(spool.close())
     assert spool.rows == 1000 and cases.num_rows == 1000
     assert cases.in_order  # no sort needed to read it back
-    assert cases._parquet.metadata.num_row_groups == 1000 // 64 + 1  # written as it went
+    assert cases.metadata.num_row_groups == 1000 // 64 + 1  # written as it went
     check_frame(cases.frame(), 1000)
 
 

@@ -26,6 +26,7 @@ from workbench.core import dataset_files
 from workbench.core.dataset_files import STREAMABLE, Layout, jsonl_layout, read_chunks, read_table
 from workbench.core.exceptions import DatasetError
 from workbench.core.variant import PromptVariant, _is_missing
+from workbench.util.memory import release_unused
 from workbench.util.paths import project_root, resolve
 
 __all__ = ["Case", "Dataset", "read_table"]
@@ -115,7 +116,7 @@ class Dataset:
                 f"dataset file {str(path)!r} does not exist: looked in the working directory {str(Path.cwd())!r} "
                 f"and in the project root {str(project_root())!r}; check the name, or give a path from either"
             )
-        if not stream or found.suffix.lower() not in STREAMABLE:
+        if not stream or found.suffix.lower() not in STREAMABLE or not found.exists():  # read_table says why
             return cls(read_table(found), id_column=id_column, expected=expected, source=str(path))
         return cls._streamed(found, id_column=id_column, expected=expected, source=str(path))
 
@@ -145,6 +146,8 @@ class Dataset:
             self._check_columns()
         self._check_unique(pa.chunked_array(ids, type=pa.string()))
         self._types = {name: _unify(fields) for name, fields in types.items()}
+        del ids
+        release_unused()
         return self
 
     @classmethod
@@ -340,6 +343,7 @@ class Dataset:
             chunk[self.id_column] = chunk[self.id_column].astype(str)
             yield start, chunk
             start += len(chunk)
+        release_unused()  # the chunks' text lives in Arrow's allocator, which keeps freed pages
 
     def _check_columns(self) -> None:
         for column in (self.id_column, *self.expected):
@@ -361,10 +365,15 @@ class Dataset:
 
     def _check_unique(self, ids: pa.Array | pa.ChunkedArray) -> None:
         """Every id once; else an error naming the first row that repeats one."""
-        counts = pc.value_counts(ids)
-        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
-        if len(repeated) == 0:
+        if len(ids) < 2:
             return
+        # Sorted, a repeated id sits next to itself: lighter than a hash table of a million ids.
+        ordered = ids.take(pc.sort_indices(ids))
+        same = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+        if not pc.any(same).as_py():
+            return
+        repeated = pc.unique(ordered.slice(1).filter(same))
+        del ordered, same
         seen: set[str] = set()
         candidates = pc.is_in(ids, value_set=repeated)
         for i, (value, candidate) in enumerate(zip(ids.to_pylist(), candidates.to_pylist(), strict=True)):

@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from workbench.core import schema as col
 from workbench.core.exceptions import RunError, UsageError
+from workbench.util.memory import release_unused
 from workbench.util.paths import runs_dir
 
 #: The file of a run's rows, inside its folder.
@@ -125,32 +126,37 @@ class CasesFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._frame: pd.DataFrame | None = None
-        self._file: pq.ParquetFile | None = None
+        self._footer: pq.FileMetaData | None = None
 
     def __repr__(self) -> str:
         return f"CasesFile({str(self.path)!r})"
 
     @property
-    def _parquet(self) -> pq.ParquetFile:
-        if self._file is None:
-            self._file = pq.ParquetFile(self.path)
-        return self._file
+    def metadata(self) -> pq.FileMetaData:
+        """The file's footer (read once; the file is not kept open): row groups, schema, key-values."""
+        if self._footer is None:
+            self._footer = pq.read_metadata(self.path)
+        return self._footer
+
+    @property
+    def schema(self) -> pa.Schema:
+        """Every column of the file and its Arrow type (``_order`` included)."""
+        return self.metadata.schema.to_arrow_schema()
 
     @property
     def num_rows(self) -> int:
         """Rows in the file (from its footer: nothing is read)."""
-        return int(self._parquet.metadata.num_rows)
+        return int(self.metadata.num_rows)
 
     @property
     def columns(self) -> list[str]:
         """The results table's columns (without the internal ``_order``)."""
-        return [name for name in self._parquet.schema_arrow.names if name != col.ORDER]
+        return [name for name in self.schema.names if name != col.ORDER]
 
     @property
     def in_order(self) -> bool:
         """Whether the rows are stored in plan order (else reads sort them by ``_order``)."""
-        metadata = self._parquet.metadata.metadata or {}
-        return metadata.get(SORTED_KEY) == b"true"
+        return (self.metadata.metadata or {}).get(SORTED_KEY) == b"true"
 
     @property
     def loaded(self) -> bool:
@@ -220,12 +226,12 @@ class CasesFile:
         condition = as_expression(where, self.columns)
         fragment = next(iter(pads.dataset(self.path, format="parquet").get_fragments()))
         for group in fragment.split_by_row_group():
-            yield group.to_table(columns=names, filter=condition)
+            yield group.to_table(columns=names, filter=condition, use_threads=False)  # one thread: its heap is released
 
     def _read_file(self, names: list[str], where: Where) -> pd.DataFrame:
         wanted = names if self.in_order else [*names, col.ORDER]
         tables = list(self._row_groups(wanted, where))
-        table = pa.concat_tables(tables) if tables else self._parquet.schema_arrow.empty_table().select(wanted)
+        table = pa.concat_tables(tables) if tables else self.schema.empty_table().select(wanted)
         del tables
         if not self.in_order:
             table = _sorted(table)
@@ -297,15 +303,6 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     del table
     release_unused()
     return frame
-
-
-def release_unused() -> None:
-    """Give the pages Arrow's allocator freed back to the OS.
-
-    The allocator keeps freed pages for reuse, so without this every large
-    transient (a sorted column, a grouped copy) stays in RSS after it is gone.
-    """
-    pa.default_memory_pool().release_unused()
 
 
 def _string_as_arrow(arrow_type: pa.DataType) -> object:

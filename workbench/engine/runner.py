@@ -44,6 +44,7 @@ from workbench.engine.spool import CaseSpool
 from workbench.engine.summary import notes_for, summarize, summary_columns
 from workbench.scorers.base import Score, accepts_context, run_scorer
 from workbench.scorers.context import ScoringContext
+from workbench.util.memory import release_unused
 
 
 class StopMonitor(Protocol):
@@ -343,10 +344,11 @@ async def execute(
             await calls.aclose()
         cases = CasesFile(engine.spool.close())
         summary = summarize(
-            cases.read(summary_columns(experiment.scorers, cases.columns)),
+            cases.batches(summary_columns(experiment.scorers, cases.columns)),  # a frame at a time
             experiment.scorers,
             success=experiment.success,
         )
+        release_unused()
         early = monitor.outcome(calls_planned=experiment.n_calls, calls_run=cases.num_rows) if monitor else None
         result = result_class(
             experiment.name,
