@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 import pandas as pd
 
@@ -202,12 +201,18 @@ def compare_run(
     candidate: str | None = None,
     *,
     model: str | None = None,
-    **options: Any,
+    scorers: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    adjust: Adjust = "holm",
+    n_resamples: int = 10_000,
+    seed: int = 0,
 ) -> Comparison:
     """Paired comparison of two variants of one run.
 
     Defaults: the first variant is the baseline; the candidate is the best other
-    variant on the first scorer; the first model. ``options`` go to :func:`compare`.
+    variant on the first scorer; the first model. Other arguments are as in :func:`compare`.
+    Each side's rows are read from the run's file apart, with only the columns a
+    comparison reads.
     """
     names = [v.name for v in result.experiment.variants]
     if len(names) < 2:
@@ -223,12 +228,16 @@ def compare_run(
     for name in (baseline, candidate):
         if name not in names:
             raise UsageError(f"variant {name!r} is not in cases; variants: {sorted(names)!r}")
-    # Only the two variants' rows on this model, and only the columns a comparison reads.
-    where: dict[str, Any] = {col.VARIANT: [baseline, candidate]}
-    if model in result.experiment.models:
-        where[col.MODEL] = model
-    cases = result.read_cases(comparison_columns(result.cases_file.columns), where=where)
-    return compare(cases, baseline, candidate, model=model, **options)
+    if baseline == candidate:
+        raise UsageError(f"baseline and candidate are both {baseline!r}; to compare two runs use compare_results")
+    columns = comparison_columns(result.cases_file.columns)
+    base = result.read_cases(columns, where={col.VARIANT: baseline, col.MODEL: model})
+    cand = result.read_cases(columns, where={col.VARIANT: candidate, col.MODEL: model})
+    if base.empty and cand.empty:
+        models = sorted(map(str, result.experiment.models))
+        raise UsageError(f"model {model!r} is not in cases for these variants; models: {models!r}")
+    options = _Options(confidence, adjust, n_resamples, seed)
+    return _comparison(base, cand, baseline, candidate, model, scorers, options)
 
 
 def ranking(result: RunResult, metric: str) -> str:
