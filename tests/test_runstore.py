@@ -87,6 +87,9 @@ def test_cases_read_back_equal_the_rows_the_engine_made(judged_run):
     result, reference = judged_run
     assert result.cases_path.name == "cases.parquet" and result.cases_path.exists()
     assert CasesFile(result.cases_path).in_order  # written in plan order, whatever order calls finished in
+    about = CasesFile(result.cases_path).about  # the file says what run it holds
+    assert about["experiment"] == "store" and about["models"] == MODELS and about["repeats"] == 2
+    assert about["variants"] == {v.name: v.version for v in result.experiment.variants}
     # Not vacuous: errors, tool calls, messages, the judge's columns, repeats and both models are there.
     assert reference["error"].notna().sum() == 4 and reference["tool_calls"].notna().sum() == 8
     text = [c for c in reference.columns if isinstance(reference[c].dtype, pd.StringDtype)]

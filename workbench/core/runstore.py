@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -49,6 +50,8 @@ from workbench.util.paths import runs_dir
 CASES_FILE = "cases.parquet"
 #: Key of the file's metadata that says whether rows are in plan order.
 SORTED_KEY = b"workbench.sorted"
+#: Key of the file's metadata that describes the run (JSON: experiment, variants and versions, models...).
+ABOUT_KEY = b"workbench.run"
 
 #: What ``where`` may be: a pyarrow compute expression, or ``{column: value or list of values}``.
 Where: TypeAlias = "pc.Expression | Mapping[str, Any] | None"
@@ -69,11 +72,14 @@ class CaseWriter:
     Args:
         path: The file to make (written as ``<path>.partial`` until :meth:`close`).
         schema: Every column and its type (:func:`workbench.core.schema.table_schema`).
+        about: What the run was (plain JSON data, nothing secret), kept in the file's metadata
+            so the file describes itself (:attr:`CasesFile.about`).
     """
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, *, about: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.schema = schema
+        self.about = dict(about or {})
         self.rows = 0
         self._partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +99,9 @@ class CaseWriter:
     def close(self, *, in_order: bool) -> Path:
         """Finish the file (``in_order``: rows are in plan order) and give it its final name."""
         if self._writer is not None:
-            self._writer.add_key_value_metadata({SORTED_KEY.decode(): "true" if in_order else "false"})
+            self._writer.add_key_value_metadata(
+                {SORTED_KEY.decode(): "true" if in_order else "false", ABOUT_KEY.decode(): json.dumps(self.about)}
+            )
             self._writer.close()
             self._writer = None
             os.replace(self._partial, self.path)
@@ -157,6 +165,13 @@ class CasesFile:
     def in_order(self) -> bool:
         """Whether the rows are stored in plan order (else reads sort them by ``_order``)."""
         return (self.metadata.metadata or {}).get(SORTED_KEY) == b"true"
+
+    @property
+    def about(self) -> dict[str, Any]:
+        """What the run was, as the engine wrote it: ``experiment``, ``variants`` (name -> version),
+        ``models``, ``scorers``, ``repeats``, ``started`` (UTC, ISO 8601)."""
+        about = (self.metadata.metadata or {}).get(ABOUT_KEY)
+        return dict(json.loads(about)) if about else {}
 
     @property
     def loaded(self) -> bool:

@@ -102,7 +102,15 @@ class Engine:
             scorers=experiment.scorer_names,
             judges=self.judges,
         )
-        self.spool = CaseSpool(new_run_dir(experiment.name) / CASES_FILE, schema)
+        about = {
+            "experiment": experiment.name,
+            "variants": {v.name: v.version for v in experiment.variants},
+            "models": list(experiment.models),
+            "scorers": experiment.scorer_names,
+            "repeats": experiment.repeats,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self.spool = CaseSpool(new_run_dir(experiment.name) / CASES_FILE, schema, about=about)
         self.reserved_usd = 0.0
         self.stopped: str | None = None
 

@@ -14,6 +14,7 @@ sort by ``_order`` (see :mod:`workbench.core.runstore`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,23 @@ class CaseSpool:
     Args:
         path: The run's ``cases.parquet``.
         schema: Every column and its type (:func:`workbench.core.schema.table_schema`).
+        about: What the run is, kept in the file's metadata (see :class:`~workbench.core.runstore.CaseWriter`).
         batch_rows: Rows per row group.
         max_waiting: Rows allowed to wait for an earlier one before they are written out of order.
     """
 
     def __init__(
-        self, path: Path, schema: pa.Schema, *, batch_rows: int = BATCH_ROWS, max_waiting: int | None = None
+        self,
+        path: Path,
+        schema: pa.Schema,
+        *,
+        about: Mapping[str, Any] | None = None,
+        batch_rows: int = BATCH_ROWS,
+        max_waiting: int | None = None,
     ) -> None:
         self.batch_rows = batch_rows
         self.max_waiting = max_waiting if max_waiting is not None else 4 * batch_rows
-        self.writer = CaseWriter(path, schema)
+        self.writer = CaseWriter(path, schema, about=about)
         self.rows = 0
         self.in_order = True
         self._buffer: list[dict[str, Any]] = []
