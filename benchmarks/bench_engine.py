@@ -9,7 +9,14 @@ per call here). A bare aiohttp loop sending the same requests shows what the
 fake server itself allows.
 
     .venv/bin/python benchmarks/bench_engine.py            # full run, prints a table
-    .venv/bin/python benchmarks/bench_engine.py --quick    # 200 cases, no 100k run
+    .venv/bin/python benchmarks/bench_engine.py --quick    # 200 cases, no memory runs
+    .venv/bin/python benchmarks/bench_engine.py --memory   # only the memory runs (100k x 2, 1M x 1)
+
+The memory runs each start a fresh process that loads the cases from a CSV file
+(``Dataset.load``) and runs them on an in-process fake completion; they print the
+peak RSS, the wall time (load and run) and rows per second. A run whose RSS passes
+``--rss-limit-mb`` is stopped and reported as such. ``PYTHONPATH`` chooses the
+workbench they import, so two checkouts can be measured with the same script.
 
 The server runs in its own process. MLflow logs to a fresh SQLite store that is
 created before timing starts (a user's store already exists). promptfoo runs on the
@@ -25,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -41,14 +49,21 @@ PROMPTS = ["Echo this: {{ text }}", "Please repeat: {{ text }}"]
 
 
 def make_experiment(
-    base_url: str, n: int, *, concurrency: int = CONCURRENCY, transport: str = "litellm"
+    base_url: str,
+    n: int,
+    *,
+    concurrency: int = CONCURRENCY,
+    transport: str = "litellm",
+    dataset: wb.Dataset | None = None,
+    variants: int = len(PROMPTS),
 ) -> wb.Experiment:
-    data = wb.Dataset.from_records([{"id": f"c{i:06d}", "text": f"case {i}"} for i in range(n)])
+    data = dataset or wb.Dataset.from_records([{"id": f"c{i:06d}", "text": f"case {i}"} for i in range(n)])
     params = {"api_base": base_url, "api_key": "sk-fake", "temperature": 0}
-    variants = [wb.PromptVariant(name=f"v{i}", prompt=p, params=params) for i, p in enumerate(PROMPTS)]
+    prompts = PROMPTS[:variants]
+    variants_ = [wb.PromptVariant(name=f"v{i}", prompt=p, params=params) for i, p in enumerate(prompts)]
     return wb.Experiment(
         name="bench",
-        variants=variants,
+        variants=variants_,
         dataset=data,
         models=["openai/fake"],
         scorers=[wb.RegexMatch(pattern=r"^echo:[0-9a-f]{16}$")],
@@ -93,6 +108,7 @@ MEMORY_SCRIPT = """
 import asyncio, resource, sys, time
 sys.path.insert(0, {bench!r})
 import litellm
+import workbench as wb
 from bench_engine import make_experiment
 # litellm's HTTP path costs ~8 ms of CPU a call here (200k calls: ~30 min), so the
 # memory run injects a completion function returning a real litellm ModelResponse.
@@ -101,29 +117,90 @@ response = litellm.completion(model="openai/gpt-4o-mini", messages=[{{"role": "u
 async def acompletion(**kwargs):
     await asyncio.sleep(0)
     return response
-exp = make_experiment("http://127.0.0.1:9/v1", {n}, concurrency=64)
 started = time.perf_counter()
-result = exp.run(tracking_uri={uri!r}, progress=False, acompletion=acompletion)
+dataset = wb.Dataset.load({data!r})
+exp = make_experiment("http://127.0.0.1:9/v1", {n}, concurrency=64, dataset=dataset, variants={variants})
+result = exp.run(log_to_mlflow={mlflow}, tracking_uri={uri!r}, progress=False, acompletion=acompletion)
 elapsed = time.perf_counter() - started
-assert len(result.cases) == {calls} and result.cases["error"].isna().all()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, elapsed)
+rows = int(result.summary["n"].sum())  # not len(result.cases): that would read every row back
+assert rows == {calls} and int(result.summary["errors"].sum()) == 0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, elapsed, rows)
 """
 
 
-def memory_run(n: int, tmp: Path) -> tuple[float, float]:
-    """Peak RSS (MB) and wall time of an n-case run (cache + MLflow on) in a fresh process."""
-    env = {**os.environ, "WORKBENCH_CACHE": str(tmp / "mem-cache.sqlite")}
+@dataclass(frozen=True)
+class MemoryRun:
+    """What one memory run measured; ``stopped`` when its RSS passed the limit first."""
+
+    peak_mb: float
+    wall_s: float
+    rows: int
+    stopped: bool = False
+
+
+def write_cases(n: int, tmp: Path) -> Path:
+    """The benchmark's n cases as a CSV file (what a user's golden set or traffic dump is)."""
+    path = tmp / f"cases-{n}.csv"
+    if not path.exists():
+        with path.open("w") as handle:
+            handle.write("id,text\n")
+            handle.writelines(f"c{i:07d},case {i}\n" for i in range(n))
+    return path
+
+
+def memory_run(n: int, tmp: Path, *, variants: int = 2, mlflow: bool = True, rss_limit_mb: float = 4000) -> MemoryRun:
+    """Peak RSS (MB), wall time and rows of an n-case run (cache on) in a fresh process."""
+    cache = tmp / f"mem-cache-{n}-{variants}-{'mlflow' if mlflow else 'plain'}.sqlite"  # every run starts cold
+    env = {**os.environ, "WORKBENCH_CACHE": str(cache), "WORKBENCH_RUNS": str(tmp / "runs")}
     script = MEMORY_SCRIPT.format(
         bench=str(Path(__file__).resolve().parent),
+        data=str(write_cases(n, tmp)),
         n=n,
+        variants=variants,
+        mlflow=mlflow,
         uri=f"sqlite:///{tmp / 'mem-mlflow.db'}",
-        calls=2 * n,
+        calls=variants * n,
     )
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    rss, elapsed = out.stdout.split()[-2:]
-    return float(rss), float(elapsed)
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0.0
+    while child.poll() is None:
+        peak = max(peak, _rss_mb(child.pid))
+        if peak > rss_limit_mb:
+            child.kill()
+            child.wait()
+            return MemoryRun(peak, time.perf_counter() - started, 0, stopped=True)
+        time.sleep(0.2)
+    out, err = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(err.decode()[-3000:])
+    rss, elapsed, rows = out.decode().split()[-3:]
+    return MemoryRun(float(rss), float(elapsed), int(rows))
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
+    return int(line.split()[1]) / 1024
+
+
+def memory_rows(tmp: Path, *, cases: int, million: int, rss_limit_mb: float) -> list[tuple[str, str, str]]:
+    """The memory table: 100k x 2 with MLflow on and off, and 1M x 1 with MLflow on and off."""
+    rows = []
+    for n, variants in ((cases, 2), (million, 1)):
+        for mlflow in (True, False):
+            run = memory_run(n, tmp, variants=variants, mlflow=mlflow, rss_limit_mb=rss_limit_mb)
+            label = f"{n:,} cases x {variants} variant{'s' if variants > 1 else ''}, MLflow {'on' if mlflow else 'off'}"
+            if run.stopped:
+                rows.append((f"{label}, peak RSS", f"> {rss_limit_mb:.0f} MB", f"stopped after {run.wall_s:.0f} s"))
+                continue
+            rate = run.rows / run.wall_s
+            note = f"{run.wall_s:.0f} s, {rate:,.0f} rows/s; in-process fake completion, cache on, load included"
+            rows.append((f"{label}, peak RSS", f"{run.peak_mb:.0f} MB", note))
+    return rows
 
 
 def engine_only(n: int, uri: str) -> float:
@@ -149,8 +226,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--memory-cases", type=int, default=100_000)
-    parser.add_argument("--quick", action="store_true", help="200 cases, skip the 100k memory run")
+    parser.add_argument("--million-cases", type=int, default=1_000_000)
+    parser.add_argument("--rss-limit-mb", type=float, default=4000, help="stop a memory run past this RSS")
+    parser.add_argument("--quick", action="store_true", help="200 cases, skip the memory runs")
+    parser.add_argument("--memory", action="store_true", help="only the memory runs")
     args = parser.parse_args()
+    if args.memory:
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            table = memory_rows(
+                Path(tmp_dir), cases=args.memory_cases, million=args.million_cases, rss_limit_mb=args.rss_limit_mb
+            )
+        print_table(table)
+        return
     n = 200 if args.quick else args.cases
     floor = 2 * n * LATENCY_S / CONCURRENCY
     rows: list[tuple[str, str, str]] = []
@@ -208,11 +295,15 @@ def main() -> None:
         rows.insert(1, ("workbench engine only (fake 100 ms completion)", f"{engine_s:.2f} s",
                         f"{floor / engine_s:.0%} of the floor: no HTTP at all"))  # fmt: skip
         if not args.quick:
-            rss, elapsed = memory_run(args.memory_cases, tmp)
-            rows.append((f"{args.memory_cases:,} cases x 2 variants, peak RSS", f"{rss:.0f} MB",
-                         f"{elapsed:.0f} s, in-process fake completion, cache + MLflow on"))  # fmt: skip
-    width = max(len(r[0]) for r in rows)
+            rows += memory_rows(
+                tmp, cases=args.memory_cases, million=args.million_cases, rss_limit_mb=args.rss_limit_mb
+            )
     print(f"\n{2 * n} calls ({n} cases x 2 variants), latency {LATENCY_S * 1000:.0f} ms, concurrency {CONCURRENCY}")
+    print_table(rows)
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>9}  note")
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>9}  {note}")

@@ -72,9 +72,11 @@ class FakeLLM:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own response cache (kernels started by papermill inherit it)."""
+    """Each test gets its own response cache, and its own folder of run files next to it
+    (so the secret scans of that folder see them); kernels started by papermill inherit both."""
     path = tmp_path / "cache" / "responses.sqlite"
     monkeypatch.setenv("WORKBENCH_CACHE", str(path))
+    monkeypatch.setenv("WORKBENCH_RUNS", str(path.parent / "runs"))
     return path
 
 

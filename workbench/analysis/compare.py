@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 import pandas as pd
 
@@ -36,6 +35,7 @@ from workbench.analysis.pairing import (
     _pick_model,
     _require_columns,
     _slim,
+    comparison_columns,
 )
 from workbench.analysis.wording import _verdict
 from workbench.core import schema as col
@@ -201,12 +201,18 @@ def compare_run(
     candidate: str | None = None,
     *,
     model: str | None = None,
-    **options: Any,
+    scorers: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    adjust: Adjust = "holm",
+    n_resamples: int = 10_000,
+    seed: int = 0,
 ) -> Comparison:
     """Paired comparison of two variants of one run.
 
     Defaults: the first variant is the baseline; the candidate is the best other
-    variant on the first scorer; the first model. ``options`` go to :func:`compare`.
+    variant on the first scorer; the first model. Other arguments are as in :func:`compare`.
+    Each side's rows are read from the run's file apart, with only the columns a
+    comparison reads.
     """
     names = [v.name for v in result.experiment.variants]
     if len(names) < 2:
@@ -219,14 +225,26 @@ def compare_run(
         if others.empty:
             raise UsageError(f"no variant other than {baseline!r} ran on {model!r}; nothing to compare")
         candidate = str(others.sort_values(result.scorer_names[0], ascending=False).iloc[0][col.VARIANT])
-    return compare(result.cases, baseline, candidate, model=model, **options)
+    for name in (baseline, candidate):
+        if name not in names:
+            raise UsageError(f"variant {name!r} is not in cases; variants: {sorted(names)!r}")
+    if baseline == candidate:
+        raise UsageError(f"baseline and candidate are both {baseline!r}; to compare two runs use compare_results")
+    columns = comparison_columns(result.cases_file.columns)
+    base = result.read_cases(columns, where={col.VARIANT: baseline, col.MODEL: model})
+    cand = result.read_cases(columns, where={col.VARIANT: candidate, col.MODEL: model})
+    if base.empty and cand.empty:
+        models = sorted(map(str, result.experiment.models))
+        raise UsageError(f"model {model!r} is not in cases for these variants; models: {models!r}")
+    options = _Options(confidence, adjust, n_resamples, seed)
+    return _comparison(base, cand, baseline, candidate, model, scorers, options)
 
 
 def ranking(result: RunResult, metric: str) -> str:
     """One line naming the best variant on ``metric`` with its numbers (no test)."""
     ranked = result.summary.sort_values(metric, ascending=False, kind="stable")
     top = ranked.iloc[0]
-    n_cases = result.cases[col.CASE_ID].nunique()
+    n_cases = result.read_cases([col.CASE_ID])[col.CASE_ID].nunique()
     if len(ranked) == 1:
         return f"{top['variant']} scored {top[metric]:.1%} on {metric} (n = {n_cases})"
     runner_up = ranked.iloc[1]

@@ -41,13 +41,19 @@ def _require_columns(df: pd.DataFrame, what: str) -> None:
         raise UsageError(f"{what} has no column(s) {missing!r}; pass the runner's cases DataFrame")
 
 
+def comparison_columns(columns: Sequence[str]) -> list[str]:
+    """Of a results table's ``columns``, those a comparison reads; prompts, tokens, costs and
+    latencies stay behind (on disk, when a run's cases are read with them)."""
+    keep = (*_REQUIRED, "output", "error")
+    return [str(c) for c in columns if c in keep or str(c).startswith((col.SCORE, col.INPUT, col.EXPECTED))]
+
+
 def _slim(df: pd.DataFrame) -> pd.DataFrame:
-    """The columns a comparison reads; prompts, tokens, costs and latencies stay behind.
+    """The columns a comparison reads (:func:`comparison_columns`).
 
     Every selection below copies the columns it is given, which at 100,000 cases is tens of MB.
     """
-    keep = (*_REQUIRED, "output", "error")
-    return df[[c for c in df.columns if c in keep or str(c).startswith((col.SCORE, col.INPUT, col.EXPECTED))]]
+    return df[comparison_columns(df.columns)]
 
 
 def _pick_model(rows: pd.DataFrame, model: str | None, baseline: str, candidate: str) -> str:

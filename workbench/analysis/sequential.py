@@ -130,7 +130,7 @@ class Sequential:
             min_cases=self.min_cases,
             min_detectable_diff=None if self.min_detectable_diff is None else float(self.min_detectable_diff),
         )
-        order = [case.id for case in experiment.dataset.cases()]
+        order = list(experiment.dataset.ids())
         return SequentialMonitor(design, metric, baseline, candidate, model, experiment.repeats, order)
 
 

@@ -7,11 +7,14 @@ side-by-side views and verdicts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from workbench.core.runstore import CasesFile, Where
 from workbench.core.spec import ExperimentSpec
 
 
@@ -83,9 +86,14 @@ class EarlyStop:
 class RunResult:
     """Everything one run produced.
 
+    The rows live in the run's Parquet file (:mod:`workbench.core.runstore`):
+    :attr:`cases` reads all of them on first use and keeps them; :meth:`read_cases`
+    reads only the columns and rows asked for.
+
     Attributes:
         name: The experiment's name.
-        cases: One row per case x variant x model x repeat (see :mod:`workbench.core.schema`).
+        cases_file: The run's ``cases.parquet``: one row per case x variant x model x repeat
+            (see :mod:`workbench.core.schema`).
         summary: One row per variant x model (see :func:`workbench.engine.summary.summarize`).
         experiment: The definition that was run.
         run_id: MLflow parent run id, when logged.
@@ -97,7 +105,7 @@ class RunResult:
     """
 
     name: str
-    cases: pd.DataFrame
+    cases_file: CasesFile
     summary: pd.DataFrame
     experiment: ExperimentSpec
     run_id: str | None = None
@@ -106,6 +114,45 @@ class RunResult:
     calls_made: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     early_stop: EarlyStop | None = None
+
+    @property
+    def cases(self) -> pd.DataFrame:
+        """Every row, in plan order: read from the run's file on first use, then kept.
+
+        At 100,000 cases and more, prefer :meth:`read_cases` with the columns you need.
+        """
+        return self.cases_file.frame()
+
+    @property
+    def cases_path(self) -> Path:
+        """The run's ``cases.parquet``."""
+        return self.cases_file.path
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the results table (calls run), without reading them."""
+        return self.cases_file.num_rows
+
+    def read_cases(self, columns: Sequence[str] | None = None, where: Where = None) -> pd.DataFrame:
+        """Only the columns and rows asked for, in plan order, read from the run's file.
+
+        Args:
+            columns: Column names (default: all).
+            where: Which rows: a dict, ``{"variant": "few_shot"}`` (equal to a value),
+                ``{"model": ["a", "b"]}`` (any of these), ``{"error": None}`` (missing), keys
+                and-ed; or a pyarrow compute expression, e.g.
+                ``pc.field("score.label_match") < 0.5`` (``import pyarrow.compute as pc``).
+
+        Example:
+            >>> result.read_cases(["case_id", "output"], where={"variant": "few_shot", "error": None})  # doctest: +SKIP
+        """
+        return self.cases_file.read(columns, where)
+
+    def iter_cases(
+        self, columns: Sequence[str] | None = None, where: Where = None, *, batch_rows: int = 50_000
+    ) -> Iterator[pd.DataFrame]:
+        """:meth:`read_cases` in frames of about ``batch_rows`` rows, holding one at a time."""
+        return self.cases_file.batches(columns, where, batch_rows=batch_rows)
 
     @property
     def scorer_names(self) -> list[str]:

@@ -27,9 +27,11 @@ tokens, cost, latency  ``prompt_tokens``, ``completion_tokens``, ``cost_usd``, `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 CASE_ID = "case_id"
 VARIANT = "variant"
@@ -59,6 +61,68 @@ JUDGE = "judge."
 
 #: Columns a paired comparison joins on (within one variant x model).
 PAIR_KEY = (CASE_ID, REPEAT)
+
+
+#: Arrow type of each column the engine fills itself, in the order a row is filled.
+TYPES: dict[str, pa.DataType] = {
+    ORDER: pa.int64(),
+    CASE_ID: pa.string(),
+    VARIANT: pa.string(),
+    VARIANT_VERSION: pa.string(),
+    MODEL: pa.string(),
+    REPEAT: pa.int64(),
+    PROMPT: pa.string(),
+    ERROR: pa.string(),
+    ATTEMPTS: pa.int64(),
+    OUTPUT: pa.string(),
+    TOOL_CALLS: pa.string(),
+    FINISH_REASON: pa.string(),
+    MESSAGE: pa.string(),
+    PROMPT_TOKENS: pa.int64(),
+    COMPLETION_TOKENS: pa.int64(),
+    COST_USD: pa.float64(),
+    LATENCY_S: pa.float64(),
+    CACHED: pa.bool_(),
+}
+#: Arrow type of each of an LLM judge's own usage columns (``judge.<scorer>.<field>``).
+JUDGE_TYPES: dict[str, pa.DataType] = {
+    "prompt_tokens": pa.int64(),
+    "completion_tokens": pa.int64(),
+    "cost_usd": pa.float64(),
+    "cached": pa.bool_(),
+    "spread": pa.float64(),
+}
+
+
+def table_schema(
+    *,
+    inputs: Mapping[str, pa.DataType],
+    expected: Mapping[str, pa.DataType],
+    scorers: Sequence[str],
+    judges: Collection[str] = (),
+) -> pa.Schema:
+    """The results table's columns and their Arrow types, in the order the engine fills a row.
+
+    Args:
+        inputs: Template variables and their types (the dataset's), in column order.
+        expected: Expected-value columns and their types (the dataset's).
+        scorers: Scorer names: a ``score.`` and a ``reason.`` column each.
+        judges: The scorers that call models (LLM judges): their own usage columns too.
+
+    Example:
+        >>> table_schema(inputs={"review": pa.string()}, expected={}, scorers=["label_match"]).names[:7]
+        ['_order', 'case_id', 'variant', 'variant_version', 'model', 'repeat', 'input.review']
+    """
+    head = [ORDER, CASE_ID, VARIANT, VARIANT_VERSION, MODEL, REPEAT]
+    fields = [pa.field(name, TYPES[name]) for name in head]
+    fields += [pa.field(input_column(name), kind) for name, kind in inputs.items()]
+    fields += [pa.field(expected_column(name), kind) for name, kind in expected.items()]
+    fields += [pa.field(name, kind) for name, kind in TYPES.items() if name not in head]
+    for scorer in scorers:
+        fields += [pa.field(score_column(scorer), pa.float64()), pa.field(reason_column(scorer), pa.string())]
+        if scorer in judges:
+            fields += [pa.field(judge_column(scorer, name), kind) for name, kind in JUDGE_TYPES.items()]
+    return pa.schema(fields)
 
 
 def score_column(scorer: str) -> str:

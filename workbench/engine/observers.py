@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -33,10 +34,12 @@ from workbench.core.spec import ExperimentSpec
 
 @dataclass(frozen=True)
 class RunStart:
-    """What is known when a run starts: the definition and how many calls it plans."""
+    """What is known when a run starts: the definition, how many calls it plans, and the
+    Parquet file its rows stream to (see :mod:`workbench.core.runstore`)."""
 
     experiment: ExperimentSpec
     n_calls: int
+    cases_path: Path | None = None
 
 
 class RunObserver:

@@ -6,13 +6,13 @@ What happens when an experiment runs:
    call (and before any observer hears of the run);
 2. observers get ``run_started``; the plan is walked case by case: a cached
    call is answered at once, others go through the :class:`~workbench.engine.calls.CallPath`
-   (retries, per-model limits, the budget); each finished row is scored, kept
-   in a compact spool and handed to observers (``case_done``) and to the
-   :class:`StopRule`'s monitor, if any: once it has decided, no new call starts
-   and the calls in flight finish;
-3. the rows become the results table and its summary; a run stopped by its
-   budget, or whose calls failed more than ``max_error_rate`` allows, fails
-   with its partial result; observers get ``run_finished`` or ``run_failed``.
+   (retries, per-model limits, the budget); each finished row is scored, streamed
+   to the run's Parquet file (:class:`~workbench.engine.spool.CaseSpool`) and handed
+   to observers (``case_done``) and to the :class:`StopRule`'s monitor, if any:
+   once it has decided, no new call starts and the calls in flight finish;
+3. the file is closed and the summary is read from it (only the columns it needs);
+   a run stopped by its budget, or whose calls failed more than ``max_error_rate``
+   allows, fails with its partial result; observers get ``run_finished`` or ``run_failed``.
 
 The engine imports no tracking, progress or redaction code: those are observers.
 """
@@ -27,20 +27,24 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import pyarrow.compute as pc
+
 from workbench.core import schema as col
 from workbench.core.exceptions import BudgetExceededError, RunError, TooManyErrorsError
 from workbench.core.outputs import ModelReply, tool_calls_to_json
 from workbench.core.redaction import REDACTOR
 from workbench.core.result import EarlyStop, RunResult
+from workbench.core.runstore import CASES_FILE, CasesFile, new_run_dir
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.calls import CallPath
 from workbench.engine.estimate import call_cost_upper_bound, check_prices_known
 from workbench.engine.observers import Observers, RunObserver, RunStart
 from workbench.engine.planning import Call, plan, render_prompt, validate
 from workbench.engine.spool import CaseSpool
-from workbench.engine.summary import notes_for, summarize
+from workbench.engine.summary import notes_for, summarize, summary_columns
 from workbench.scorers.base import Score, accepts_context, run_scorer
 from workbench.scorers.context import ScoringContext
+from workbench.util.memory import release_unused
 
 
 class StopMonitor(Protocol):
@@ -88,10 +92,25 @@ class Engine:
         for model in experiment.models:
             calls.limiter(model)  # the task's models first: the window below is sized from them
         self.input_names = sorted(set().union(*(v.variables() for v in experiment.variants)))
-        self.spool = CaseSpool()
         # Scorers that call models (LLM judges) or read tool calls get the whole context.
         self.contextual = {s.name for s in experiment.scorers if accepts_context(s)}
         self.judges = {s.name for s in experiment.scorers if getattr(s, "calls_models", False)}
+        types = experiment.dataset.arrow_types()
+        schema = col.table_schema(
+            inputs={name: types[name] for name in self.input_names},
+            expected={name: types[name] for name in experiment.dataset.expected},
+            scorers=experiment.scorer_names,
+            judges=self.judges,
+        )
+        about = {
+            "experiment": experiment.name,
+            "variants": {v.name: v.version for v in experiment.variants},
+            "models": list(experiment.models),
+            "scorers": experiment.scorer_names,
+            "repeats": experiment.repeats,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self.spool = CaseSpool(new_run_dir(experiment.name) / CASES_FILE, schema, about=about)
         self.reserved_usd = 0.0
         self.stopped: str | None = None
 
@@ -315,7 +334,7 @@ async def execute(
         REDACTOR.learn(variant.params)
     observer = Observers(observers)
     engine = Engine(experiment, calls=calls, observer=observer, budget_usd=budget_usd, monitor=monitor)
-    observer.run_started(RunStart(experiment, experiment.n_calls))
+    observer.run_started(RunStart(experiment, experiment.n_calls, engine.spool.path))
     result: RunResult | None = None
     # Everything alive now (litellm, pandas, MLflow, the user's objects: about 600,000
     # objects) outlives the run. Freezing it keeps the cyclic GC from walking it: one
@@ -326,11 +345,19 @@ async def execute(
         started = time.perf_counter()
         try:
             await engine.run()
+        except BaseException:
+            engine.spool.abort()
+            raise
         finally:
             await calls.aclose()
-        cases = engine.spool.to_frame()
-        summary = summarize(cases, experiment.scorers, success=experiment.success)
-        early = monitor.outcome(calls_planned=experiment.n_calls, calls_run=len(cases)) if monitor else None
+        cases = CasesFile(engine.spool.close())
+        summary = summarize(
+            cases.batches(summary_columns(experiment.scorers, cases.columns)),  # a frame at a time
+            experiment.scorers,
+            success=experiment.success,
+        )
+        release_unused()
+        early = monitor.outcome(calls_planned=experiment.n_calls, calls_run=cases.num_rows) if monitor else None
         result = result_class(
             experiment.name,
             cases,
@@ -358,10 +385,10 @@ def _failure(engine: Engine, result: RunResult) -> RunError | None:
     if engine.stopped:
         result.notes.append(f"stopped early by the {engine.stopped}; completed calls are cached")
         return BudgetExceededError(engine.stopped, result=result)
-    errors, calls = int(result.cases[col.ERROR].notna().sum()), len(result.cases)
+    errors, calls = int(result.summary["errors"].sum()), result.n_rows
     settings = engine.experiment.settings
     if settings.too_many_errors(errors, calls):
-        first = result.cases[col.ERROR].dropna().iloc[0]
+        first = next(result.iter_cases([col.ERROR], where=pc.field(col.ERROR).is_valid()))[col.ERROR].iloc[0]
         return TooManyErrorsError(
             f"{errors} of {calls} calls failed (error rate {errors / calls:.0%}, max_error_rate "
             f"{settings.max_error_rate:g}); the first error: {first}. The run is marked FAILED; "

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.analysis.compare import Comparison, compare_many, compare_run, ranking
+from workbench.analysis.pairing import comparison_columns
 from workbench.core import schema as col
 from workbench.core.exceptions import UsageError
 from workbench.core.html import frame_html, render
@@ -59,12 +60,13 @@ class ExperimentResult(RunResult):
         """
         metric = col.score_column(scorer or self.scorer_names[0])
         keys = [col.CASE_ID, col.MODEL, col.REPEAT]
-        inputs = col.columns(self.cases.columns, col.INPUT, col.EXPECTED)
-        wide = self.cases.pivot_table(index=keys, columns=col.VARIANT, values=[col.OUTPUT, metric], aggfunc="first")
+        inputs = col.columns(self.cases_file.columns, col.INPUT, col.EXPECTED)
+        cases = self.read_cases([*keys, col.VARIANT, col.OUTPUT, metric, *inputs])
+        wide = cases.pivot_table(index=keys, columns=col.VARIANT, values=[col.OUTPUT, metric], aggfunc="first")
         wide.columns = [f"{variant}:{'score' if value == metric else value}" for value, variant in wide.columns]
         score_cols = [c for c in wide.columns if c.endswith(":score")]
         differ = wide[score_cols].nunique(axis=1, dropna=False) > 1
-        first = self.cases.drop_duplicates(keys).set_index(keys)[inputs]
+        first = cases.drop_duplicates(keys).set_index(keys)[inputs]
         return first.join(wide[differ], how="inner").reset_index()
 
     def side_by_side(self, variants: Sequence[str] | None = None, **options: Any) -> SideBySide:
@@ -106,7 +108,9 @@ class ExperimentResult(RunResult):
         """Every other variant against ``baseline`` (default: the first), p-values adjusted over all tests."""
         baseline = baseline or self.experiment.variants[0].name
         model = model or self.experiment.models[0]
-        return compare_many(self.cases, baseline, model=model, **options)
+        where = {col.MODEL: model} if model in self.experiment.models else None
+        cases = self.read_cases(comparison_columns(self.cases_file.columns), where=where)
+        return compare_many(cases, baseline, model=model, **options)
 
     def verdict(self, scorer: str | None = None, *, comparison: Comparison | None = None) -> str:
         """One line naming the best variant on ``scorer`` with its numbers.
@@ -116,9 +120,9 @@ class ExperimentResult(RunResult):
         ``comparison`` when it is already computed (``self.compare()``).
         """
         if scorer is None and not self.scorer_names:
-            return f"{len(self.cases)} calls, no scorers: nothing to compare"
+            return f"{self.n_rows} calls, no scorers: nothing to compare"
         metric = scorer or self.scorer_names[0]
-        if len(self.experiment.variants) > 1 and self.cases[col.score_column(metric)].notna().any():
+        if len(self.experiment.variants) > 1 and _scored(self.summary, metric):
             try:
                 return (comparison or self.compare())[metric].verdict
             except (UsageError, KeyError, IndexError):
@@ -127,4 +131,10 @@ class ExperimentResult(RunResult):
 
     def _repr_html_(self) -> str:
         table = frame_html(self.summary, float_format=lambda x: f"{x:.3g}")
-        return render("result.html.j2", name=self.name, calls=len(self.cases), table=table, notes=self.notes)
+        return render("result.html.j2", name=self.name, calls=self.n_rows, table=table, notes=self.notes)
+
+
+def _scored(summary: pd.DataFrame, metric: str) -> bool:
+    """Whether any variant x model has a score for ``metric`` (its mean is NaN otherwise)."""
+    name = col.scorer_name(metric)
+    return name in summary and bool(summary[name].notna().any())

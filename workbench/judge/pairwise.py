@@ -286,7 +286,7 @@ async def pairwise_preference_async(
     check_params(judge.model, judge.params, where="pairwise judge")
     store, read = resolve_cache(cache)
     models = CallPath(result.experiment.settings, acompletion=acompletion, cache=store, read_cache=read)
-    cases = result.cases[result.cases[col.MODEL] == model]
+    cases = result.read_cases(where={col.MODEL: model})
     keys = list(col.PAIR_KEY)
     base = cases[cases[col.VARIANT] == baseline].set_index(keys)
     cand = cases[cases[col.VARIANT] == candidate].set_index(keys)

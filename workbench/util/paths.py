@@ -1,4 +1,4 @@
-"""Where the project lives: its root, the MLflow store, reports."""
+"""Where the project lives: its root, and the folder runs write their cases to."""
 
 from __future__ import annotations
 
@@ -30,3 +30,14 @@ def resolve(path: str | Path) -> Path:
     if given.is_absolute() or given.exists():
         return given
     return project_root() / given
+
+
+def runs_dir() -> Path:
+    """Where runs keep their cases: ``$WORKBENCH_RUNS`` if set, else ``.cache/workbench/runs`` in the project.
+
+    Git-ignored, like the response cache next to it.
+    """
+    override = os.environ.get("WORKBENCH_RUNS")
+    if override:
+        return Path(override)
+    return project_root() / ".cache" / "workbench" / "runs"

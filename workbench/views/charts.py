@@ -215,7 +215,7 @@ def plot_latency(result: RunResult) -> go.Figure:
     Example:
         >>> plot_latency(result)  # doctest: +SKIP
     """
-    cases, summary = result.cases[["variant", "model", "latency_s"]], result.summary
+    cases, summary = result.read_cases([col.VARIANT, col.MODEL, col.LATENCY_S]), result.summary
     fig = go.Figure()
     for variant, group in cases.groupby("variant", sort=False):
         if len(group) > MAX_POINTS:
@@ -274,10 +274,8 @@ def confusion_matrix(
             f"scorer {name!r} is not a classification scorer (no confusion matrix); "
             f"pass scorer= one of {_classification_scorers(result)!r}"
         )
-    cases = result.cases
-    group = cases[(cases[col.VARIANT] == variant) & cases[col.ERROR].isna()]
-    if model is not None:
-        group = group[group[col.MODEL] == model]
+    where = {col.VARIANT: variant, col.ERROR: None, **({col.MODEL: model} if model is not None else {})}
+    group = result.read_cases([col.OUTPUT, *col.columns(result.cases_file.columns, col.EXPECTED)], where=where)
     return target.confusion(list(group[col.OUTPUT]), expectations(group))  # type: ignore[no-any-return]
 
 
@@ -344,7 +342,8 @@ def chart_builders(result: RunResult, *, quality_bar: float | None = None) -> di
     Builders let a caller (the MLflow tracker) survive one chart failing.
     """
     builders: dict[str, Callable[[], go.Figure]] = {}
-    scored = [n for n in result.scorer_names if result.cases[col.score_column(n)].notna().any()]
+    # A scorer's mean in the summary is NaN exactly when it scored nothing.
+    scored = [n for n in result.scorer_names if n in result.summary and result.summary[n].notna().any()]
     for name in scored:
         builders[_key("scores", name)] = lambda name=name: plot_scores(result, name)  # type: ignore[misc]
     if scored:

@@ -176,8 +176,7 @@ def side_by_side(
     Example:
         >>> side_by_side(result, ["zero_shot", "few_shot"], only="failures")  # doctest: +SKIP
     """
-    cases = result.cases
-    known = list(dict.fromkeys(cases["variant"]))
+    known = list(dict.fromkeys(result.summary["variant"].astype(str))) if len(result.summary) else []
     chosen = list(variants) if variants else known
     unknown = [v for v in chosen if v not in known]
     if unknown:
@@ -185,28 +184,29 @@ def side_by_side(
     if only not in (None, "disagreements", "failures"):
         raise UsageError(f"only must be None, 'disagreements' or 'failures', got {only!r}")
     metric = scorer or (result.scorer_names[0] if result.scorer_names else None)
-    if metric is not None and col.score_column(metric) not in cases:
+    columns = result.cases_file.columns
+    if metric is not None and col.score_column(metric) not in columns:
         raise UsageError(f"no scorer {metric!r} in this result; its scorers are {result.scorer_names}")
-    subset = cases[cases["variant"].isin(chosen)]
-    if model is not None:
-        subset = subset[subset["model"] == model]
     keys = ["case_id", "model", "repeat"]
     fields = {"output": "output", "error": "error"}
     if metric is not None:
         fields["score"] = col.score_column(metric)
+    inputs = [c for c in columns if c.startswith((col.INPUT, col.EXPECTED))]
+    # Only the chosen variants' rows, and only the columns shown.
+    where: dict[str, Any] = {col.VARIANT: chosen, **({col.MODEL: model} if model is not None else {})}
+    subset = result.read_cases([*keys, col.VARIANT, *fields.values(), *inputs], where=where)
     wide = subset.pivot_table(
         index=keys, columns="variant", values=list(fields.values()), aggfunc="first", dropna=False
     )
     renamed = {column: name for name, column in fields.items()}
     wide.columns = [f"{variant}:{renamed[value]}" for value, variant in wide.columns]
-    inputs = [c for c in cases.columns if c.startswith((col.INPUT, col.EXPECTED))]
     frame = subset.drop_duplicates(keys).set_index(keys)[inputs].join(wide, how="inner")
     for variant in chosen:  # pivot_table drops all-NaN columns; keep every variant's columns
         for name in fields:
             if f"{variant}:{name}" not in frame:
                 frame[f"{variant}:{name}"] = None
     frame = frame.reset_index()
-    order = {case: i for i, case in enumerate(dict.fromkeys(cases["case_id"]))}
+    order = {case: i for i, case in enumerate(dict.fromkeys(subset["case_id"]))}
     frame = frame.sort_values(["case_id", "model", "repeat"], key=lambda s: s.map(order) if s.name == "case_id" else s)
     if only is not None and metric is not None:
         scores = frame[[f"{v}:score" for v in chosen]].astype(float)
