@@ -30,7 +30,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -223,6 +223,23 @@ class CasesFile:
                 pending, size = [], 0
         if size:
             yield _to_frame(pa.concat_tables(pending))
+
+    def copy_to(self, path: str | Path, *, transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> Path:
+        """Write every row, in plan order, to a new Parquet file at ``path``, one batch at a time.
+
+        ``transform`` is applied to each batch (the same columns and types must come back):
+        the MLflow copy of a run's rows passes the redaction chain this way without the whole
+        table in memory. The copy keeps the file's description (:attr:`about`).
+        """
+        target = Path(path)
+        schema = pa.schema([self.schema.field(name) for name in self.columns])
+        about = (self.metadata.metadata or {}).get(ABOUT_KEY, b"{}")
+        schema = schema.with_metadata({SORTED_KEY: b"true", ABOUT_KEY: about})
+        with pq.ParquetWriter(target, schema) as writer:
+            for batch in self.batches():
+                frame = transform(batch) if transform is not None else batch
+                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+        return target
 
     # -- internals ------------------------------------------------------------------------------
     def _check(self, columns: Sequence[str] | None) -> list[str]:

@@ -50,7 +50,7 @@ from workbench.tracking.presentation import (
     primary_first,
     readable_columns,
 )
-from workbench.tracking.store import NOTE_TAG, MlflowWriter, metric_items, owner_tags
+from workbench.tracking.store import CASES_ARTIFACT, NOTE_TAG, MlflowWriter, metric_items, owner_tags
 from workbench.util.paths import project_root
 from workbench.views.charts import chart_builders
 from workbench.views.comparison_plots import plot_diff, plot_flips, plot_means
@@ -188,6 +188,7 @@ class MlflowObserver(RunObserver):
             for _, row in result.summary.iterrows():
                 self._log_child(result, row, logged.verdicts.get(row["model"]))
             self.writer.text(parent, result.summary.to_csv(index=False), "summary.csv")
+            self.writer.cases(parent, result.cases_file, CASES_ARTIFACT)  # what load_run reopens
             tags = self._log_charts(result, logged.sections, logged.failures) if self.charts else {}
             metrics.update(calls_made=float(result.calls_made), cache_hits=float(result.summary["cache_hits"].sum()))
             tags["workbench.verdict"] = verdict or logged.first or _verdict(result, None)
