@@ -19,7 +19,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 from workbench.core.redaction import REDACTOR
-from workbench.core.runstore import CasesFile
+from workbench.core.runstore import CasesFile, Where
 from workbench.util.env import ui_environment
 from workbench.util.paths import project_root
 
@@ -183,14 +183,24 @@ class MlflowWriter:
             return
         self.client.log_table(run_id, data=frame, artifact_file=path)
 
-    def cases(self, run_id: str, cases: CasesFile, path: str) -> None:
-        """A run's whole results table as a Parquet artifact, every text cell redacted on the way.
+    def cases(
+        self,
+        run_id: str,
+        cases: CasesFile,
+        path: str,
+        *,
+        columns: Sequence[str] | None = None,
+        where: Where = None,
+    ) -> None:
+        """A run's results table (all of it, or the ``columns`` and rows ``where`` says) as a
+        Parquet artifact, every text cell redacted on the way.
 
         Copied a batch at a time (:meth:`CasesFile.copy_to`), so a million-row run is
-        never in memory at once; :func:`workbench.load_run` reads it back.
+        never in memory at once; :func:`workbench.load_run` reads the whole one back.
         """
         with tempfile.TemporaryDirectory() as tmp:
-            file = cases.copy_to(Path(tmp) / Path(path).name, transform=REDACTOR.frame)
+            target = Path(tmp) / Path(path).name
+            file = cases.copy_to(target, columns=columns, where=where, transform=REDACTOR.frame)
             parent = str(Path(path).parent)
             self.client.log_artifact(run_id, str(file), None if parent == "." else parent)
 
