@@ -270,14 +270,21 @@ def test_latency_chart_stays_small_on_big_runs(monkeypatch):
         }
     )
     summary = pd.DataFrame(
-        {"variant": ["a", "b"], "model": ["m", "m"], "latency_p50_s": [0.5, 0.5], "latency_p95_s": [0.95, 0.5]}
-    )
+        {"variant": ["a", "b"], "model": ["m", "m"], "n": [n, 10], "latency_p50_s": [0.5, 0.5],
+         "latency_p95_s": [0.95, 0.5]}
+    )  # fmt: skip
 
     class Result:
         name = "big"
+        experiment = dataclasses.make_dataclass("Spec", ["models", "variants"])(
+            ["m"], [dataclasses.make_dataclass("Variant", ["name"])(v) for v in ("a", "b")]
+        )
 
         def read_cases(self, columns=None, where=None):
-            return cases[columns]
+            rows = cases
+            for key, value in (where or {}).items():
+                rows = rows[rows[key] == value]
+            return rows[columns].reset_index(drop=True)
 
     result = Result()
     result.summary = summary
