@@ -30,6 +30,7 @@ apply_offline_defaults()
 
 from workbench.analysis import (  # noqa: E402
     Comparison,
+    RedTeamReport,
     GateResult,
     Sequential,
     cheapest_meeting,
@@ -39,6 +40,7 @@ from workbench.analysis import (  # noqa: E402
     gate,
     min_detectable_diff,
     pareto_frontier,
+    redteam_report,
     sample_size,
 )
 from workbench.core.dataset import Dataset  # noqa: E402
@@ -67,6 +69,7 @@ from workbench.experiment import (  # noqa: E402
     ExperimentResult,
     experiment_from_dict,
     load_experiment,
+    redteam,
 )
 from workbench.judge import (  # noqa: E402
     JudgeAgreement,
@@ -78,8 +81,12 @@ from workbench.judge import (  # noqa: E402
 )
 from workbench.notebook import Playground, Review, playground, review  # noqa: E402
 from workbench.providers.local import DEFAULT_LOCAL_MODEL, register_local_provider  # noqa: E402
+from workbench.redteam.strategies import STRATEGIES  # noqa: E402
 from workbench.scorers import (  # noqa: E402
+    AttackResisted,
     BaseScorer,
+    CanaryKept,
+    CleanUtility,
     Contains,
     ExactMatch,
     JsonSchemaValid,
@@ -106,8 +113,11 @@ from workbench.views import (  # noqa: E402
 register_local_provider()
 
 __all__ = [
+    "AttackResisted",
     "BaseScorer",
     "BudgetExceededError",
+    "CanaryKept",
+    "CleanUtility",
     "Comparison",
     "ConfigError",
     "Contains",
@@ -131,6 +141,7 @@ __all__ = [
     "Playground",
     "PromptVariant",
     "REDACTOR",
+    "RedTeamReport",
     "Redactor",
     "RegexMatch",
     "Report",
@@ -140,6 +151,7 @@ __all__ = [
     "RunError",
     "RunObserver",
     "RunSettings",
+    "STRATEGIES",
     "Score",
     "ScorerError",
     "ScoringContext",
@@ -172,6 +184,8 @@ __all__ = [
     "plot_latency",
     "plot_means",
     "plot_scores",
+    "redteam",
+    "redteam_report",
     "register_local_provider",
     "review",
     "run_report",

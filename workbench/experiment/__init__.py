@@ -1,9 +1,11 @@
-"""Experiments you run: the runnable :class:`Experiment`, its :class:`ExperimentResult`, and YAML files."""
+"""Experiments you run: the runnable :class:`Experiment`, its :class:`ExperimentResult`, YAML files,
+and :func:`redteam`, which builds a red-team experiment from another."""
 
 from workbench.core.settings import RetryPolicy, RunSettings, Transport
 from workbench.engine.cache import CacheOption, resolve_cache
 from workbench.experiment.config import ExperimentConfig, experiment_from_dict, load_experiment
 from workbench.experiment.experiment import Experiment
+from workbench.experiment.redteam import redteam
 from workbench.experiment.result import ExperimentResult
 
 __all__ = [
@@ -16,5 +18,6 @@ __all__ = [
     "Transport",
     "experiment_from_dict",
     "load_experiment",
+    "redteam",
     "resolve_cache",
 ]
