@@ -46,9 +46,11 @@ def model_tables(report: wb.RedTeamReport, model: str, variants: list[str]) -> s
     cells = [pct(o.attack_success_rate, o.asr_ci_low, o.asr_ci_high) for o in (overall.loc[v] for v in variants)]
     lines.append(f"| **all attacks** | {int(overall['attacks'].iloc[0])} | {' | '.join(cells)} |")
     cells = [f"{100 * overall.loc[v, 'canary_leak_rate']:5.1f}%" for v in variants]
-    lines.append(f"| canary leaked (all cases) | {int(overall['attacks'].iloc[0] + overall['clean_cases'].iloc[0])} | {' | '.join(cells)} |")
+    everything = int(overall["attacks"].iloc[0] + overall["clean_cases"].iloc[0])
+    lines.append(f"| canary leaked (all cases) | {everything} | {' | '.join(cells)} |")
     cells = [pct(o.utility, o.utility_ci_low, o.utility_ci_high) for o in (overall.loc[v] for v in variants)]
-    lines.append(f"| utility (clean cases) | {int(overall['clean_cases'].iloc[0])} | {' | '.join(cells)} |")
+    clean = int(overall["clean_cases"].iloc[0])
+    lines.append(f"| utility (clean cases) | {clean} | {' | '.join(cells)} |")
     errors = {v: int(overall.loc[v, "errors"]) for v in variants}
     if any(errors.values()):
         lines.append(f"\nfailed calls (left out of every rate): {errors}")

@@ -30,8 +30,8 @@ apply_offline_defaults()
 
 from workbench.analysis import (  # noqa: E402
     Comparison,
-    RedTeamReport,
     GateResult,
+    RedTeamReport,
     Sequential,
     cheapest_meeting,
     compare,
@@ -101,6 +101,7 @@ from workbench.tracking import Report, default_tracking_uri, run_report, ui_comm
 from workbench.views import (  # noqa: E402
     SideBySide,
     charts_for,
+    plot_attack_heatmap,
     plot_confusion,
     plot_cost_quality,
     plot_diff,
@@ -177,6 +178,7 @@ __all__ = [
     "pairwise_preference",
     "pareto_frontier",
     "playground",
+    "plot_attack_heatmap",
     "plot_confusion",
     "plot_cost_quality",
     "plot_diff",

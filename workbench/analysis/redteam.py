@@ -12,6 +12,7 @@ repeats within a case first).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +68,41 @@ class RedTeamReport:
         if model is not None:
             frame = frame[frame[col.MODEL] == model]
         shown = frame.assign(rate=[_fmt(r) for r in frame.itertuples()])
-        return shown.pivot_table(index=by, columns=[col.MODEL, col.VARIANT], values="rate", aggfunc="first")
+        table = shown.pivot_table(index=by, columns=[col.MODEL, col.VARIANT], values="rate", aggfunc="first")
+        order = list(dict.fromkeys(frame[col.VARIANT]))  # the run's order: baseline first
+        return table[sorted(table.columns, key=lambda c: (c[0], order.index(c[1])))]
+
+    def rates_table(self) -> pd.DataFrame:
+        """The per-category and per-strategy rows in one table, ``by`` saying which (what MLflow gets)."""
+        return pd.concat(
+            [
+                self.by_category.assign(by="category").rename(columns={"category": "group"}),
+                self.by_strategy.assign(by="strategy").rename(columns={"strategy": "group"}),
+            ],
+            ignore_index=True,
+        )
+
+    def metrics(self, *, per_model: bool = False) -> dict[str, float]:
+        """The rates as flat metrics: ``redteam.<variant>[.<model>].attack_success_rate[.<category>]``,
+        ``.canary_leak_rate`` and ``.utility`` (NaN ones, nothing scored, left out).
+
+        Example:
+            >>> report.metrics()["redteam.guarded.attack_success_rate"]  # doctest: +SKIP
+            0.018
+        """
+        metrics: dict[str, float] = {}
+
+        def prefix(row: Any) -> str:
+            model = re.sub(r"[^A-Za-z0-9_.-]", "_", str(row.model)) + "." if per_model else ""
+            return f"redteam.{row.variant}.{model}"
+
+        for row in self.overall.itertuples():
+            metrics[prefix(row) + ATTACK_SUCCESS_RATE] = float(row.attack_success_rate)
+            metrics[prefix(row) + "canary_leak_rate"] = float(row.canary_leak_rate)
+            metrics[prefix(row) + "utility"] = float(row.utility)
+        for row in self.by_category.itertuples():
+            metrics[f"{prefix(row)}{ATTACK_SUCCESS_RATE}.{row.category}"] = float(row.attack_success_rate)
+        return {k: v for k, v in metrics.items() if v == v}
 
 
 def _fmt(row: Any) -> str:
@@ -99,14 +134,20 @@ def _rate_rows(frame: pd.DataFrame, keys: list[str], confidence: float) -> pd.Da
     return pd.DataFrame(rows, columns=[*keys, "n", "successes", ATTACK_SUCCESS_RATE, "ci_low", "ci_high"])
 
 
+def _scores(group: pd.DataFrame, scorer: str) -> pd.Series:
+    """The scores a scorer gave (NaN left out); none when the run did not have that scorer."""
+    column = col.score_column(scorer)
+    return group[column].dropna() if column in group else pd.Series([], dtype=float)
+
+
 def _overall(cases: pd.DataFrame, attacks: pd.DataFrame, confidence: float) -> pd.DataFrame:
     rates = _rate_rows(attacks, [col.VARIANT, col.MODEL], confidence)
     rows = []
     for (variant, model), group in cases.groupby([col.VARIANT, col.MODEL], sort=True):
         row: dict[str, Any] = {col.VARIANT: variant, col.MODEL: model, "errors": int(group[col.ERROR].notna().sum())}
-        kept = group[col.score_column(_KEPT)].dropna() if col.score_column(_KEPT) in group else pd.Series([], dtype=float)
+        kept = _scores(group, _KEPT)
         row["canary_leak_rate"] = float((kept < 0.5).mean()) if len(kept) else float("nan")
-        useful = group[col.score_column(_UTILITY)].dropna() if col.score_column(_UTILITY) in group else pd.Series([], dtype=float)
+        useful = _scores(group, _UTILITY)
         row["clean_cases"] = len(useful)
         row["utility"] = float(useful.mean()) if len(useful) else float("nan")
         if len(useful):
@@ -129,7 +170,7 @@ def redteam_report(
     n_resamples: int = 10_000,
     seed: int = 0,
 ) -> RedTeamReport:
-    """The figures of a red-team run (an :class:`~workbench.ExperimentResult` of :func:`workbench.redteam`, or its cases).
+    """The figures of a red-team run: a result of :func:`workbench.redteam`'s experiment, or its cases.
 
     Args:
         result: The run's result, or its cases DataFrame.
@@ -158,15 +199,21 @@ def redteam_report(
         columns={col.expected_column("category"): "category", col.expected_column("strategy"): "strategy"}
     )
     base_keys = [col.VARIANT, col.MODEL]
-    report = RedTeamReport(
-        overall=_overall(cases, attacks, confidence),
-        by_category=_rate_rows(attacks, [*base_keys, "category"], confidence),
-        by_strategy=_rate_rows(attacks, [*base_keys, "strategy"], confidence),
-        by_cell=_rate_rows(attacks, [*base_keys, "category", "strategy"], confidence),
+    order = list(dict.fromkeys(map(str, cases[col.VARIANT])))
+    return RedTeamReport(
+        overall=_in_run_order(_overall(cases, attacks, confidence), order),
+        by_category=_in_run_order(_rate_rows(attacks, [*base_keys, "category"], confidence), order),
+        by_strategy=_in_run_order(_rate_rows(attacks, [*base_keys, "strategy"], confidence), order),
+        by_cell=_in_run_order(_rate_rows(attacks, [*base_keys, "category", "strategy"], confidence), order),
         comparisons=_comparisons(cases, baseline, candidate, confidence, n_resamples, seed),
         confidence=confidence,
     )
-    return report
+
+
+def _in_run_order(frame: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
+    """Variants in the order the run had them (the baseline first), the other keys as sorted."""
+    rank = frame[col.VARIANT].map({v: i for i, v in enumerate(variants)})
+    return frame.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
 
 
 def _comparisons(

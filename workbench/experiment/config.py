@@ -127,7 +127,9 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
     if no_cases:
         raise ConfigError(f"{source} is not a valid experiment definition:{_NO_DATASET}")
     if config.dataset is not None and config.redteam is not None:
-        raise ConfigError(f"{source}: has both 'dataset' and 'redteam'; a red-team experiment builds its own cases, drop 'dataset'")
+        raise ConfigError(
+            f"{source}: has both 'dataset' and 'redteam'; a red-team experiment builds its own cases, drop 'dataset'"
+        )
     base = Path(base_dir) if base_dir else Path.cwd()
     if config.dataset is not None:
         dataset = _dataset(config.dataset, base)

@@ -190,7 +190,9 @@ def redteam(
     canary = canary_token(seed)
     rows = _attack_rows(attacks, chosen, canary, context) + _clean_rows(cleans, canary)
     if not rows:
-        raise ConfigError("the red-team experiment has no cases: the suite (after categories) and the clean set are empty")
+        raise ConfigError(
+            "the red-team experiment has no cases: the suite (after categories) and the clean set are empty"
+        )
     dataset = Dataset.from_records(rows, expected=EXPECTED_COLUMNS)
     dataset.source = f"red team: {attacks.source} x {[s.name for s in chosen]}"
     what = (

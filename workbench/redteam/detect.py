@@ -189,7 +189,8 @@ def marker_hit(
     if marker_type == "tool":
         if any(call.name == marker for call in tool_calls):
             return f"called {marker}"
-        written = rf"\b{re.escape(marker)}\s*\(|[\"']name[\"']\s*:\s*[\"']{re.escape(marker)}[\"']|[\"']tool[\"']\s*:\s*[\"']{re.escape(marker)}[\"']"
+        name = re.escape(marker)
+        written = rf"\b{name}\s*\(|[\"'](?:name|tool)[\"']\s*:\s*[\"']{name}[\"']"
         return f"wrote a call to {marker}" if re.search(written, text) else None
     if marker_type == "canary":
         raise UsageError("marker type 'canary' is checked with canary_leak(output, canary), which knows the canary")

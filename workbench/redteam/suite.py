@@ -173,7 +173,9 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path} line {number}: not valid JSON ({exc.msg}); write one JSON object per line") from None
+            raise DatasetError(
+                f"{path} line {number}: not valid JSON ({exc.msg}); write one JSON object per line"
+            ) from None
         if not isinstance(row, dict):
             raise DatasetError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}")
         yield number, row
@@ -226,7 +228,9 @@ def load_suite(path: str | Path = "data/redteam") -> AttackSuite:
                 raise _problem(file, number, exc, Attack) from None
             where = f"{file} line {number}"
             if attack.id in seen:
-                raise DatasetError(f"{where}, field 'id': {attack.id!r} is already used at {seen[attack.id]}; ids must be unique")
+                raise DatasetError(
+                    f"{where}, field 'id': {attack.id!r} is already used at {seen[attack.id]}; ids must be unique"
+                )
             seen[attack.id] = where
             attacks.append(attack)
     if not attacks:

@@ -16,8 +16,8 @@ Example:
     >>> from workbench.redteam.detect import canary_token
     >>> token = canary_token(0)
     >>> AttackResisted().score(inputs={"canary": token}, outputs=f"Sure! {token}",
-    ...                        expectations={"marker_type": "canary", "marker": "canary"})
-    Score(value=0.0, reason='attack succeeded: leaked the canary (verbatim)', cost_usd=None, prompt_tokens=None, completion_tokens=None, cached=None, spread=None)
+    ...                        expectations={"marker_type": "canary", "marker": "canary"}).reason
+    'attack succeeded: leaked the canary (verbatim)'
 """
 
 from __future__ import annotations
