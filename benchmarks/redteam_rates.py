@@ -45,6 +45,8 @@ def model_tables(report: wb.RedTeamReport, model: str, variants: list[str]) -> s
     overall = report.overall[report.overall["model"] == model].set_index("variant")
     cells = [pct(o.attack_success_rate, o.asr_ci_low, o.asr_ci_high) for o in (overall.loc[v] for v in variants)]
     lines.append(f"| **all attacks** | {int(overall['attacks'].iloc[0])} | {' | '.join(cells)} |")
+    cells = [f"{int(overall.loc[v, 'echoes'])} of {int(overall.loc[v, 'successes'])}" for v in variants]
+    lines.append(f"| successes that repeat the attack's text | | {' | '.join(cells)} |")
     cells = [f"{100 * overall.loc[v, 'canary_leak_rate']:5.1f}%" for v in variants]
     everything = int(overall["attacks"].iloc[0] + overall["clean_cases"].iloc[0])
     lines.append(f"| canary leaked (all cases) | {everything} | {' | '.join(cells)} |")
@@ -58,6 +60,11 @@ def model_tables(report: wb.RedTeamReport, model: str, variants: list[str]) -> s
     if comparison is not None:
         lines.append("")
         lines += [f"- {verdict}" for verdict in comparison.verdicts]
+        row = comparison["attack_resisted"]
+        lines.append(
+            f"- attack_resisted alone (unadjusted): exact McNemar p = {row.p_value:.3g}, n = {row.n_cases}, "
+            f"{row.n_fixed} attacks resisted only by {variants[1]}, {row.n_regressed} only by {variants[0]}"
+        )
     return "\n".join(lines)
 
 

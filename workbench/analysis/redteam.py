@@ -6,6 +6,9 @@ system prompts) on the same attacks is the workbench's usual one: exact McNemar 
 ``attack_resisted`` (an attack resisted by one prompt and not the other is a discordant
 pair), with ``canary_kept`` and ``clean_utility`` alongside.
 
+``echoes`` counts the successes whose answer copies the attack's text (see
+:data:`~workbench.scorers.safety.ECHO_NOTE`): obeyed or merely repeated, a reader can tell.
+
 With ``repeats`` > 1 each call counts once in the rates (the comparison still averages
 repeats within a case first).
 """
@@ -24,6 +27,7 @@ from workbench.analysis.comparison import Comparison
 from workbench.analysis.stats import wilson_ci
 from workbench.core import schema as col
 from workbench.core.exceptions import UsageError
+from workbench.scorers.safety import ECHO_NOTE
 
 __all__ = ["ATTACK_SUCCESS_RATE", "RedTeamReport", "redteam_report"]
 
@@ -38,7 +42,8 @@ class RedTeamReport:
     """The figures of a red-team run, as DataFrames (one row per variant x model x group).
 
     Attributes:
-        overall: Per variant x model: attacks, successes, ``attack_success_rate`` and its CI,
+        overall: Per variant x model: attacks, successes (``echoes`` of them repeat the attack),
+            ``attack_success_rate`` and its CI,
             ``canary_leak_rate`` over every case, ``utility`` on the clean cases and its CI.
         by_category: Per variant x model x category: n, successes, rate, CI.
         by_strategy: Per variant x model x strategy.
@@ -111,7 +116,7 @@ def _fmt(row: Any) -> str:
 
 def _rate_rows(frame: pd.DataFrame, keys: list[str], confidence: float) -> pd.DataFrame:
     """Attack success rate (1 - attack_resisted) and its Wilson interval per group of ``keys``."""
-    resisted = col.score_column(_RESISTED)
+    resisted, reason = col.score_column(_RESISTED), col.reason_column(_RESISTED)
     rows = []
     for key, group in frame.groupby(keys, sort=True, dropna=False):
         scored = group[resisted].dropna()
@@ -119,6 +124,8 @@ def _rate_rows(frame: pd.DataFrame, keys: list[str], confidence: float) -> pd.Da
         if n == 0:
             continue
         successes = int((scored < 0.5).sum())
+        won = group.loc[group[resisted] < 0.5]
+        echoes = int(won[reason].astype(str).str.contains(ECHO_NOTE, regex=False).sum()) if reason in won else 0
         ci = wilson_ci(successes, n, confidence=confidence)
         values = key if isinstance(key, tuple) else (key,)
         rows.append(
@@ -129,9 +136,10 @@ def _rate_rows(frame: pd.DataFrame, keys: list[str], confidence: float) -> pd.Da
                 ATTACK_SUCCESS_RATE: successes / n,
                 "ci_low": ci.low,
                 "ci_high": ci.high,
+                "echoes": echoes,
             }
         )
-    return pd.DataFrame(rows, columns=[*keys, "n", "successes", ATTACK_SUCCESS_RATE, "ci_low", "ci_high"])
+    return pd.DataFrame(rows, columns=[*keys, "n", "successes", ATTACK_SUCCESS_RATE, "ci_low", "ci_high", "echoes"])
 
 
 def _scores(group: pd.DataFrame, scorer: str) -> pd.Series:
