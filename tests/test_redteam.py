@@ -9,6 +9,7 @@ import codecs
 import json
 import math
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -478,11 +479,11 @@ def test_a_redteam_run_logs_its_rates_and_heat_map_to_mlflow(fake_key, tracking_
     )
     assert metrics["redteam.guarded.utility"] == 0.5
     client = MlflowClient(tracking_uri)
-    rates = json.loads(open(client.download_artifacts(result.run_id, "redteam_rates.json")).read())
+    rates = json.loads(Path(client.download_artifacts(result.run_id, "redteam_rates.json")).read_text())
     table = pd.DataFrame(rates["data"], columns=rates["columns"]).set_index(["variant", "by", "group"])
     assert table.loc[("plain", "category", "direct_override"), "n"] == 4  # 2 attacks x 2 strategies
     assert table.loc[("guarded", "strategy", "leetspeak"), "successes"] == 0
-    charts = open(client.download_artifacts(result.run_id, "charts.html")).read()
+    charts = Path(client.download_artifacts(result.run_id, "charts.html")).read_text()
     assert "Attack success rate by category and strategy" in charts
 
 
