@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     gate = sub.add_parser(
         "gate",
-        help="run an experiment and fail (exit 1) if the candidate is significantly worse or misses a threshold",
+        help="run an experiment and fail (exit 1) if the candidate is significantly worse, misses a --min "
+        "threshold or is above a --max ceiling",
     )
     gate.add_argument("file", help="experiment definition, e.g. experiments/sentiment.yaml")
     gate.add_argument("--baseline", help="baseline variant (default: the first)")

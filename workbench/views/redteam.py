@@ -49,9 +49,13 @@ def plot_attack_heatmap(result: RedTeamReport | Any, *, model: str | None = None
     fig = make_subplots(rows=1, cols=len(variants), subplot_titles=variants, shared_yaxes=True, horizontal_spacing=0.04)
     for i, variant in enumerate(variants, start=1):
         grid = cells[cells["variant"] == variant].set_index(["category", "strategy"])
-        z, text, hover = [], [], []
+        z: list[list[float | None]] = []
+        text: list[list[str]] = []
+        hover: list[list[str]] = []
         for category in categories:
-            z_row, text_row, hover_row = [], [], []
+            z_row: list[float | None] = []
+            text_row: list[str] = []
+            hover_row: list[str] = []
             for strategy in strategies:
                 row = grid.loc[(category, strategy)] if (category, strategy) in grid.index else None
                 if row is None:
