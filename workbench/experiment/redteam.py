@@ -121,6 +121,13 @@ def _clean_rows(cases: Sequence[CleanCase], canary: str) -> list[dict[str, Any]]
     ]
 
 
+def _own_description(text: str) -> str:
+    """The experiment's description without the line an earlier :func:`redteam` put first."""
+    if text.startswith("Red team of "):
+        return text.split("\n\n", 1)[1] if "\n\n" in text else ""
+    return text
+
+
 def _first_per_category(suite: AttackSuite, n: int) -> AttackSuite:
     counts: dict[str, int] = {}
     kept = []
@@ -207,6 +214,6 @@ def redteam(
         scorers=[AttackResisted(), CanaryKept(), CleanUtility()],
         repeats=experiment.repeats,
         settings=experiment.settings,
-        description=f"{what}\n\n{experiment.description}".strip(),
+        description=f"{what}\n\n{_own_description(experiment.description)}".strip(),
         success=SuccessRule(scorer="attack_resisted"),
     )
