@@ -64,12 +64,15 @@ from workbench.core.settings import RetryPolicy, RunSettings  # noqa: E402
 from workbench.core.variant import PromptVariant  # noqa: E402
 from workbench.engine import ResponseCache, RunObserver  # noqa: E402
 from workbench.experiment import (  # noqa: E402
+    AgainstBaseline,
     Experiment,
     ExperimentConfig,
     ExperimentResult,
     experiment_from_dict,
     load_experiment,
+    load_run,
     redteam,
+    run_against_baseline,
 )
 from workbench.judge import (  # noqa: E402
     JudgeAgreement,
@@ -97,7 +100,8 @@ from workbench.scorers import (  # noqa: E402
     ScoringContext,
     scorer,
 )
-from workbench.tracking import Report, default_tracking_uri, run_report, ui_command  # noqa: E402
+from workbench.tracking import Report, default_tracking_uri, run_report, set_alias, ui_command  # noqa: E402
+from workbench.tracking import list_runs as runs  # noqa: E402
 from workbench.views import (  # noqa: E402
     SideBySide,
     charts_for,
@@ -114,6 +118,7 @@ from workbench.views import (  # noqa: E402
 register_local_provider()
 
 __all__ = [
+    "AgainstBaseline",
     "AttackResisted",
     "BaseScorer",
     "BudgetExceededError",
@@ -174,6 +179,7 @@ __all__ = [
     "gate",
     "judge_agreement",
     "load_experiment",
+    "load_run",
     "min_detectable_diff",
     "pairwise_preference",
     "pareto_frontier",
@@ -190,8 +196,11 @@ __all__ = [
     "redteam_report",
     "register_local_provider",
     "review",
+    "run_against_baseline",
     "run_report",
+    "runs",
     "sample_size",
     "scorer",
+    "set_alias",
     "ui_command",
 ]

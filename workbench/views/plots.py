@@ -37,7 +37,7 @@ def plot_scores(result: RunResult, scorer: str | None = None, *, confidence: flo
     column = col.score_column(metric)
     fig = go.Figure()
     # Only the columns the chart reads: grouping the whole frame would copy every output.
-    cases = result.cases[["model", "variant", "case_id", column]]
+    cases = result.read_cases(["model", "variant", "case_id", column])
     proportion = bool(cases[column].dropna().between(0, 1).all())
     for model, by_model in cases.groupby("model", sort=False):
         names, means, intervals = [], [], []
