@@ -3,6 +3,10 @@
 This package holds what the other layers share and knows nothing of runs: the scorers
 (:mod:`workbench.scorers.safety`) detect success with :mod:`workbench.redteam.detect`, and
 :func:`workbench.redteam` (in :mod:`workbench.experiment.redteam`) builds the experiment.
+
+``wb.redteam`` is that function, not this package: import from the package's modules by their
+full name (``from workbench.redteam.strategies import STRATEGIES``), not as ``workbench.redteam.x``
+attributes.
 """
 
 from workbench.redteam.detect import canary_leak, canary_token, marker_hit
