@@ -18,11 +18,11 @@ from conftest import ROOT
 from scipy.stats import binomtest
 
 import workbench as wb
+from workbench.attacks.detect import canary_leak, canary_token, fold, marker_hit, repeats
+from workbench.attacks.strategies import STRATEGIES, resolve_strategies
+from workbench.attacks.suite import CATEGORIES, load_clean, load_suite
 from workbench.cli import main
 from workbench.core.outputs import ToolCall
-from workbench.redteam.detect import canary_leak, canary_token, fold, marker_hit, repeats
-from workbench.redteam.strategies import STRATEGIES, resolve_strategies
-from workbench.redteam.suite import CATEGORIES, load_clean, load_suite
 from workbench.scorers import ScoringContext, scorer_from_spec
 from workbench.testing import FakeOpenAIServer
 

@@ -43,6 +43,7 @@ from workbench.analysis import (  # noqa: E402
     redteam_report,
     sample_size,
 )
+from workbench.attacks.strategies import STRATEGIES  # noqa: E402
 from workbench.core.dataset import Dataset  # noqa: E402
 from workbench.core.exceptions import (  # noqa: E402
     BudgetExceededError,
@@ -84,7 +85,6 @@ from workbench.judge import (  # noqa: E402
 )
 from workbench.notebook import Playground, Review, playground, review  # noqa: E402
 from workbench.providers.local import DEFAULT_LOCAL_MODEL, register_local_provider  # noqa: E402
-from workbench.redteam.strategies import STRATEGIES  # noqa: E402
 from workbench.scorers import (  # noqa: E402
     AttackResisted,
     BaseScorer,

@@ -23,15 +23,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench.attacks.detect import canary_token
+from workbench.attacks.strategies import Strategy, resolve_strategies
+from workbench.attacks.suite import ATTACK_SLOT, AttackSuite, CleanCase, load_clean, load_suite
 from workbench.core.dataset import Dataset
 from workbench.core.exceptions import ConfigError
 from workbench.core.schema import SuccessRule
 from workbench.core.spec import ExperimentSpec
 from workbench.core.variant import PromptVariant
 from workbench.experiment.experiment import Experiment
-from workbench.redteam.detect import canary_token
-from workbench.redteam.strategies import Strategy, resolve_strategies
-from workbench.redteam.suite import ATTACK_SLOT, AttackSuite, CleanCase, load_clean, load_suite
 from workbench.scorers.safety import KEYWORD_SEPARATOR, AttackResisted, CanaryKept, CleanUtility
 
 __all__ = ["CANARY_LINE", "DEFAULT_CONTEXT", "EXPECTED_COLUMNS", "redteam"]
@@ -156,11 +156,11 @@ def redteam(
     Args:
         experiment: Supplies the variants, models, repeats and settings (its dataset and
             scorers are not used). Its templates use ``{{ message }}`` and ``{{ context }}``.
-        suite: A folder or JSONL file of attacks (see :mod:`workbench.redteam.suite`), or a loaded one.
-        strategies: Names from ``wb.STRATEGIES`` (or :class:`~workbench.redteam.strategies.Strategy`
+        suite: A folder or JSONL file of attacks (see :mod:`workbench.attacks.suite`), or a loaded one.
+        strategies: Names from ``wb.STRATEGIES`` (or :class:`~workbench.attacks.strategies.Strategy`
             objects); default ``["none"]``, the attacks as written.
         clean: The clean support questions (file or loaded cases); None for none.
-        seed: Makes the run's canary (:func:`~workbench.redteam.detect.canary_token`).
+        seed: Makes the run's canary (:func:`~workbench.attacks.detect.canary_token`).
         categories: Only the attacks of these categories.
         per_category: Only the first n attacks of each category, and the first n clean cases
             (a small run for a smoke test or a notebook's test).

@@ -38,9 +38,9 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Literal
 
+from workbench.attacks.strategies import HOMOGLYPHS, LEET
 from workbench.core.exceptions import UsageError
 from workbench.core.outputs import ToolCall
-from workbench.redteam.strategies import HOMOGLYPHS, LEET
 
 __all__ = ["CANARY_ALPHABET", "MarkerType", "canary_leak", "canary_token", "fold", "marker_hit", "repeats"]
 
