@@ -13,7 +13,10 @@ credentials out of them:
 - text that looks like a credential (``sk-...``, ``Bearer ...``, ``AKIA...``)
   is masked even when it was never seen.
 
-Other links (PII, see the safety issue) are added with :meth:`Redactor.add`.
+Its second link, :class:`~workbench.core.pii.PiiRedactor` (``REDACTOR.pii``, on by
+default), rewrites personal data (e-mails, phones, cards, IBANs, IPs, Russian passports
+and INNs, order ids) with Presidio; ``REDACTOR.pii.configure(...)`` chooses what and how.
+Other links are added with :meth:`Redactor.add`.
 
 Example:
     >>> REDACTOR.data({"extra_headers": {"Authorization": "Bearer abc123456789"}, "temperature": 0})
@@ -29,6 +32,8 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
+
+from workbench.core.pii import PiiRedactor
 
 #: What a redacted value is replaced with.
 MASK = "***"
@@ -150,11 +155,13 @@ class Redactor:
 
     Args:
         links: The chain, applied in order; :class:`SecretScrubber` first by default.
+        pii: The PII link (second in the chain), reachable as ``.pii`` to configure it.
     """
 
-    def __init__(self, links: Iterable[RedactionLink] | None = None) -> None:
+    def __init__(self, links: Iterable[RedactionLink] | None = None, *, pii: PiiRedactor | None = None) -> None:
         self.secrets = SecretScrubber()
-        self.links: list[RedactionLink] = [self.secrets, *(links or ())]
+        self.pii = pii
+        self.links: list[RedactionLink] = [self.secrets, *([pii] if pii is not None else []), *(links or ())]
 
     def add(self, link: RedactionLink) -> None:
         """Append a link (e.g. a PII recognizer) to the chain."""
@@ -233,8 +240,8 @@ def value_present(value: Any) -> bool:
     return value is not None and value != ""
 
 
-#: The process-wide chain every writer uses.
-REDACTOR = Redactor()
+#: The process-wide chain every writer uses: credentials, then PII.
+REDACTOR = Redactor(pii=PiiRedactor())
 
 
 def redact(params: Mapping[str, Any]) -> dict[str, Any]:
