@@ -1,6 +1,6 @@
 """The ``workbench`` command line.
 
-workbench run experiments/sentiment.yaml [--model M] [--limit N] [--repeats N] [--no-mlflow]
+workbench run experiments/sentiment.yaml [--model M] [--limit N] [--repeats N] [--no-mlflow] [--no-cache]
 workbench gate experiments/sentiment.yaml --min label_match=0.85
 workbench report notebooks/ab_test.ipynb [-p key value ...]
 workbench cache info|clear
@@ -29,11 +29,17 @@ from workbench.tracking.report import run_report
 from workbench.tracking.store import MlflowWriter, ui_command
 
 
+#: The response cache keeps raw prompts and outputs (PII included) to replay calls.
+NO_CACHE_HELP = "neither read nor write the response cache (it keeps raw text: inputs and outputs with any PII)"
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit, repeats=args.repeats)
     print(f"{experiment.name}: {experiment.n_calls} calls ({len(experiment.dataset)} cases)")
-    result = experiment.run(log_to_mlflow=not args.no_mlflow, progress=not args.quiet, source="cli")
+    result = experiment.run(
+        log_to_mlflow=not args.no_mlflow, progress=not args.quiet, source="cli", cache=not args.no_cache
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(result.summary.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     for note in result.notes:
@@ -77,7 +83,9 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
     thresholds = _parse_thresholds(args.min)
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit)
-    result = experiment.run(log_to_mlflow=not args.no_mlflow, progress=not args.quiet, source="cli")
+    result = experiment.run(
+        log_to_mlflow=not args.no_mlflow, progress=not args.quiet, source="cli", cache=not args.no_cache
+    )
     comparison = result.compare(args.baseline, args.candidate)
     outcome = gate(comparison, thresholds=thresholds, gated_scorers=args.scorer or None)
     print(comparison)
@@ -137,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repeats", type=_positive, help="run each case N times (N >= 1)")
     run.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     run.set_defaults(func=_cmd_run)
 
     report = sub.add_parser("report", help="execute a notebook with papermill into reports/ (ipynb + HTML)")
@@ -172,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--limit", type=_positive, help="only the first N cases (N >= 1)")
     gate.add_argument("--no-mlflow", action="store_true")
     gate.add_argument("--quiet", action="store_true", help="no progress bar")
+    gate.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     gate.set_defaults(func=_cmd_gate)
 
     runs = sub.add_parser("runs", help="maintain the MLflow store's runs")

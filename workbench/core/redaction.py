@@ -52,6 +52,27 @@ _CREDENTIAL_PATTERNS = (
     r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key ids
     r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
 )
+#: Fields the workbench makes itself (content hashes, run ids, process tags): credentials are still
+#: masked in them, but the PII link leaves them alone. A hash or a timestamp is digits that may
+#: look like a phone or a card number, and rewriting one would break what looks it up.
+MACHINE_FIELDS = frozenset(
+    {
+        "variant_version",
+        "version",
+        "variants",
+        "dataset_hash",
+        "hash",
+        "output_hash",
+        "run_id",
+        "git_commit",
+        "workbench.pid",
+        "workbench.host",
+        "workbench.heartbeat",
+        "workbench.resumes",
+        "workbench.report_id",
+        "mlflow.parentRunId",
+    }
+)
 #: Secrets shorter than this are not searched for in text (they would mask ordinary words).
 _MIN_SECRET_CHARS = 6
 
@@ -171,25 +192,34 @@ class Redactor:
         """Remember the credentials under credential-like keys of ``data`` (any depth)."""
         self.secrets.learn(secret_values(data))
 
-    def text(self, text: str) -> str:
-        """``text`` through every link."""
+    def text(self, text: str, *, pii: bool = True) -> str:
+        """``text`` through every link (``pii=False``: all but the PII link, for :data:`MACHINE_FIELDS`)."""
         for link in self.links:
-            text = link.redact_text(text)
+            if pii or link is not self.pii:
+                text = link.redact_text(text)
         return text
 
-    def data(self, value: Any) -> Any:
+    def field(self, key: Any, text: str) -> str:
+        """The value of field ``key`` (a tag, a param): :meth:`text`, without the PII link for a machine field."""
+        return self.text(text, pii=str(key) not in MACHINE_FIELDS)
+
+    def data(self, value: Any, *, pii: bool = True) -> Any:
         """``value`` with credential-like keys masked at any depth and every string through :meth:`text`.
 
         Mappings and sequences are copied; numbers, booleans and None are kept as they are.
+        Values under :data:`MACHINE_FIELDS` keys skip the PII link.
         """
         if isinstance(value, str):
-            return self.text(value)
+            return self.text(value, pii=pii)
         if isinstance(value, Mapping):
-            return {k: (MASK if is_secret(k) and value_present(v) else self.data(v)) for k, v in value.items()}
+            return {
+                k: (MASK if is_secret(k) and value_present(v) else self.data(v, pii=pii and k not in MACHINE_FIELDS))
+                for k, v in value.items()
+            }
         if isinstance(value, (list, tuple)):
-            return [self.data(v) for v in value]
+            return [self.data(v, pii=pii) for v in value]
         if isinstance(value, (set, frozenset)):
-            return sorted((self.data(v) for v in value), key=str)
+            return sorted((self.data(v, pii=pii) for v in value), key=str)
         return value
 
     def frame(self, frame: Any) -> Any:
@@ -203,12 +233,13 @@ class Redactor:
 
         changed: dict[Any, Any] = {}
         for column in frame.columns:
+            links = [link for link in self.links if link is not self.pii or str(column) not in MACHINE_FIELDS]
             series = frame[column]
             if series.dtype == object and not series.map(_may_hold_text).any():
                 continue  # numbers, booleans and missing values only: nothing to mask, nothing to copy
             if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
                 original = array = pa.array(series.array)
-                for link in self.links:
+                for link in links:
                     redact_array = getattr(link, "redact_array", None)
                     if redact_array is not None:
                         array = redact_array(array)
@@ -219,7 +250,8 @@ class Redactor:
                 if array is not original:  # only a column with something to mask is copied
                     changed[column] = array.to_pandas(types_mapper={array.type: series.dtype}.get)
             elif series.dtype == object or isinstance(series.dtype, pd.StringDtype):
-                changed[column] = series.map(self._cell, na_action="ignore")
+                pii = str(column) not in MACHINE_FIELDS
+                changed[column] = series.map(lambda v, pii=pii: self._cell(v, pii=pii), na_action="ignore")
         if not changed:
             return frame
         out = frame.copy(deep=False)
@@ -227,8 +259,8 @@ class Redactor:
             out[column] = values.set_axis(frame.index)
         return out
 
-    def _cell(self, value: Any) -> Any:
-        return self.text(value) if isinstance(value, str) else self.data(value)
+    def _cell(self, value: Any, *, pii: bool = True) -> Any:
+        return self.text(value, pii=pii) if isinstance(value, str) else self.data(value, pii=pii)
 
 
 def _may_hold_text(value: Any) -> bool:
