@@ -55,7 +55,9 @@ OPTIONAL_ENTITIES: tuple[str, ...] = ("URL",)
 DEFAULT_ORDER_PATTERNS: tuple[str, ...] = (
     r"(?<![\w-])\d{8}-\d{4}(?:-\d{1,2})?(?![\w-])",  # posting numbers: 12345678-0001-1
     r"(?<![\w-])(?:WB|OZ|YM|AE)-?\d{7,14}(?![\w-])",  # marketplace prefix + digits: WB-123456789
-    r"(?i)(?:заказ[а-я]*|order)\s*(?:№|#|no\.?|nr\.?|number|номер)?\s*:?\s*(?P<pii>[A-Z0-9]*\d[A-Z0-9-]{5,24})",
+    # after the word (заказ, order): 6-25 letters, digits and dashes, at least one a digit
+    r"(?i)(?:заказ[а-я]*|order)\s*(?:№|#|no\.?|nr\.?|number|номер)?\s*:?\s*"
+    r"(?P<pii>(?=[A-Z0-9-]{0,24}\d)[A-Z0-9][A-Z0-9-]{5,24})(?![\w-])",
 )
 
 

@@ -30,6 +30,8 @@ RU_PASSPORT = (
     r"(?P<pii>\d{2}\s?\d{2}(?:[^\d\n]{0,20}?)\d{6})(?!\d)",
     r"(?<![\d\w])\d{2} \d{2} (?:№ ?)?\d{6}(?![\d\w])",
 )
+#: Mir payment cards (2200-2204), which Presidio's card pattern does not cover; Luhn-checked.
+MIR_CARD = (r"(?<![\d\w])220[0-4][ -]?\d{4}[ -]?\d{4}[ -]?\d{4}(?![\d\w])",)
 #: INN, the taxpayer number: 10 digits (an organisation) or 12 (a person), with check digits.
 RU_INN = (r"(?<![\d\w.,-])(?:\d{12}|\d{10})(?![\d\w]|[.,]\d)",)
 
@@ -52,6 +54,18 @@ def inn_is_valid(text: str) -> bool:
         first = check((7, 2, 4, 10, 3, 5, 9, 4, 6, 8), digits) == digits[10]
         return first and check((3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8), digits) == digits[11]
     return False
+
+
+def luhn_is_valid(text: str) -> bool:
+    """Whether the digits of ``text`` pass the Luhn check (payment cards).
+
+    Example:
+        >>> luhn_is_valid("2200 1234 5678 9010"), luhn_is_valid("2200 1234 5678 9011")
+        (True, False)
+    """
+    digits = [int(c) for c in re.sub(r"\D", "", text)][::-1]
+    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(digits))
+    return len(digits) >= 12 and total % 10 == 0
 
 
 class RegexRecognizer(LocalRecognizer):  # type: ignore[misc]
@@ -106,6 +120,7 @@ def workbench_recognizers(extra: Sequence[tuple[str, str, float]] = ()) -> list[
         RegexRecognizer("PHONE_NUMBER", [(p, 0.75) for p in RU_PHONE], name="workbench_ru_phone"),
         RegexRecognizer("RU_PASSPORT", [(RU_PASSPORT[0], 0.85), (RU_PASSPORT[1], 0.6)]),
         RegexRecognizer("RU_INN", [(RU_INN[0], 0.7)], validate=inn_is_valid),
+        RegexRecognizer("CREDIT_CARD", [(MIR_CARD[0], 0.9)], validate=luhn_is_valid, name="workbench_mir_card"),
     ]
     recognizers += [RegexRecognizer(entity, patterns) for entity, patterns in by_entity.items()]
     return recognizers
