@@ -60,7 +60,7 @@ def luhn_is_valid(text: str) -> bool:
     """Whether the digits of ``text`` pass the Luhn check (payment cards).
 
     Example:
-        >>> luhn_is_valid("2200 1234 5678 9010"), luhn_is_valid("2200 1234 5678 9011")
+        >>> luhn_is_valid("2200 1234 5678 9019"), luhn_is_valid("2200 1234 5678 9010")
         (True, False)
     """
     digits = [int(c) for c in re.sub(r"\D", "", text)][::-1]
