@@ -47,8 +47,6 @@ from workbench.core.pii_config import (
 
 #: spaCy models used for names and locations when installed (largest first).
 NER_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")
-#: Regions Presidio's ``phonenumbers`` recognizer reads numbers for (our users': Russia first).
-PHONE_REGIONS = ("RU", "US", "GB", "DE", "FR", "IN")
 #: A run of this many characters with no space, quote or backslash is an encoded blob (a base64
 #: image, the packed plotly.js of a report): it is left as it is, as a mask would corrupt it.
 BLOB_CHARS = 1000
@@ -109,6 +107,7 @@ class PiiRedactor:
         patterns: Sequence[Mapping[str, Any]] | None = None,
         score_threshold: float | None = None,
         allow: Sequence[str] | None = None,
+        phone_regions: Sequence[str] | None = None,
     ) -> PiiSettings:
         """Change the settings in this process; arguments left out keep their value.
 
@@ -121,6 +120,7 @@ class PiiRedactor:
             patterns: Extra regexes, ``[{"entity": "ORDER_ID", "regex": "..."}]``.
             score_threshold: Presidio's minimum confidence (0.4).
             allow: Exact values never rewritten (loopback addresses by default).
+            phone_regions: Where numbers without ``+country`` are read as phones (``("RU",)``).
 
         Raises:
             ConfigError: a bad value, named; ``hash`` chosen without ``$WORKBENCH_PII_KEY``.
@@ -136,6 +136,7 @@ class PiiRedactor:
             "patterns": None if patterns is None else list(patterns),
             "score_threshold": score_threshold,
             "allow": None if allow is None else tuple(allow),
+            "phone_regions": None if phone_regions is None else tuple(phone_regions),
         }
         with self._lock:
             current = self.settings.model_dump(exclude_unset=False)
@@ -308,20 +309,24 @@ def _pieces(text: str) -> Iterable[tuple[int, str]]:
         start = end
 
 
-def _patterns(settings: PiiSettings) -> tuple[tuple[str, str, float], ...]:
-    return tuple((p.entity, p.regex, p.score) for p in settings.patterns)
+#: What the analyzer is built from: the extra patterns and the phone regions.
+EngineKey = tuple[tuple[tuple[str, str, float], ...], tuple[str, ...]]
+
+
+def _patterns(settings: PiiSettings) -> EngineKey:
+    return tuple((p.entity, p.regex, p.score) for p in settings.patterns), settings.phone_regions
 
 
 # -- the analyzer: built once per process ---------------------------------------------------------
-_ENGINES: dict[tuple[tuple[str, str, float], ...], _Engine] = {}
+_ENGINES: dict[EngineKey, _Engine] = {}
 _ENGINE_LOCK = threading.Lock()
 
 
-def _engine(patterns: tuple[tuple[str, str, float], ...]) -> _Engine:
+def _engine(key: EngineKey) -> _Engine:
     with _ENGINE_LOCK:
-        engine = _ENGINES.get(patterns)
+        engine = _ENGINES.get(key)
         if engine is None:
-            engine = _ENGINES[patterns] = _Engine(patterns)
+            engine = _ENGINES[key] = _Engine(*key)
         return engine
 
 
@@ -344,7 +349,7 @@ def use_bundled_suffix_list() -> None:
 class _Engine:
     """Presidio's analyzer and anonymizer with the workbench's recognizers."""
 
-    def __init__(self, patterns: tuple[tuple[str, str, float], ...]) -> None:
+    def __init__(self, patterns: tuple[tuple[str, str, float], ...], regions: tuple[str, ...]) -> None:
         import spacy
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
@@ -359,7 +364,7 @@ class _Engine:
         )
         from presidio_anonymizer import AnonymizerEngine
 
-        from workbench.core.pii_recognizers import workbench_recognizers
+        from workbench.core.pii_recognizers import NoContext, inside_a_number, workbench_recognizers
 
         use_bundled_suffix_list()
         model = ner_model()
@@ -371,7 +376,7 @@ class _Engine:
         nlp_engine.nlp["en"].max_length = 2 * PIECE_CHARS
         recognizers = [
             EmailRecognizer(),
-            PhoneRecognizer(supported_regions=PHONE_REGIONS),
+            PhoneRecognizer(supported_regions=regions),
             CreditCardRecognizer(),
             IbanRecognizer(),
             IpRecognizer(),
@@ -381,20 +386,24 @@ class _Engine:
         if model is not None:
             recognizers.append(SpacyRecognizer(supported_entities=list(NER_ENTITIES)))
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
-        self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
+        enhancer = NoContext() if model is None else None  # a blank pipeline has no lemmas to enhance with
+        self.analyzer = AnalyzerEngine(
+            registry=registry, nlp_engine=nlp_engine, supported_languages=["en"], context_aware_enhancer=enhancer
+        )
+        self.inside_a_number = inside_a_number
         self.anonymizer = AnonymizerEngine()
         self.entities = tuple(sorted(self.analyzer.get_supported_entities("en")))
 
     def analyze(self, text: str, entities: Sequence[str], settings: PiiSettings) -> list[Any]:
-        return list(
-            self.analyzer.analyze(
-                text,
-                language="en",
-                entities=[e for e in entities if e in self.entities],
-                score_threshold=settings.score_threshold,
-                allow_list=list(settings.allow) or None,
-            )
+        """Presidio's findings, less those inside a longer number or token (chart data, hashes)."""
+        results = self.analyzer.analyze(
+            text,
+            language="en",
+            entities=[e for e in entities if e in self.entities],
+            score_threshold=settings.score_threshold,
+            allow_list=list(settings.allow) or None,
         )
+        return [r for r in results if r.entity_type in NER_ENTITIES or not self.inside_a_number(text, r.start, r.end)]
 
     def rewrite(self, text: str, entities: Sequence[str], settings: PiiSettings) -> str:
         """``text`` with every finding rewritten by its entity's operator."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 
 _SEP = r"[\s\-]?"
 
@@ -107,6 +108,34 @@ class RegexRecognizer(LocalRecognizer):  # type: ignore[misc]
                 }
                 results.append(RecognizerResult(self.entity, start, end, score, recognition_metadata=metadata))
         return results
+
+
+class NoContext(ContextAwareEnhancer):  # type: ignore[misc]
+    """Leaves scores as the recognizers gave them.
+
+    Presidio's default enhancer raises a score when a context word ("phone", "card") is near,
+    comparing lemmas; a blank spaCy pipeline has none, so it could never fire, and it cost
+    about a third of the analysis time. The recognizers here score without context.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            context_similarity_factor=0, min_score_with_context_similarity=0, context_prefix_count=0,
+            context_suffix_count=0,
+        )  # fmt: skip
+
+    def enhance_using_context(self, text: str, raw_results: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
+        return raw_results
+
+
+def inside_a_number(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is part of a longer token: the decimals of ``0.8912345678``,
+    or digits glued to letters (a hash). Numbers in chart data and tables are not PII."""
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    if before.isalnum() or (after.isalnum() and not text[end - 1 : end].isalpha()):
+        return True
+    return before in ".," and start > 1 and text[start - 2].isdigit()
 
 
 def workbench_recognizers(extra: Sequence[tuple[str, str, float]] = ()) -> list[RegexRecognizer]:

@@ -71,6 +71,7 @@ MACHINE_FIELDS = frozenset(
         "workbench.resumes",
         "workbench.report_id",
         "mlflow.parentRunId",
+        "bdata",  # plotly's base64 typed arrays
     }
 )
 #: Secrets shorter than this are not searched for in text (they would mask ordinary words).
