@@ -101,7 +101,7 @@ def experiment(texts: list[str], n: int) -> wb.Experiment:
         variants=variants,
         dataset=wb.Dataset.from_records(rows),
         models=["openai/gpt-4o-mini"],
-        scorers=[wb.RegexMatch(pattern="@"), wb.NoPiiLeak(mode="any")],
+        scorers=[wb.RegexMatch(pattern="@")],
     )
 
 
@@ -129,6 +129,7 @@ def main() -> None:
         ("fresh process: import + first text with PII", f"{first_use('mail ann@example.com'):.2f} s", ""),
     ]
     with tempfile.TemporaryDirectory() as tmp:
+        run(experiment(texts, 200), f"sqlite:///{Path(tmp) / 'warm.db'}", pii_on=True)  # imports, first store
         for label, data in (("every case with PII", texts), ("plain reviews", PLAIN)):
             exp = experiment(data, args.cases)
             timings = {}

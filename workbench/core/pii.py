@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -87,6 +88,7 @@ class PiiRedactor:
         self._lock = threading.RLock()
         self._memo: dict[str, str] = {}
         self._screen: _Screen | None = None
+        self._entities: tuple[str, ...] | None = None
 
     # -- settings -----------------------------------------------------------------------------
     @property
@@ -146,6 +148,7 @@ class PiiRedactor:
             self._settings = settings
             self._memo.clear()
             self._screen = None
+            self._entities = None
             return settings
 
     def reset(self) -> None:
@@ -154,6 +157,7 @@ class PiiRedactor:
             self._settings = None
             self._memo.clear()
             self._screen = None
+            self._entities = None
 
     @property
     def enabled(self) -> bool:
@@ -162,11 +166,14 @@ class PiiRedactor:
     def entities(self) -> tuple[str, ...]:
         """The entity types detected: the configured ones, else the defaults (names and
         locations too when a spaCy NER model is installed)."""
-        settings = self.settings
-        if settings.entities is not None:
-            return settings.entities
-        extra = tuple(dict.fromkeys(p.entity for p in settings.patterns if p.entity not in DEFAULT_ENTITIES))
-        return DEFAULT_ENTITIES + extra + (NER_ENTITIES if ner_model() else ())
+        if self._entities is None:
+            settings = self.settings
+            if settings.entities is not None:
+                self._entities = settings.entities
+            else:
+                extra = tuple(dict.fromkeys(p.entity for p in settings.patterns if p.entity not in DEFAULT_ENTITIES))
+                self._entities = DEFAULT_ENTITIES + extra + (NER_ENTITIES if ner_model() else ())
+        return self._entities
 
     def _check_entities(self, settings: PiiSettings) -> None:
         if settings.entities is None:
@@ -330,8 +337,9 @@ def _engine(key: EngineKey) -> _Engine:
         return engine
 
 
+@functools.cache
 def ner_model() -> str | None:
-    """The installed spaCy NER model used for names and locations, if any."""
+    """The installed spaCy NER model used for names and locations, if any (looked up once)."""
     from importlib.util import find_spec
 
     return next((name for name in NER_MODELS if find_spec(name) is not None), None)
