@@ -352,11 +352,14 @@ def test_no_corpus_value_reaches_mlflow_a_report_or_a_label_file(tmp_path, monke
 
     # The numbers do not depend on redaction: the same run with the PII link off.
     PII.configure(enabled=False)
-    plain = wb.load_experiment(tmp_path / "exp.yaml").run(tracking_uri=f"sqlite:///{tmp_path / 'plain.db'}", progress=False)
+    plain_uri = f"sqlite:///{tmp_path / 'plain.db'}"
+    plain = wb.load_experiment(tmp_path / "exp.yaml").run(tracking_uri=plain_uri, progress=False)
     scores = [c for c in result.cases.columns if c.startswith("score.")]
     key = ["case_id", "variant"]
-    assert plain.cases.sort_values(key)[key + scores].reset_index(drop=True).equals(
-        result.cases.sort_values(key)[key + scores].reset_index(drop=True)
+    assert (
+        plain.cases.sort_values(key)[key + scores]
+        .reset_index(drop=True)
+        .equals(result.cases.sort_values(key)[key + scores].reset_index(drop=True))
     )
     numbers = ["variant", "n", "no_pii_leak", "no_pii_at_all", "regex_match", "error_rate", "prompt_tokens"]
     numbers = [c for c in numbers if c in result.summary]

@@ -28,7 +28,6 @@ from workbench.experiment.config import load_experiment
 from workbench.tracking.report import run_report
 from workbench.tracking.store import MlflowWriter, ui_command
 
-
 #: The response cache keeps raw prompts and outputs (PII included) to replay calls.
 NO_CACHE_HELP = "neither read nor write the response cache (it keeps raw text: inputs and outputs with any PII)"
 

@@ -28,7 +28,8 @@ def digits(n: int) -> str:
 
 def email() -> str:
     sep = rng.choice([".", "_", "", "-"])
-    return f"{rng.choice(FIRST)}{sep}{rng.choice(LAST)}{rng.randint(1, 999) if rng.random() < 0.5 else ''}@{rng.choice(DOMAINS)}"
+    number = rng.randint(1, 999) if rng.random() < 0.5 else ""
+    return f"{rng.choice(FIRST)}{sep}{rng.choice(LAST)}{number}@{rng.choice(DOMAINS)}"
 
 
 def ru_phone() -> str:
@@ -146,7 +147,8 @@ def order() -> tuple[str, str]:
 def ip() -> str:
     if rng.random() < 0.2:
         return f"2001:db8:{rng.randint(1, 9999):x}:{rng.randint(1, 9999):x}::{rng.randint(1, 255):x}"
-    return f"{rng.choice([85, 95, 178, 192, 10, 212])}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+    first = rng.choice([85, 95, 178, 192, 10, 212])
+    return f"{first}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
 
 
 def value(entity: str) -> tuple[str, str]:

@@ -4,7 +4,8 @@ A label is keyed by case id + variant version + a hash of the output, so it
 stays attached to the exact output it judged; the latest record for a key
 wins. The file leaves the process (it is shared, committed, attached to runs),
 so its text passes the redaction chain: the comment, the case id, every extra
-field. A case id holding PII is keyed by its redacted form (:func:`stored_case_id`). Used by :mod:`workbench.notebook.review` and :func:`workbench.judge_agreement`.
+field. A case id holding PII is keyed by its redacted form (:func:`stored_case_id`).
+Used by :mod:`workbench.notebook.review` and :func:`workbench.judge_agreement`.
 """
 
 from __future__ import annotations

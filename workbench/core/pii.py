@@ -128,7 +128,7 @@ class PiiRedactor:
             ConfigError: a bad value, named; ``hash`` chosen without ``$WORKBENCH_PII_KEY``.
 
         Example:
-            >>> REDACTOR.pii.configure(entities=["EMAIL_ADDRESS"], operators={"EMAIL_ADDRESS": "hash"})  # doctest: +SKIP
+            >>> REDACTOR.pii.configure(operators={"EMAIL_ADDRESS": "hash"})  # doctest: +SKIP
         """
         changes = {
             "enabled": enabled,
