@@ -378,10 +378,11 @@ class _Engine:
         model = ner_model()
         nlp_engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model or "blank:en"}])
         if model is None:
-            nlp_engine.nlp = {"en": spacy.blank("en")}  # tokens only: no model to download
+            nlp_engine.nlp = {"en": spacy.blank("en")}  # type: ignore[assignment]  # tokens only: no download
         else:
             nlp_engine.load()
-        nlp_engine.nlp["en"].max_length = 2 * PIECE_CHARS
+        pipeline: Any = nlp_engine.nlp["en"]  # type: ignore[index]
+        pipeline.max_length = 2 * PIECE_CHARS
         recognizers = [
             EmailRecognizer(),
             PhoneRecognizer(supported_regions=regions),
@@ -400,12 +401,11 @@ class _Engine:
         )
         # Without an NER model nothing reads the tokens (pattern recognizers read the text, and the
         # context enhancer is off), so each text skips tokenisation: a third of the time.
-        self.artifacts = None
+        self.artifacts: Any = None
         if model is None:
             from presidio_analyzer.nlp_engine import NlpArtifacts
 
-            empty = nlp_engine.nlp["en"]("")
-            self.artifacts = NlpArtifacts([], empty, [], [], nlp_engine, "en")
+            self.artifacts = NlpArtifacts([], pipeline(""), [], [], nlp_engine, "en")
         self.inside_a_number = inside_a_number
         self.anonymizer = AnonymizerEngine()
         self.entities = tuple(sorted(self.analyzer.get_supported_entities("en")))

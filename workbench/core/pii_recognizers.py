@@ -90,7 +90,8 @@ class RegexRecognizer(LocalRecognizer):  # type: ignore[misc]
         self.entity = entity
         self.compiled = [(re.compile(regex), score) for regex, score in patterns]
         self.validate = validate
-        super().__init__(supported_entities=[entity], name=name or f"workbench_{entity.lower()}")
+        self.recognizer_name = name or f"workbench_{entity.lower()}"
+        super().__init__(supported_entities=[entity], name=self.recognizer_name)
 
     def load(self) -> None:
         """Nothing to load: the patterns are compiled already."""
@@ -102,8 +103,8 @@ class RegexRecognizer(LocalRecognizer):  # type: ignore[misc]
                 start, end = match.span("pii") if "pii" in regex.groupindex else match.span()
                 if end <= start or (self.validate is not None and not self.validate(text[start:end])):
                     continue
-                metadata = {
-                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                metadata: dict[str, Any] = {
+                    RecognizerResult.RECOGNIZER_NAME_KEY: self.recognizer_name,
                     RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
                 }
                 results.append(RecognizerResult(self.entity, start, end, score, recognition_metadata=metadata))
