@@ -14,7 +14,9 @@ fake server itself allows.
 
 The memory runs each start a fresh process that loads the cases from a CSV file
 (``Dataset.load``) and runs them on an in-process fake completion; they print the
-peak RSS, the wall time (load and run) and rows per second. A run whose RSS passes
+peak RSS, the wall time (load and run) and rows per second. The 100k x 2 run logged to
+MLflow is then reopened with ``wb.load_run`` in another fresh process (nothing local, so
+its files are downloaded) and compared: seconds for each. A run whose RSS passes
 ``--rss-limit-mb`` is stopped and reported as such. ``PYTHONPATH`` chooses the
 workbench they import, so two checkouts can be measured with the same script.
 
@@ -124,7 +126,20 @@ result = exp.run(log_to_mlflow={mlflow}, tracking_uri={uri!r}, progress=False, a
 elapsed = time.perf_counter() - started
 rows = int(result.summary["n"].sum())  # not len(result.cases): that would read every row back
 assert rows == {calls} and int(result.summary["errors"].sum()) == 0
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, elapsed, rows)
+print(result.run_id, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, elapsed, rows)
+"""
+
+# Reopen a logged run in a fresh process with nothing local (download included), then compare.
+LOAD_SCRIPT = """
+import resource, time
+import workbench as wb
+started = time.perf_counter()
+result = wb.load_run({run_id!r}, tracking_uri={uri!r})
+opened = time.perf_counter() - started
+started = time.perf_counter()
+verdict = result.compare().verdicts[0]
+compared = time.perf_counter() - started
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, opened, compared)
 """
 
 
@@ -136,6 +151,7 @@ class MemoryRun:
     wall_s: float
     rows: int
     stopped: bool = False
+    run_id: str | None = None
 
 
 def write_cases(n: int, tmp: Path) -> Path:
@@ -174,8 +190,17 @@ def memory_run(n: int, tmp: Path, *, variants: int = 2, mlflow: bool = True, rss
     out, err = child.communicate()
     if child.returncode != 0:
         raise RuntimeError(err.decode()[-3000:])
-    rss, elapsed, rows = out.decode().split()[-3:]
-    return MemoryRun(float(rss), float(elapsed), int(rows))
+    run_id, rss, elapsed, rows = out.decode().split()[-4:]
+    return MemoryRun(float(rss), float(elapsed), int(rows), run_id=None if run_id == "None" else run_id)
+
+
+def load_run_timing(run_id: str, tmp: Path) -> tuple[float, float, float]:
+    """Peak RSS (MB), seconds to reopen ``run_id`` (download included) and to compare its variants."""
+    env = {**os.environ, "WORKBENCH_RUNS": str(tmp / "fresh-runs")}
+    script = LOAD_SCRIPT.format(run_id=run_id, uri=f"sqlite:///{tmp / 'mem-mlflow.db'}")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=True, timeout=1800)
+    rss, opened, compared = out.stdout.decode().split()[-3:]
+    return float(rss), float(opened), float(compared)
 
 
 def _rss_mb(pid: int) -> float:
@@ -200,6 +225,10 @@ def memory_rows(tmp: Path, *, cases: int, million: int, rss_limit_mb: float) -> 
             rate = run.rows / run.wall_s
             note = f"{run.wall_s:.0f} s, {rate:,.0f} rows/s; in-process fake completion, cache on, load included"
             rows.append((f"{label}, peak RSS", f"{run.peak_mb:.0f} MB", note))
+            if variants == 2 and mlflow and run.run_id:
+                rss, opened, compared = load_run_timing(run.run_id, tmp)
+                note = f"download + open; then result.compare() {compared:.1f} s; peak RSS {rss:.0f} MB"
+                rows.append(("  wb.load_run of that run (fresh process)", f"{opened:.1f} s", note))
     return rows
 
 

@@ -270,14 +270,21 @@ def test_latency_chart_stays_small_on_big_runs(monkeypatch):
         }
     )
     summary = pd.DataFrame(
-        {"variant": ["a", "b"], "model": ["m", "m"], "latency_p50_s": [0.5, 0.5], "latency_p95_s": [0.95, 0.5]}
-    )
+        {"variant": ["a", "b"], "model": ["m", "m"], "n": [n, 10], "latency_p50_s": [0.5, 0.5],
+         "latency_p95_s": [0.95, 0.5]}
+    )  # fmt: skip
 
     class Result:
         name = "big"
+        experiment = dataclasses.make_dataclass("Spec", ["models", "variants"])(
+            ["m"], [dataclasses.make_dataclass("Variant", ["name"])(v) for v in ("a", "b")]
+        )
 
         def read_cases(self, columns=None, where=None):
-            return cases[columns]
+            rows = cases
+            for key, value in (where or {}).items():
+                rows = rows[rows[key] == value]
+            return rows[columns].reset_index(drop=True)
 
     result = Result()
     result.summary = summary
@@ -359,3 +366,17 @@ def test_score_bars_of_a_non_binary_scorer_are_bootstrap_intervals(fake_key):
     assert list(bars.y) == pytest.approx([(7 * 2.0 + 0.5) / 8, 0.5])
     assert bars.customdata[0][0].startswith("95% percentile bootstrap over cases: ")
     assert fig.layout.yaxis.tickformat is None  # not a percentage
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 7, 8, 1001, 4096])
+def test_numpy_base85_gives_the_standard_librarys_output(size):
+    """plotly.js is packed with a numpy base85 encoder (the standard library's peaks at 50 MB);
+    the page's decoder was written against the standard one, so the two must agree byte for byte."""
+    import base64
+    import random
+
+    from workbench.views.plotly_html import _RFC1924, ALPHABET, b85encode
+
+    data = random.Random(size).randbytes(size) + b"\0" * (size % 3)  # zero runs too
+    expected = base64.b85encode(data).decode("ascii").translate(str.maketrans(_RFC1924, ALPHABET))
+    assert b85encode(data) == expected

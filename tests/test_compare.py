@@ -400,3 +400,15 @@ def test_compare_many_adjusts_over_every_variant_and_scorer():
     single = compare(cases, "base", "cand_a")
     assert many[0].results[0].p_adjusted >= single.results[0].p_adjusted
     assert "Holm-adjusted over 4 tests" in many[0].verdicts[0]
+
+
+def test_rows_that_line_up_pair_as_a_join_would(win_cases: pd.DataFrame) -> None:
+    """Two variants of one run line up row for row and are put side by side without a join; rows
+    in another order (another run's) are joined. Both give the same pairs, sorted by case."""
+    old = win_cases[win_cases.variant == "zero_shot"]
+    new = win_cases[win_cases.variant == "few_shot"]
+    aligned = compare_results(old, new, n_resamples=200)
+    shuffled = compare_results(old, new.sample(frac=1, random_state=3), n_resamples=200)
+    pd.testing.assert_frame_equal(aligned.pairs, shuffled.pairs)
+    assert list(aligned.pairs["case_id"]) == sorted(old["case_id"])
+    assert aligned.verdicts == shuffled.verdicts

@@ -73,6 +73,29 @@ def test_gate_parameter_fails_the_papermill_run(tmp_path, monkeypatch):
     assert report.html.exists()  # the failed report is still readable
 
 
+@pytest.mark.local_model
+def test_ab_test_notebook_compares_with_a_stored_baseline_run(tmp_path, monkeypatch):
+    """`-p baseline_run sentiment@production`: only the candidate runs; the baseline is read from MLflow."""
+    import workbench as wb
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = wb.load_experiment(ROOT / "experiments" / "sentiment.yaml").with_overrides(limit=12)
+    live = experiment.with_overrides(variants=["zero_shot"]).run(progress=False)
+    wb.set_alias(live.run_id, "production", variant="zero_shot")
+    report = run_report(
+        ROOT / "notebooks" / "ab_test.ipynb",
+        parameters={"limit": 12, "baseline_run": "sentiment@production", "gate": True},
+        output_dir=tmp_path / "reports",
+    )
+    assert report.error is None, report.error
+    html, text = report.html.read_text(), outputs_text(report.notebook)
+    assert "<b>few_shot</b> (candidate) vs <b>zero_shot</b> (baseline)" in html and "exact McNemar, n = 12" in html
+    assert "Gate passed." in text
+    assert "This run: 1 variant(s) x 1 model(s) x 12 cases x 1 repeat(s) = 12 calls." in text
+    candidate_runs = [r for r in wb.runs()["run_id"] if r != live.run_id]
+    assert len(candidate_runs) == 1 and set(wb.load_run(candidate_runs[0]).cases["variant"]) == {"few_shot"}
+
+
 def _judge_reply(body):
     """A judge that passes a response equal to the expected label (case-insensitive)."""
     import re

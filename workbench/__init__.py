@@ -62,11 +62,14 @@ from workbench.core.settings import RetryPolicy, RunSettings  # noqa: E402
 from workbench.core.variant import PromptVariant  # noqa: E402
 from workbench.engine import ResponseCache, RunObserver  # noqa: E402
 from workbench.experiment import (  # noqa: E402
+    AgainstBaseline,
     Experiment,
     ExperimentConfig,
     ExperimentResult,
     experiment_from_dict,
     load_experiment,
+    load_run,
+    run_against_baseline,
 )
 from workbench.judge import (  # noqa: E402
     JudgeAgreement,
@@ -91,7 +94,8 @@ from workbench.scorers import (  # noqa: E402
     ScoringContext,
     scorer,
 )
-from workbench.tracking import Report, default_tracking_uri, run_report, ui_command  # noqa: E402
+from workbench.tracking import Report, default_tracking_uri, run_report, set_alias, ui_command  # noqa: E402
+from workbench.tracking import list_runs as runs  # noqa: E402
 from workbench.views import (  # noqa: E402
     SideBySide,
     charts_for,
@@ -107,6 +111,7 @@ from workbench.views import (  # noqa: E402
 register_local_provider()
 
 __all__ = [
+    "AgainstBaseline",
     "BaseScorer",
     "BudgetExceededError",
     "Comparison",
@@ -163,6 +168,7 @@ __all__ = [
     "gate",
     "judge_agreement",
     "load_experiment",
+    "load_run",
     "min_detectable_diff",
     "pairwise_preference",
     "pareto_frontier",
@@ -176,8 +182,11 @@ __all__ = [
     "plot_scores",
     "register_local_provider",
     "review",
+    "run_against_baseline",
     "run_report",
+    "runs",
     "sample_size",
     "scorer",
+    "set_alias",
     "ui_command",
 ]

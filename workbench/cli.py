@@ -1,10 +1,11 @@
 """The ``workbench`` command line.
 
 workbench run experiments/sentiment.yaml [--model M] [--limit N] [--repeats N] [--no-mlflow] [--no-cache]
-workbench gate experiments/sentiment.yaml --min label_match=0.85
+workbench gate experiments/sentiment.yaml --min label_match=0.85 [--baseline-run production] [--no-cache]
 workbench report notebooks/ab_test.ipynb [-p key value ...]
 workbench cache info|clear
-workbench runs --close-orphans
+workbench runs [--experiment E] [--since 7d] | --close-orphans
+workbench alias <run_id> production [--variant V]
 workbench ui
 
 Exit codes: 0 done (a gate passed), 1 a gate failed or a run failed (its MLflow
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -24,8 +26,10 @@ import workbench  # noqa: F401  (applies offline defaults before litellm/mlflow 
 from workbench.analysis.gate import gate
 from workbench.core.exceptions import RunError, WorkbenchError
 from workbench.engine.cache import ResponseCache
+from workbench.experiment.baseline import run_against_baseline
 from workbench.experiment.config import load_experiment
 from workbench.tracking.report import run_report
+from workbench.tracking.runs import list_runs, set_alias
 from workbench.tracking.store import MlflowWriter, ui_command
 
 #: The response cache keeps raw prompts and outputs (PII included) to replay calls.
@@ -82,10 +86,20 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
     thresholds = _parse_thresholds(args.min)
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit)
-    result = experiment.run(
-        log_to_mlflow=not args.no_mlflow, progress=not args.quiet, source="cli", cache=not args.no_cache
-    )
-    comparison = result.compare(args.baseline, args.candidate)
+    options: dict[str, Any] = {
+        "log_to_mlflow": not args.no_mlflow,
+        "progress": not args.quiet,
+        "source": "cli",
+        "cache": not args.no_cache,
+    }
+    if args.baseline_run:
+        against = run_against_baseline(
+            experiment, args.baseline_run, baseline=args.baseline, candidate=args.candidate, **options
+        )
+        comparison = against.comparison
+        print(f"baseline: MLflow run {against.baseline.run_id} (not re-run); candidate run {against.result.run_id}")
+    else:
+        comparison = experiment.run(**options).compare(args.baseline, args.candidate)
     outcome = gate(comparison, thresholds=thresholds, gated_scorers=args.scorer or None)
     print(comparison)
     print(outcome)
@@ -105,12 +119,29 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 def _cmd_runs(args: argparse.Namespace) -> int:
     writer = MlflowWriter()
     if not args.close_orphans:
-        print("nothing to do: pass --close-orphans to mark runs whose process is gone as KILLED")
+        table = list_runs(experiment=args.experiment, variant=args.variant, since=args.since)
+        if table.empty:
+            print(f"no workbench runs in {writer.tracking_uri} match")
+            return 0
+        shown = table.assign(
+            variants=table["variants"].map(lambda v: ",".join(v)),
+            start_time=table["start_time"].dt.strftime("%Y-%m-%d %H:%M"),
+        )
+        columns = ["run_id", "experiment", "start_time", "status", "variants", "n_cases", "aliases", "verdict"]
+        with pd.option_context("display.width", 250, "display.max_colwidth", 70):
+            print(shown[columns].to_string(index=False))
         return 0
     closed = writer.close_orphans()
     print(f"closed {len(closed)} orphaned run(s) as KILLED in {writer.tracking_uri}")
     for run_id in closed:
         print(f"  {run_id}")
+    return 0
+
+
+def _cmd_alias(args: argparse.Namespace) -> int:
+    ref = set_alias(args.run_id, args.alias, variant=args.variant)
+    variant = f" (variant {ref.variant})" if ref.variant else ""
+    print(f"{args.alias} -> run {ref.run_id}{variant}; gate against it with --baseline-run {args.alias}")
     return 0
 
 
@@ -166,7 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run an experiment and fail (exit 1) if the candidate is significantly worse or misses a threshold",
     )
     gate.add_argument("file", help="experiment definition, e.g. experiments/sentiment.yaml")
-    gate.add_argument("--baseline", help="baseline variant (default: the first)")
+    gate.add_argument(
+        "--baseline-run",
+        metavar="RUN",
+        help="compare with this stored MLflow run (an id or an alias such as production) instead of "
+        "re-running the baseline: only the candidate runs",
+    )
+    gate.add_argument("--baseline", help="baseline variant (default: the first, or the one the alias names)")
     gate.add_argument("--candidate", help="candidate variant (default: the best other one)")
     gate.add_argument(
         "--min",
@@ -183,13 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     gate.set_defaults(func=_cmd_gate)
 
-    runs = sub.add_parser("runs", help="maintain the MLflow store's runs")
+    runs = sub.add_parser("runs", help="list the MLflow store's experiment runs, newest first (or close orphans)")
+    runs.add_argument("--experiment", help="only this experiment")
+    runs.add_argument("--variant", help="only runs that ran this variant")
+    runs.add_argument("--since", help="only runs started since: a date (2026-11-30) or an age (7d, 12h)")
     runs.add_argument(
         "--close-orphans",
         action="store_true",
         help="mark runs left RUNNING by a process that is gone (killed, crashed) as KILLED",
     )
     runs.set_defaults(func=_cmd_runs)
+
+    alias = sub.add_parser("alias", help="name a run (and its variant) with an alias, e.g. production")
+    alias.add_argument("run_id", help="the parent run id, or a variant's child run id")
+    alias.add_argument("alias", help="e.g. production; it moves from the run it named before")
+    alias.add_argument("--variant", help="the run's variant the alias stands for (e.g. the one shipped)")
+    alias.set_defaults(func=_cmd_alias)
 
     cache = sub.add_parser("cache", help="show or clear the response cache")
     cache.add_argument("action", choices=["info", "clear"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 
@@ -94,9 +95,11 @@ def compare(
 
 
 def compare_results(
-    baseline_cases: pd.DataFrame,
-    candidate_cases: pd.DataFrame,
+    baseline_cases: pd.DataFrame | RunResult,
+    candidate_cases: pd.DataFrame | RunResult,
     *,
+    baseline_variant: str | None = None,
+    candidate_variant: str | None = None,
     baseline_label: str | None = None,
     candidate_label: str | None = None,
     model: str | None = None,
@@ -106,23 +109,78 @@ def compare_results(
     n_resamples: int = 10_000,
     seed: int = 0,
 ) -> Comparison:
-    """Compare two runs (e.g. last week's against today's), each one variant on one model.
+    """Compare two runs (e.g. last week's against today's), one variant of each on one model.
+
+    Each side is a cases DataFrame holding one variant on one model, or a whole run (an
+    :class:`~workbench.ExperimentResult`, e.g. from :func:`workbench.load_run`): then
+    ``baseline_variant`` / ``candidate_variant`` pick its variant (needed when it ran
+    several). Cases pair by ``(case_id, repeat)``; the comparison's notes say how many
+    cases of each side found no counterpart, and whether the two runs' datasets differ.
 
     Labels default to the variant names, with " (baseline)" / " (candidate)" appended when
     both runs used the same name. The two models may differ (a model A/B test). ``model``
-    filters both frames; other arguments are as in :func:`compare`.
+    filters both sides; other arguments are as in :func:`compare`.
 
     Example:
-        >>> cmp = compare_results(old_cases, new_cases, baseline_label="v1.2")  # doctest: +SKIP
+        >>> old = wb.load_run("sentiment@production")  # doctest: +SKIP
+        >>> cmp = compare_results(old, result, candidate_variant="few_shot")  # doctest: +SKIP
     """
-    base = _one_run(baseline_cases, "baseline_cases", model)
-    cand = _one_run(candidate_cases, "candidate_cases", model)
+    base = _one_run(_side(baseline_cases, baseline_variant, model, "baseline"), "baseline_cases", model)
+    cand = _one_run(_side(candidate_cases, candidate_variant, model, "candidate"), "candidate_cases", model)
     same = base.variant == cand.variant
     blabel = baseline_label or (f"{base.variant} (baseline)" if same else base.variant)
     clabel = candidate_label or (f"{cand.variant} (candidate)" if same else cand.variant)
     shown = base.model if base.model == cand.model else f"{base.model} vs {cand.model}"
     options = _Options(confidence, adjust, n_resamples, seed)
-    return _comparison(base.rows, cand.rows, blabel, clabel, shown, scorers, options)
+    comparison = _comparison(base.rows, cand.rows, blabel, clabel, shown, scorers, options)
+    comparison.run_notes.extend(_pairing_notes(base.rows, cand.rows, baseline_cases, candidate_cases))
+    return comparison
+
+
+def _side(cases: pd.DataFrame | RunResult, variant: str | None, model: str | None, what: str) -> pd.DataFrame:
+    """One side's rows: the frame as given, or one variant's rows read from a run's file."""
+    if not isinstance(cases, RunResult):
+        if variant is not None:
+            cases = cases[cases["variant"] == variant]
+        return cases
+    names = [v.name for v in cases.experiment.variants]
+    variant = variant or cases.picked_variant
+    if variant is None:
+        if len(names) > 1:
+            raise UsageError(
+                f"the {what} run {cases.run_id or cases.name!r} ran variants {names}; say which with {what}_variant=..."
+            )
+        variant = names[0]
+    if variant not in names:
+        raise UsageError(
+            f"the {what} run {cases.run_id or cases.name!r} has no variant {variant!r}; its variants: {names}"
+        )
+    where: dict[str, Any] = {col.VARIANT: variant}
+    if model is not None:
+        where[col.MODEL] = model
+    return cases.read_cases(comparison_columns(cases.cases_file.columns), where=where)
+
+
+def _pairing_notes(
+    base: pd.DataFrame, cand: pd.DataFrame, baseline: pd.DataFrame | RunResult, candidate: pd.DataFrame | RunResult
+) -> list[str]:
+    """What a reader of a cross-run comparison must know: cases without a counterpart, datasets that differ."""
+    notes = []
+    base_ids, cand_ids = set(base[col.CASE_ID]), set(cand[col.CASE_ID])
+    only_base, only_cand = len(base_ids - cand_ids), len(cand_ids - base_ids)
+    if only_base or only_cand:
+        notes.append(
+            f"{len(base_ids & cand_ids)} cases are in both runs and compared; {only_base} baseline case(s) are not "
+            f"in the candidate run and {only_cand} candidate case(s) are not in the baseline run."
+        )
+    if isinstance(baseline, RunResult) and isinstance(candidate, RunResult):
+        old, new = baseline.experiment.dataset.content_hash, candidate.experiment.dataset.content_hash
+        if old != new:
+            notes.append(
+                f"The two runs' datasets differ (hash {old} vs {new}): cases are paired by id, so a case whose "
+                "text or expected value changed is compared as if it had not."
+            )
+    return notes
 
 
 def _comparison(

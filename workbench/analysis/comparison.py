@@ -30,7 +30,9 @@ class Comparison:
     ``expected.*`` columns, then ``baseline.output``, ``baseline.error``,
     ``baseline.score.<name>`` and the same for ``candidate.``. ``baseline_rows`` and
     ``candidate_rows`` are each side's rows with the columns a comparison reads (ids,
-    variant, model, repeat, output, error, scores, inputs, expected values).
+    variant, model, repeat, output, error, scores, inputs, expected values). ``run_notes``:
+    what a comparison across runs adds to :attr:`notes` (cases without a counterpart,
+    datasets that differ).
 
     Example:
         >>> cmp = compare(cases, "zero_shot", "few_shot")  # doctest: +SKIP
@@ -49,6 +51,7 @@ class Comparison:
     pairs: pd.DataFrame = field(repr=False)
     baseline_rows: pd.DataFrame = field(repr=False)
     candidate_rows: pd.DataFrame = field(repr=False)
+    run_notes: list[str] = field(default_factory=list, repr=False)
 
     def __getitem__(self, scorer: str) -> ScorerComparison:
         for row in self.results:
@@ -223,7 +226,7 @@ def _notes(c: Comparison) -> list[str]:
             f"Errored calls: {c.baseline} {c.n_errors_baseline}, {c.candidate} "
             f"{c.n_errors_candidate}; they have no score and are left out of the tests."
         )
-    return notes
+    return [*notes, *c.run_notes]
 
 
 def _text(c: Comparison) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from workbench.analysis import power, stats
 from workbench.analysis.multiplicity import adjust_pvalues
@@ -112,8 +114,26 @@ def _pair(base: pd.DataFrame, cand: pd.DataFrame, names: list[str]) -> pd.DataFr
         return df.reindex(columns=_KEYS + extra + own).rename(columns=renamed)
 
     # The case context (inputs, expectations) is the same on both sides: keep it once.
-    pairs = side(base, "baseline", ctx).merge(side(cand, "candidate", []), on=_KEYS)
-    return pairs.sort_values(_KEYS, kind="stable").reset_index(drop=True)
+    left, right = side(base, "baseline", ctx).reset_index(drop=True), side(cand, "candidate", [])
+    if _same_keys(left, right):  # two variants of one run: rows already line up, no join needed
+        pairs = pd.concat([left, right.drop(columns=_KEYS).reset_index(drop=True)], axis=1)
+    else:
+        pairs = left.merge(right, on=_KEYS)
+    # Sorted by (case_id, repeat) through Arrow: pandas' multi-key sort builds a Python string per id.
+    keys = pa.table({"case_id": pa.array(pairs[col.CASE_ID]), "repeat": pa.array(pairs[col.REPEAT])})
+    order = pc.sort_indices(keys, sort_keys=[("case_id", "ascending"), ("repeat", "ascending")])
+    return pairs.take(order.to_numpy()).reset_index(drop=True)
+
+
+def _same_keys(left: pd.DataFrame, right: pd.DataFrame) -> bool:
+    """Whether both sides hold the same ``(case_id, repeat)`` rows in the same order.
+
+    Then pairing is putting the columns side by side: a join of 100,000 string keys holds
+    about 30 MB more while it runs, for the same pairs.
+    """
+    if len(left) != len(right):
+        return False
+    return all(left[key].reset_index(drop=True).equals(right[key].reset_index(drop=True)) for key in _KEYS)
 
 
 def _n_errors(df: pd.DataFrame) -> int:

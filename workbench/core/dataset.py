@@ -54,6 +54,8 @@ class Dataset:
         expected: Columns holding expected values (used by scorers, never
             shown to the model unless a template names them).
         source: Where the data came from, used in error messages.
+        content_hash: The hash the data had when first loaded (a run reopened from MLflow
+            keeps the one it was run on); computed from the data by default.
 
     Example:
         >>> ds = Dataset.load("data/sentiment.csv", expected=["label"])  # doctest: +SKIP
@@ -69,6 +71,8 @@ class Dataset:
         id_column: str = "id",
         expected: Sequence[str] = (),
         source: str = "<DataFrame>",
+        *,
+        content_hash: str | None = None,
     ) -> None:
         self.id_column = id_column
         self.expected: tuple[str, ...] = tuple(expected)
@@ -76,7 +80,7 @@ class Dataset:
         self._path: Path | None = None
         self._layout: Layout | None = None
         self._stamp: tuple[int, int] | None = None
-        self._hash: str | None = None
+        self._hash: str | None = content_hash
         self._types: dict[str, pa.DataType | str] | None = None
         frame = frame.reset_index(drop=True)
         self._columns = [str(c) for c in frame.columns]

@@ -48,8 +48,11 @@ from workbench.core.pii_engine import EngineKey, engine, ner_model, pieces
 #: A run of this many characters with no space, quote or backslash is an encoded blob (a base64
 #: image, the packed plotly.js of a report): it is left as it is, as a mask would corrupt it.
 BLOB_CHARS = 1000
-#: Texts remembered with their redacted form (the same input is logged once per variant).
-_MEMO_MAX = 50_000
+#: Texts that held PII, remembered with their redacted form: a run's rows are written twice (each
+#: variant's table, then the parent's whole table) and an input once per variant. Only texts up to
+#: :data:`_MEMO_CHARS` long are kept, so the memo stays under ~100 MB.
+_MEMO_MAX = 100_000
+_MEMO_CHARS = 4_000
 
 #: What a text needs to hold before Presidio is asked: digits in a run, an @, an IBAN-like code,
 #: an IPv6 group. Written in the syntax Python and RE2 (Arrow's vectorised match) share.
@@ -217,10 +220,11 @@ class PiiRedactor:
         out = "".join(
             analyzer.rewrite(piece, wanted, settings) if analyse else piece for analyse, piece in _segments(text)
         )
-        with self._lock:
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
-            self._memo[text] = out
+        if len(text) <= _MEMO_CHARS:
+            with self._lock:
+                if len(self._memo) >= _MEMO_MAX:
+                    self._memo.clear()
+                self._memo[text] = out
         return out
 
     def redact_array(self, array: Any) -> Any:

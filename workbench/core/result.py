@@ -102,6 +102,8 @@ class RunResult:
         calls_made: Model calls this run actually made (cache hits excluded).
         timings: Wall-clock seconds of the run's phases (``calls_s``, ``mlflow_s``).
         early_stop: What ``run(stop_early=...)`` decided; None without it.
+        picked_variant: For a run reopened by an alias or a variant's own run id
+            (:func:`workbench.load_run`), that variant: the side ``compare_results`` takes.
     """
 
     name: str
@@ -114,6 +116,7 @@ class RunResult:
     calls_made: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     early_stop: EarlyStop | None = None
+    picked_variant: str | None = None
 
     @property
     def cases(self) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -50,6 +50,9 @@ from workbench.util.paths import runs_dir
 CASES_FILE = "cases.parquet"
 #: Key of the file's metadata that says whether rows are in plan order.
 SORTED_KEY = b"workbench.sorted"
+#: Rows per batch when a run's rows are copied (redacted) to MLflow: a batch's text lives in
+#: memory several times over (read, redacted, packed), so batches stay small.
+_COPY_ROWS = 10_000
 #: Key of the file's metadata that describes the run (JSON: experiment, variants and versions, models...).
 ABOUT_KEY = b"workbench.run"
 
@@ -223,6 +226,32 @@ class CasesFile:
                 pending, size = [], 0
         if size:
             yield _to_frame(pa.concat_tables(pending))
+
+    def copy_to(
+        self,
+        path: str | Path,
+        *,
+        columns: Sequence[str] | None = None,
+        where: Where = None,
+        transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    ) -> Path:
+        """Write the rows (``columns`` and ``where`` as in :meth:`read`), in plan order, to a new
+        Parquet file at ``path``, one batch at a time.
+
+        ``transform`` is applied to each batch (the same columns and types must come back):
+        the MLflow copy of a run's rows passes the redaction chain this way without the whole
+        table in memory. The copy keeps the file's description (:attr:`about`).
+        """
+        target = Path(path)
+        names = self._check(columns)
+        schema = pa.schema([self.schema.field(name) for name in names])
+        about = (self.metadata.metadata or {}).get(ABOUT_KEY, b"{}")
+        schema = schema.with_metadata({SORTED_KEY: b"true", ABOUT_KEY: about})
+        with pq.ParquetWriter(target, schema) as writer:
+            for batch in self.batches(names, where, batch_rows=_COPY_ROWS):
+                frame = transform(batch) if transform is not None else batch
+                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+        return target
 
     # -- internals ------------------------------------------------------------------------------
     def _check(self, columns: Sequence[str] | None) -> list[str]:

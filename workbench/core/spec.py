@@ -84,14 +84,26 @@ class ExperimentSpec:
         limit: int | None = None,
         repeats: int | None = None,
         scorers: Sequence[Any] | None = None,
+        variants: Sequence[str] | None = None,
     ) -> Any:
-        """A copy with other models, fewer cases (the first ``limit``), other repeats or other scorers.
+        """A copy with other models, fewer cases (the first ``limit``), other repeats, other
+        scorers, or only the ``variants`` named (in the definition's order).
 
         ``None`` keeps the definition's value; ``limit`` and ``repeats`` must be whole numbers >= 1.
 
         Raises:
-            UsageError: ``limit`` or ``repeats`` is 0, negative or not a whole number.
+            UsageError: ``limit`` or ``repeats`` is 0, negative or not a whole number; a
+                variant name that is not in the definition.
         """
+        kept = list(self.variants)
+        if variants is not None:
+            names = [v.name for v in self.variants]
+            unknown = [n for n in variants if n not in names]
+            if unknown or not variants:
+                raise UsageError(
+                    f"experiment {self.name!r} has no variant(s) {unknown or '(none named)'}; its variants: {names}"
+                )
+            kept = [v for v in self.variants if v.name in variants]
         for label, value in (("limit", limit), ("repeats", repeats)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise UsageError(
@@ -101,6 +113,7 @@ class ExperimentSpec:
         return dataclasses.replace(
             self,
             dataset=self.dataset if limit is None else self.dataset.head(limit),
+            variants=kept,
             models=list(models) if models else self.models,
             scorers=self.scorers if scorers is None else list(scorers),
             repeats=self.repeats if repeats is None else repeats,

@@ -1,12 +1,16 @@
-"""Experiments you run: the runnable :class:`Experiment`, its :class:`ExperimentResult`, and YAML files."""
+"""Experiments you run: the runnable :class:`Experiment`, its :class:`ExperimentResult`, YAML files,
+and past runs reopened from MLflow (:func:`load_run`)."""
 
 from workbench.core.settings import RetryPolicy, RunSettings, Transport
 from workbench.engine.cache import CacheOption, resolve_cache
+from workbench.experiment.baseline import AgainstBaseline, run_against_baseline
 from workbench.experiment.config import ExperimentConfig, experiment_from_dict, load_experiment
 from workbench.experiment.experiment import Experiment
 from workbench.experiment.result import ExperimentResult
+from workbench.experiment.stored import load_run
 
 __all__ = [
+    "AgainstBaseline",
     "CacheOption",
     "Experiment",
     "ExperimentConfig",
@@ -16,5 +20,7 @@ __all__ = [
     "Transport",
     "experiment_from_dict",
     "load_experiment",
+    "load_run",
     "resolve_cache",
+    "run_against_baseline",
 ]

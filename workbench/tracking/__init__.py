@@ -1,8 +1,10 @@
 """MLflow: where runs go (:mod:`~workbench.tracking.store`), the run observer that logs them
-(:mod:`~workbench.tracking.tracker`), and papermill reports attached to them
-(:mod:`~workbench.tracking.report`)."""
+(:mod:`~workbench.tracking.tracker`), papermill reports attached to them
+(:mod:`~workbench.tracking.report`), and past runs listed, aliased and read back
+(:mod:`~workbench.tracking.runs`)."""
 
 from workbench.tracking.report import Report, run_report
+from workbench.tracking.runs import RunRef, list_runs, read_run, resolve_run, set_alias
 from workbench.tracking.store import MlflowWriter, default_tracking_uri, ui_command
 from workbench.tracking.tracker import MlflowObserver, MlflowTracker
 
@@ -11,7 +13,12 @@ __all__ = [
     "MlflowTracker",
     "MlflowWriter",
     "Report",
+    "RunRef",
     "default_tracking_uri",
+    "list_runs",
+    "read_run",
+    "resolve_run",
     "run_report",
+    "set_alias",
     "ui_command",
 ]

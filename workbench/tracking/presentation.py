@@ -34,8 +34,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import pandas as pd
-
 from workbench.analysis.comparison import Comparison, is_adjusted, table_row
 from workbench.analysis.wording import ADJUST_NAMES
 from workbench.core import schema as col
@@ -105,7 +103,7 @@ def child_note(
     headline = f"`{variant_label(variant)}` on `{_cell(model)}`"
     scorer = result.scorer_names[0] if result.scorer_names else None
     if scorer is not None and scorer in summary_row:
-        score = _mean(summary_row[scorer], _kind(result.cases, scorer))
+        score = _mean(summary_row[scorer], _kind(result, scorer))
         headline += f": {scorer} {score} over {_int(summary_row.get('n'))} calls"
     where = f"The comparison is in the description of the parent run **{_cell(parent)}**."
     said = f"**Verdict:** {_cell(verdict)}" if verdict else ""
@@ -173,7 +171,7 @@ def variants_markdown(result: RunResult) -> str:
     variants = {v.name: v for v in result.experiment.variants}
     scorers = [s for s in result.scorer_names if s in result.summary.columns]
     columns = ["variant", "model", "calls", *scorers, "errors", "cost (USD)", "latency p50 (s)"]
-    kinds = {s: _kind(result.cases, s) for s in scorers}
+    kinds = {s: _kind(result, s) for s in scorers}
     rows = []
     for _, row in result.summary.iterrows():
         variant = variants.get(row["variant"])
@@ -194,20 +192,16 @@ def variants_markdown(result: RunResult) -> str:
 
 
 # -- the per-case table and the metrics ------------------------------------------------------
-def readable_columns(cases: pd.DataFrame) -> pd.DataFrame:
-    """The per-case table with what a reader looks for first: the case, its inputs, what was
-    expected, the output, the scores and why, the error; then everything else as it was."""
-    names = [str(c) for c in cases.columns]
-    first = [
-        col.CASE_ID,
-        *(  # a repeat index only when something was repeated
-            [col.REPEAT] if col.REPEAT in names and cases[col.REPEAT].nunique() > 1 else []
-        ),
-    ]
+def readable_columns(names: Sequence[str], *, repeated: bool) -> list[str]:
+    """The per-case table's columns in the order a reader looks for them: the case (and its
+    repeat, when something was ``repeated``), its inputs, what was expected, the output, the
+    scores and why, the error; then everything else as it was."""
+    names = [str(c) for c in names]
+    first = [col.CASE_ID, *([col.REPEAT] if repeated else [])]
     first += col.columns(names, col.INPUT) + col.columns(names, col.EXPECTED) + [col.OUTPUT]
     first += col.columns(names, col.SCORE) + col.columns(names, col.REASON) + [col.ERROR]
     first = [c for c in dict.fromkeys(first) if c in names]
-    return cases[first + [c for c in names if c not in first]]
+    return first + [c for c in names if c not in first]
 
 
 def primary_first(metrics: dict[str, float], scorers: list[str]) -> dict[str, float]:
@@ -229,11 +223,12 @@ def _cell(value: Any) -> str:
     return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
-def _kind(cases: pd.DataFrame, scorer: str) -> str:
+def _kind(result: RunResult, scorer: str) -> str:
+    """``"binary"`` when every score of ``scorer`` is 0 or 1 (read from the run's file: one column)."""
     column = col.score_column(scorer)
-    if column not in cases:
+    if column not in result.cases_file.columns:
         return "continuous"
-    values = cases[column].dropna()
+    values = result.read_cases([column])[column].dropna()
     return "binary" if len(values) and values.isin([0, 1]).all() else "continuous"
 
 

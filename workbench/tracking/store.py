@@ -19,7 +19,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 from workbench.core.redaction import MACHINE_FIELDS, REDACTOR
+from workbench.core.runstore import CasesFile, Where
 from workbench.util.env import ui_environment
 from workbench.util.paths import project_root
 
@@ -39,6 +40,8 @@ PARAM_MAX = 6000
 TAG_MAX = 5000
 #: MLflow's tag for a run's or an experiment's description (rendered as Markdown in the UI).
 NOTE_TAG = "mlflow.note.content"
+#: Where a parent run keeps its whole results table (redacted), read back by :func:`workbench.load_run`.
+CASES_ARTIFACT = "run/cases.parquet"
 #: MLflow accepts at most this many params (and 1000 metrics) per batch.
 _BATCH = 100
 #: Tags that say which process owns a RUNNING parent run, and when it was last seen alive.
@@ -179,6 +182,27 @@ class MlflowWriter:
                 self.client.log_artifact(run_id, str(file), None if parent == "." else parent)
             return
         self.client.log_table(run_id, data=frame, artifact_file=path)
+
+    def cases(
+        self,
+        run_id: str,
+        cases: CasesFile,
+        path: str,
+        *,
+        columns: Sequence[str] | None = None,
+        where: Where = None,
+    ) -> None:
+        """A run's results table (all of it, or the ``columns`` and rows ``where`` says) as a
+        Parquet artifact, every text cell redacted on the way.
+
+        Copied a batch at a time (:meth:`CasesFile.copy_to`), so a million-row run is
+        never in memory at once; :func:`workbench.load_run` reads the whole one back.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / Path(path).name
+            file = cases.copy_to(target, columns=columns, where=where, transform=REDACTOR.frame)
+            parent = str(Path(path).parent)
+            self.client.log_artifact(run_id, str(file), None if parent == "." else parent)
 
     def replace_table(self, run_id: str, frame: pd.DataFrame, path: str) -> None:
         """Overwrite a JSON table (``log_table`` would append to it) and register it as a table for the UI."""

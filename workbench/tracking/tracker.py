@@ -50,7 +50,8 @@ from workbench.tracking.presentation import (
     primary_first,
     readable_columns,
 )
-from workbench.tracking.store import NOTE_TAG, MlflowWriter, metric_items, owner_tags
+from workbench.tracking.store import CASES_ARTIFACT, NOTE_TAG, MlflowWriter, metric_items, owner_tags
+from workbench.util.memory import release_unused
 from workbench.util.paths import project_root
 from workbench.views.charts import chart_builders
 from workbench.views.comparison_plots import plot_diff, plot_flips, plot_means
@@ -123,7 +124,7 @@ class MlflowObserver(RunObserver):
                 self.writer.log(
                     self.parent_run_id, tags={"workbench.error": message, NOTE_TAG: f"**The run failed:** {message}"}
                 )
-                if result is not None and len(result.cases):
+                if result is not None and result.n_rows:
                     self.log_result(result, compare_variants=not isinstance(error, RunError))
                     result.run_id, result.tracking_uri = self.parent_run_id, self.tracking_uri
         finally:
@@ -185,9 +186,12 @@ class MlflowObserver(RunObserver):
             self.writer.log(parent, metrics=primary)
             # Comparisons next, each logged and let go: at 100k cases one holds tens of MB.
             logged = self._log_comparisons(result) if compare_variants else _Logged()
+            release_unused()  # each phase's transients go back to the OS, so the peak is one phase's
             for _, row in result.summary.iterrows():
                 self._log_child(result, row, logged.verdicts.get(row["model"]))
+                release_unused()
             self.writer.text(parent, result.summary.to_csv(index=False), "summary.csv")
+            self.writer.cases(parent, result.cases_file, CASES_ARTIFACT)  # what load_run reopens
             tags = self._log_charts(result, logged.sections, logged.failures) if self.charts else {}
             metrics.update(calls_made=float(result.calls_made), cache_hits=float(result.summary["cache_hits"].sum()))
             tags["workbench.verdict"] = verdict or logged.first or _verdict(result, None)
@@ -260,10 +264,13 @@ class MlflowObserver(RunObserver):
         }
         self.writer.log(run_id, params=params, metrics=primary_first(metric_items(row.items()), result.scorer_names))
         self.writer.json(run_id, template, "prompt_template.json")
-        cases = result.cases
-        mask = (cases[col.VARIANT] == variant.name) & (cases[col.MODEL] == row["model"])
-        rows = readable_columns(cases[mask.to_numpy()])
-        self.writer.table(run_id, rows, "cases.json" if len(rows) <= TABLE_ROWS_MAX else "cases.parquet")
+        # Only this child's rows, read from the run's file; a large table is copied a batch at a time.
+        columns = readable_columns(result.cases_file.columns, repeated=experiment.repeats > 1)
+        where = {col.VARIANT: variant.name, col.MODEL: row["model"]}
+        if int(row["n"]) <= TABLE_ROWS_MAX:
+            self.writer.table(run_id, result.read_cases(columns, where=where), "cases.json")
+        else:
+            self.writer.cases(run_id, result.cases_file, "cases.parquet", columns=columns, where=where)
         self.writer.end_run(run_id, "FINISHED")
 
     def _log_charts(
@@ -408,7 +415,7 @@ def _verdict(result: RunResult, comparison: Comparison | None) -> str:
     """The first scorer's verdict of the comparison, else a plain ranking."""
     names = result.scorer_names
     if not names:
-        return f"{len(result.cases)} calls, no scorers: nothing to compare"
+        return f"{result.n_rows} calls, no scorers: nothing to compare"
     if comparison is not None:
         try:
             return comparison[names[0]].verdict

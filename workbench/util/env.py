@@ -28,6 +28,8 @@ OFFLINE_DEFAULTS: dict[str, str] = {
     "GIT_PYTHON_REFRESH": "quiet",
     # MLflow's INFO lines (creating or upgrading its database tables) are not news; warnings are.
     "MLFLOW_LOGGING_LEVEL": "WARNING",
+    # Reopening a run downloads its three files; a progress bar per file is noise in a notebook.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -215,38 +216,53 @@ def plot_latency(result: RunResult) -> go.Figure:
     Example:
         >>> plot_latency(result)  # doctest: +SKIP
     """
-    cases, summary = result.read_cases([col.VARIANT, col.MODEL, col.LATENCY_S]), result.summary
+    summary = result.summary
     fig = go.Figure()
-    for variant, group in cases.groupby("variant", sort=False):
-        if len(group) > MAX_POINTS:
-            # Above this many calls a point per call makes a page of megabytes: precomputed boxes instead.
-            stats = group.groupby("model", sort=False)["latency_s"].quantile([0.0, 0.25, 0.5, 0.75, 1.0]).unstack()
+    models = [str(m) for m in result.experiment.models]
+    for variant in (v.name for v in result.experiment.variants):
+        calls = int(summary.loc[summary["variant"] == variant, "n"].sum()) if "n" in summary else 0
+        if calls > MAX_POINTS:
+            # Above this many calls a point per call makes a page of megabytes: precomputed boxes,
+            # one variant x model read at a time.
+            shown, quartiles = [], []
+            for model in models:
+                rows = result.read_cases([col.LATENCY_S], where={col.VARIANT: variant, col.MODEL: model})
+                latency = rows[col.LATENCY_S].dropna().to_numpy(float)
+                if latency.size:
+                    shown.append(model)
+                    quartiles.append(np.quantile(latency, [0.0, 0.25, 0.5, 0.75, 1.0]))
+            if not shown:
+                continue
+            q = np.array(quartiles)
             fig.add_box(
-                x=[stats.index.astype(str).tolist(), [str(variant)] * len(stats)],
-                q1=stats[0.25].tolist(),
-                median=stats[0.5].tolist(),
-                q3=stats[0.75].tolist(),
-                lowerfence=stats[0.0].tolist(),
-                upperfence=stats[1.0].tolist(),
-                name=str(variant),
+                x=[shown, [variant] * len(shown)],
+                q1=q[:, 1].tolist(),
+                median=q[:, 2].tolist(),
+                q3=q[:, 3].tolist(),
+                lowerfence=q[:, 0].tolist(),
+                upperfence=q[:, 4].tolist(),
+                name=variant,
                 line={"width": 1},
             )
             continue
+        group = result.read_cases([col.MODEL, col.LATENCY_S], where={col.VARIANT: variant})
+        if group.empty:
+            continue
         fig.add_box(
-            x=[group["model"].astype(str).tolist(), group["variant"].astype(str).tolist()],
+            x=[group["model"].astype(str).tolist(), [variant] * len(group)],
             y=group["latency_s"],
-            name=str(variant),
+            name=variant,
             boxpoints="all",
             jitter=0.4,
             pointpos=0,
             marker={"size": 4, "opacity": 0.5},
             line={"width": 1},
         )
-    where = [summary["model"].astype(str).tolist(), summary["variant"].astype(str).tolist()]
+    marks = [summary["model"].astype(str).tolist(), summary["variant"].astype(str).tolist()]
     for label, column, color in (("p50", "latency_p50_s", "black"), ("p95", "latency_p95_s", "#cf222e")):
         values = summary[column].astype(float)
         fig.add_scatter(
-            x=where,
+            x=marks,
             y=values,
             mode="markers+text",
             name=label,

@@ -22,12 +22,12 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import functools
 import uuid
 import zlib
 from typing import Any
 
+import numpy as np
 import plotly.io as pio
 from markupsafe import Markup
 from plotly.io._base_renderers import MimetypeRenderer
@@ -50,7 +50,22 @@ def packed_plotlyjs() -> str:
     """plotly.js, raw-deflated (1.47 MB) and base85-encoded in :data:`ALPHABET` (1.84 MB); ~0.6 s once."""
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9)  # wbits -15: raw deflate, "deflate-raw" in JS
     packed = compressor.compress(get_plotlyjs().encode()) + compressor.flush()
-    return base64.b85encode(packed).decode("ascii").translate(str.maketrans(_RFC1924, ALPHABET))
+    return b85encode(packed)
+
+
+def b85encode(data: bytes) -> str:
+    """``base64.b85encode(data)`` in :data:`ALPHABET`, computed with numpy.
+
+    The standard library's builds a Python object per 4-byte word: 50 MB of peak memory for
+    plotly.js, which a 100,000-case run's MLflow logging could not afford. Same output.
+    """
+    padding = -len(data) % 4
+    words = np.frombuffer(data + b"\0" * padding, dtype=">u4").astype(np.uint64)
+    digits = np.empty((len(words), 5), dtype=np.uint8)
+    for place in range(4, -1, -1):
+        words, digits[:, place] = np.divmod(words, 85)
+    text = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)[digits].tobytes()
+    return text[: len(text) - padding].decode("ascii")
 
 
 @functools.cache
