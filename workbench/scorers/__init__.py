@@ -10,12 +10,16 @@ from workbench.scorers.classification import LabelMatch
 from workbench.scorers.context import ModelCaller, ScoringContext
 from workbench.scorers.function import FunctionScorer, scorer
 from workbench.scorers.json import JsonSchemaValid, JsonValid
+from workbench.scorers.safety import AttackResisted, CanaryKept, CleanUtility
 from workbench.scorers.safety_pii import NoPiiLeak
 from workbench.scorers.text import Contains, ExactMatch, RegexMatch
 
 __all__ = [
     "SCORER_TYPES",
+    "AttackResisted",
     "BaseScorer",
+    "CanaryKept",
+    "CleanUtility",
     "Contains",
     "ExactMatch",
     "FunctionScorer",
