@@ -1,7 +1,7 @@
 """The ``workbench`` command line.
 
-workbench run experiments/sentiment.yaml [--model M] [--limit N] [--repeats N] [--no-mlflow]
-workbench gate experiments/sentiment.yaml --min label_match=0.85 [--baseline-run production]
+workbench run experiments/sentiment.yaml [--model M] [--limit N] [--repeats N] [--no-mlflow] [--no-cache]
+workbench gate experiments/sentiment.yaml --min label_match=0.85 [--baseline-run production] [--no-cache]
 workbench gate experiments/redteam.yaml --max attack_success_rate=0.05
 workbench report notebooks/ab_test.ipynb [-p key value ...]
 workbench cache info|clear
@@ -33,12 +33,17 @@ from workbench.tracking.report import run_report
 from workbench.tracking.runs import list_runs, set_alias
 from workbench.tracking.store import MlflowWriter, ui_command
 
+#: The response cache keeps raw prompts and outputs (PII included) to replay calls.
+NO_CACHE_HELP = "neither read nor write the response cache (it keeps raw text: inputs and outputs with any PII)"
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit, repeats=args.repeats)
     print(f"{experiment.name}: {experiment.n_calls} calls ({len(experiment.dataset)} cases)")
-    result = experiment.run(log_to_mlflow=not args.no_mlflow, progress=not args.quiet, source="cli")
+    result = experiment.run(
+        log_to_mlflow=not args.no_mlflow, progress=not args.quiet, source="cli", cache=not args.no_cache
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(result.summary.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     for note in result.notes:
@@ -84,7 +89,12 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     thresholds = _parse_thresholds(args.min)
     maxima = _parse_thresholds(args.max, "--max")
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit)
-    options: dict[str, Any] = {"log_to_mlflow": not args.no_mlflow, "progress": not args.quiet, "source": "cli"}
+    options: dict[str, Any] = {
+        "log_to_mlflow": not args.no_mlflow,
+        "progress": not args.quiet,
+        "source": "cli",
+        "cache": not args.no_cache,
+    }
     if args.baseline_run:
         against = run_against_baseline(
             experiment, args.baseline_run, baseline=args.baseline, candidate=args.candidate, **options
@@ -168,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repeats", type=_positive, help="run each case N times (N >= 1)")
     run.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     run.set_defaults(func=_cmd_run)
 
     report = sub.add_parser("report", help="execute a notebook with papermill into reports/ (ipynb + HTML)")
@@ -218,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--limit", type=_positive, help="only the first N cases (N >= 1)")
     gate.add_argument("--no-mlflow", action="store_true")
     gate.add_argument("--quiet", action="store_true", help="no progress bar")
+    gate.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     gate.set_defaults(func=_cmd_gate)
 
     runs = sub.add_parser("runs", help="list the MLflow store's experiment runs, newest first (or close orphans)")

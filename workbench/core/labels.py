@@ -2,7 +2,10 @@
 
 A label is keyed by case id + variant version + a hash of the output, so it
 stays attached to the exact output it judged; the latest record for a key
-wins. Used by :mod:`workbench.notebook.review` and :func:`workbench.judge_agreement`.
+wins. The file leaves the process (it is shared, committed, attached to runs),
+so its text passes the redaction chain: the comment, the case id, every extra
+field. A case id holding PII is keyed by its redacted form (:func:`stored_case_id`).
+Used by :mod:`workbench.notebook.review` and :func:`workbench.judge_agreement`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from workbench.core.exceptions import UsageError
+from workbench.core.redaction import REDACTOR
 from workbench.util.paths import project_root
 
 Label = Literal["up", "down"]
@@ -29,6 +33,11 @@ KEY = ("case_id", "variant_version", "output_hash")
 def output_hash(text: Any) -> str:
     """Short content hash of an output (what a label is attached to)."""
     return hashlib.sha256(("" if text is None else str(text)).encode()).hexdigest()[:16]
+
+
+def stored_case_id(case_id: Any) -> str:
+    """A case id as the label file keeps it: through the redaction chain (unchanged unless it holds PII)."""
+    return REDACTOR.text(str(case_id))
 
 
 def default_labels_path(experiment_name: str) -> Path:
@@ -58,7 +67,8 @@ class ReviewItem:
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return (self.case_id, self.variant_version, self.output_hash)
+        """What the label file keys this output by (the case id as :func:`stored_case_id` keeps it)."""
+        return (stored_case_id(self.case_id), self.variant_version, self.output_hash)
 
 
 class LabelStore:
@@ -76,16 +86,16 @@ class LabelStore:
         if label not in LABELS:
             raise UsageError(f"label must be one of {LABELS}, got {label!r}")
         record = {
-            "case_id": item.case_id,
-            "variant": item.variant,
+            "case_id": stored_case_id(item.case_id),
+            "variant": REDACTOR.text(item.variant),
             "variant_version": item.variant_version,
-            "model": item.model,
+            "model": REDACTOR.text(item.model),
             "repeat": item.repeat,
             "output_hash": item.output_hash,
             "label": label,
-            "comment": comment,
+            "comment": REDACTOR.text(comment),
             "ts": time.time(),
-            **extra,
+            **REDACTOR.data(extra),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:

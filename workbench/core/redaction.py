@@ -13,7 +13,10 @@ credentials out of them:
 - text that looks like a credential (``sk-...``, ``Bearer ...``, ``AKIA...``)
   is masked even when it was never seen.
 
-Other links (PII, see the safety issue) are added with :meth:`Redactor.add`.
+Its second link, :class:`~workbench.core.pii.PiiRedactor` (``REDACTOR.pii``, on by
+default), rewrites personal data (e-mails, phones, cards, IBANs, IPs, Russian passports
+and INNs, order ids) with Presidio; ``REDACTOR.pii.configure(...)`` chooses what and how.
+Other links are added with :meth:`Redactor.add`.
 
 Example:
     >>> REDACTOR.data({"extra_headers": {"Authorization": "Bearer abc123456789"}, "temperature": 0})
@@ -29,6 +32,8 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
+
+from workbench.core.pii import PiiRedactor
 
 #: What a redacted value is replaced with.
 MASK = "***"
@@ -46,6 +51,28 @@ _CREDENTIAL_PATTERNS = (
     r"[Bb]earer [A-Za-z0-9._\-~+/]{8,}=*",  # an Authorization header's value
     r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key ids
     r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
+)
+#: Fields the workbench makes itself (content hashes, run ids, process tags): credentials are still
+#: masked in them, but the PII link leaves them alone. A hash or a timestamp is digits that may
+#: look like a phone or a card number, and rewriting one would break what looks it up.
+MACHINE_FIELDS = frozenset(
+    {
+        "variant_version",
+        "version",
+        "variants",
+        "dataset_hash",
+        "hash",
+        "output_hash",
+        "run_id",
+        "git_commit",
+        "workbench.pid",
+        "workbench.host",
+        "workbench.heartbeat",
+        "workbench.resumes",
+        "workbench.report_id",
+        "mlflow.parentRunId",
+        "bdata",  # plotly's base64 typed arrays
+    }
 )
 #: Secrets shorter than this are not searched for in text (they would mask ordinary words).
 _MIN_SECRET_CHARS = 6
@@ -150,11 +177,13 @@ class Redactor:
 
     Args:
         links: The chain, applied in order; :class:`SecretScrubber` first by default.
+        pii: The PII link (second in the chain), reachable as ``.pii`` to configure it.
     """
 
-    def __init__(self, links: Iterable[RedactionLink] | None = None) -> None:
+    def __init__(self, links: Iterable[RedactionLink] | None = None, *, pii: PiiRedactor | None = None) -> None:
         self.secrets = SecretScrubber()
-        self.links: list[RedactionLink] = [self.secrets, *(links or ())]
+        self.pii = pii
+        self.links: list[RedactionLink] = [self.secrets, *([pii] if pii is not None else []), *(links or ())]
 
     def add(self, link: RedactionLink) -> None:
         """Append a link (e.g. a PII recognizer) to the chain."""
@@ -164,25 +193,34 @@ class Redactor:
         """Remember the credentials under credential-like keys of ``data`` (any depth)."""
         self.secrets.learn(secret_values(data))
 
-    def text(self, text: str) -> str:
-        """``text`` through every link."""
+    def text(self, text: str, *, pii: bool = True) -> str:
+        """``text`` through every link (``pii=False``: all but the PII link, for :data:`MACHINE_FIELDS`)."""
         for link in self.links:
-            text = link.redact_text(text)
+            if pii or link is not self.pii:
+                text = link.redact_text(text)
         return text
 
-    def data(self, value: Any) -> Any:
+    def field(self, key: Any, text: str) -> str:
+        """The value of field ``key`` (a tag, a param): :meth:`text`, without the PII link for a machine field."""
+        return self.text(text, pii=str(key) not in MACHINE_FIELDS)
+
+    def data(self, value: Any, *, pii: bool = True) -> Any:
         """``value`` with credential-like keys masked at any depth and every string through :meth:`text`.
 
         Mappings and sequences are copied; numbers, booleans and None are kept as they are.
+        Values under :data:`MACHINE_FIELDS` keys skip the PII link.
         """
         if isinstance(value, str):
-            return self.text(value)
+            return self.text(value, pii=pii)
         if isinstance(value, Mapping):
-            return {k: (MASK if is_secret(k) and value_present(v) else self.data(v)) for k, v in value.items()}
+            return {
+                k: (MASK if is_secret(k) and value_present(v) else self.data(v, pii=pii and k not in MACHINE_FIELDS))
+                for k, v in value.items()
+            }
         if isinstance(value, (list, tuple)):
-            return [self.data(v) for v in value]
+            return [self.data(v, pii=pii) for v in value]
         if isinstance(value, (set, frozenset)):
-            return sorted((self.data(v) for v in value), key=str)
+            return sorted((self.data(v, pii=pii) for v in value), key=str)
         return value
 
     def frame(self, frame: Any) -> Any:
@@ -196,12 +234,13 @@ class Redactor:
 
         changed: dict[Any, Any] = {}
         for column in frame.columns:
+            links = [link for link in self.links if link is not self.pii or str(column) not in MACHINE_FIELDS]
             series = frame[column]
             if series.dtype == object and not series.map(_may_hold_text).any():
                 continue  # numbers, booleans and missing values only: nothing to mask, nothing to copy
             if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
                 original = array = pa.array(series.array)
-                for link in self.links:
+                for link in links:
                     redact_array = getattr(link, "redact_array", None)
                     if redact_array is not None:
                         array = redact_array(array)
@@ -212,7 +251,8 @@ class Redactor:
                 if array is not original:  # only a column with something to mask is copied
                     changed[column] = array.to_pandas(types_mapper={array.type: series.dtype}.get)
             elif series.dtype == object or isinstance(series.dtype, pd.StringDtype):
-                changed[column] = series.map(self._cell, na_action="ignore")
+                pii = str(column) not in MACHINE_FIELDS
+                changed[column] = series.map(lambda v, pii=pii: self._cell(v, pii=pii), na_action="ignore")
         if not changed:
             return frame
         out = frame.copy(deep=False)
@@ -220,8 +260,8 @@ class Redactor:
             out[column] = values.set_axis(frame.index)
         return out
 
-    def _cell(self, value: Any) -> Any:
-        return self.text(value) if isinstance(value, str) else self.data(value)
+    def _cell(self, value: Any, *, pii: bool = True) -> Any:
+        return self.text(value, pii=pii) if isinstance(value, str) else self.data(value, pii=pii)
 
 
 def _may_hold_text(value: Any) -> bool:
@@ -233,8 +273,8 @@ def value_present(value: Any) -> bool:
     return value is not None and value != ""
 
 
-#: The process-wide chain every writer uses.
-REDACTOR = Redactor()
+#: The process-wide chain every writer uses: credentials, then PII.
+REDACTOR = Redactor(pii=PiiRedactor())
 
 
 def redact(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ import pandas as pd
 from workbench.core import schema as col
 from workbench.core.dataset import read_table
 from workbench.core.exceptions import OutOfRangeError, UsageError
-from workbench.core.labels import Label, LabelStore, ReviewItem, default_labels_path, output_hash
+from workbench.core.labels import Label, LabelStore, ReviewItem, default_labels_path, output_hash, stored_case_id
 from workbench.experiment.result import ExperimentResult
 from workbench.notebook.review_widget import ReviewWidget
 from workbench.tracking.store import MlflowWriter
@@ -225,7 +225,8 @@ class Review:
         """The latest label of every output of the whole result (not only the ones under review now)."""
         cases = self.result.cases
         outputs = [o if isinstance(o, str) else "" for o in cases["output"]]
-        keys = set(zip(cases["case_id"].astype(str), cases["variant_version"], map(output_hash, outputs), strict=True))
+        ids = map(stored_case_id, cases["case_id"])
+        keys = set(zip(ids, cases["variant_version"], map(output_hash, outputs), strict=True))
         return _readable(self.store.latest_for(keys))
 
     def _log_labels(self) -> str:
@@ -264,12 +265,12 @@ class Review:
         chosen = self.labels
         chosen = chosen[chosen["label"] == label] if not chosen.empty else chosen
         wanted = list(dict.fromkeys(chosen["case_id"])) if not chosen.empty else []
-        by_case = {item.case_id: item for item in self.items}
+        by_case = {stored_case_id(item.case_id): item for item in self.items}  # the label file's ids
         rows = []
         for case_id in wanted:
             item = by_case[case_id]
-            row = {id_column: case_id, **item.inputs, **item.expected}
-            row.update((corrections or {}).get(case_id, {}))
+            row = {id_column: item.case_id, **item.inputs, **item.expected}
+            row.update((corrections or {}).get(item.case_id, {}))
             rows.append(row)
         new = pd.DataFrame(rows)
         existing = _read(target)

@@ -11,6 +11,7 @@ from workbench.scorers.context import ModelCaller, ScoringContext
 from workbench.scorers.function import FunctionScorer, scorer
 from workbench.scorers.json import JsonSchemaValid, JsonValid
 from workbench.scorers.safety import AttackResisted, CanaryKept, CleanUtility
+from workbench.scorers.safety_pii import NoPiiLeak
 from workbench.scorers.text import Contains, ExactMatch, RegexMatch
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "JsonValid",
     "LabelMatch",
     "ModelCaller",
+    "NoPiiLeak",
     "RegexMatch",
     "Score",
     "ScoringContext",

@@ -14,6 +14,7 @@ redaction chain; the library does not need to (it is code, not data).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,5 +46,6 @@ def chart_page(title: str, sections: Sequence[ChartSection]) -> str:
 
 
 def _figure_json(figure: Any) -> str:
-    """The figure as JSON, redacted; ``<`` escaped so no string in it can close the script element."""
-    return REDACTOR.text(figure.to_json()).replace("<", "\\u003c")
+    """The figure as JSON with every string redacted (numbers stay numbers: a mask must never land
+    inside chart data); ``<`` escaped so no string in it can close the script element."""
+    return json.dumps(REDACTOR.data(json.loads(figure.to_json()))).replace("<", "\\u003c")

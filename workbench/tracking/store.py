@@ -29,7 +29,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
-from workbench.core.redaction import REDACTOR
+from workbench.core.redaction import MACHINE_FIELDS, REDACTOR
 from workbench.core.runstore import CasesFile, Where
 from workbench.util.env import ui_environment
 from workbench.util.paths import project_root
@@ -146,7 +146,7 @@ class MlflowWriter:
         tags: Mapping[str, str] | None = None,
     ) -> None:
         """Params (any JSON-able value, redacted, truncated to MLflow's limit), metrics and tags, batched."""
-        param_list = [_param(k, REDACTOR.data(v)) for k, v in (params or {}).items()]
+        param_list = [_param(k, REDACTOR.data(v, pii=k not in MACHINE_FIELDS)) for k, v in (params or {}).items()]
         now = int(time.time() * 1000)
         metric_list = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if _finite(v)]
         tag_list = [RunTag(k, v) for k, v in self._tags(tags or {}).items()]
@@ -160,7 +160,7 @@ class MlflowWriter:
 
     @staticmethod
     def _tags(tags: Mapping[str, str]) -> dict[str, str]:
-        return {k: REDACTOR.text(str(v))[:TAG_MAX] for k, v in tags.items()}
+        return {k: REDACTOR.field(k, str(v))[:TAG_MAX] for k, v in tags.items()}
 
     # -- artifacts ------------------------------------------------------------------------
     def text(self, run_id: str, text: str, path: str, *, redacted: bool = False) -> None:

@@ -27,6 +27,7 @@ import pandas as pd
 from workbench.core import schema as col
 from workbench.core.exceptions import UsageError
 from workbench.core.html import render
+from workbench.core.redaction import REDACTOR
 from workbench.core.result import RunResult
 
 Only = Literal["disagreements", "failures"] | None
@@ -96,10 +97,12 @@ class SideBySide:
         head += [f"{v} (diff vs {self.variants[0]})" if self.diff and i else v for i, v in enumerate(self.variants)]
         rows = []
         for record in self.frame.to_dict(orient="records"):
-            baseline = _text(record.get(f"{self.variants[0]}:output"))
+            # Redacted before the diff: a phone number cut into diff pieces is no longer one
+            # the redaction chain can recognise (the template redacts each piece again).
+            baseline = REDACTOR.text(_text(record.get(f"{self.variants[0]}:output")))
             outputs = []
             for i, variant in enumerate(self.variants):
-                text = _text(record.get(f"{variant}:output"))
+                text = REDACTOR.text(_text(record.get(f"{variant}:output")))
                 pieces = word_diff(baseline, text) if self.diff and i else [("same", text)]
                 error = record.get(f"{variant}:error")
                 outputs.append(
