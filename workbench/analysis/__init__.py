@@ -1,7 +1,8 @@
 """Honest statistics on results: paired comparisons, power and sample size, multiplicity,
-pass@k, Pareto frontiers, the ship / don't-ship gate, and sequential tests that stop a run early."""
+pass@k, Pareto frontiers, per-field tables, the ship / don't-ship gate, and sequential tests that stop a run early."""
 
 from workbench.analysis.compare import Comparison, ScorerComparison, compare, compare_many, compare_results
+from workbench.analysis.fields import field_report
 from workbench.analysis.gate import GateResult, gate
 from workbench.analysis.pareto import cheapest_meeting, pareto_frontier
 from workbench.analysis.power import min_detectable_diff, sample_size
@@ -16,6 +17,7 @@ __all__ = [
     "compare",
     "compare_many",
     "compare_results",
+    "field_report",
     "gate",
     "min_detectable_diff",
     "pareto_frontier",

@@ -1,0 +1,243 @@
+"""Hallucination in structured extraction: values in a JSON reply that the source text does not support.
+
+The per-case score is *groundedness* (higher is better, like every score the paired
+comparison reads): ``grounded = 1 - unsupported values / values checked``. The rate users
+are judged by is its complement, reported per variant x model as ``grounded.hallucination_rate``
+(= 1 - the mean of ``grounded``) and per field as ``grounded.<field>.hallucination_rate``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.core.exceptions import ScorerError
+from workbench.scorers.base import BaseScorer, Score
+from workbench.scorers.json import parse_json_output
+from workbench.scorers.values import (
+    CURRENCY_ALIASES,
+    NULL_STRINGS,
+    close,
+    currency_code,
+    is_null,
+    is_number,
+    normalize,
+    number_groups,
+    plain,
+    quantities,
+)
+
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class Hallucination(BaseScorer):
+    """Share of a JSON reply's values that the source text supports (column ``grounded``).
+
+    A value is *supported* when, after :func:`~workbench.scorers.values.normalize`
+    (case, NFKC, ``ё``/``е``, whitespace), it
+
+    - appears in the source as a whole word or phrase (``"Nike"`` in ``"кроссовки nike"``);
+    - is a number the source writes, read unit-aware: ``"5 000 ₽"`` supports 5000,
+      ``"42-44"`` supports 42, 43 and 44, ``"1,5 кг"`` supports 1.5 and ``"1500 g"``,
+      ``"5k"`` supports 5000; a string with numbers (``"EU 42"``) needs each of them;
+    - is a currency code the source writes in any spelling (``RUB``: ₽, руб., рублей);
+    - is found through ``aliases`` (``{"black": ["черн", "black"]}``: any phrase in the source);
+    - or, for text of 4+ characters, matches part of the source with rapidfuzz
+      ``partial_ratio`` >= ``threshold`` (typos: ``"Adidas"`` in ``"адидас addidas"``).
+
+    Supported is not *right* (``"like Nike"`` supports the string Nike): pair it with
+    :class:`~workbench.scorers.extraction.FieldMatch`. Fields that may be inferred rather
+    than read (a category) go in ``exempt``. Null values claim nothing and are not checked;
+    a reply with no values scores 1.0; a reply that is not a JSON object is not scored (NaN):
+    ``json_valid`` counts those.
+
+    Per variant x model: ``hallucination_rate`` (1 - mean grounded), ``cases_with_hallucination``
+    (share of scored replies with an unsupported value), and per field ``<field>.hallucination_rate``
+    and ``<field>.unsupported`` (count).
+
+    Args:
+        source: The input variable holding the source text; default the only input.
+        fields: The fields to check; default every key of the reply.
+        exempt: Fields that may be inferred, never checked.
+        aliases: Value -> phrases that support it, or the path of a JSON file holding that mapping.
+        threshold: Least rapidfuzz ``partial_ratio`` (0-100) for fuzzy support.
+        null_strings: Strings that mean "absent".
+        allow_fences: Unwrap a Markdown code fence around the JSON.
+
+    Example:
+        >>> s = Hallucination(source="text", exempt=["category"])
+        >>> r = s.score(inputs={"text": "Кроссовки Nike, 42-44, 5 000 ₽"},
+        ...             outputs='{"category": "shoes", "brand": "Nike", "size": 43, "price": 5000, '
+        ...                     '"currency": "RUB", "colour": "red"}', expectations={})
+        >>> r.value, r.reason
+        (0.8, '1 of 5 values unsupported: colour "red"')
+    """
+
+    source: str | None = None
+    fields: Sequence[str] | None = None
+    exempt: Sequence[str] = ()
+    aliases: Any = field(default_factory=dict)
+    threshold: float = 90.0
+    null_strings: Sequence[str] = NULL_STRINGS
+    allow_fences: bool = True
+    metric_name: str | None = None
+
+    def __post_init__(self) -> None:
+        aliases = self.aliases
+        if isinstance(aliases, (str, Path)):
+            try:
+                aliases = json.loads(Path(aliases).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ScorerError(f"hallucination: cannot read aliases file {str(self.aliases)!r}: {exc}") from exc
+        if not isinstance(aliases, Mapping) or not all(isinstance(v, (list, tuple)) for v in aliases.values()):
+            raise ScorerError(f"hallucination `aliases` maps a value to a list of phrases, got {aliases!r}")
+        table = {normalize(k): tuple(normalize(p) for p in v) for k, v in aliases.items()}
+        object.__setattr__(self, "_aliases", table)
+        for name in ("exempt", "null_strings"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.fields is not None:
+            object.__setattr__(self, "fields", tuple(self.fields))
+        if not 0 <= self.threshold <= 100:
+            raise ScorerError(f"hallucination `threshold` is a rapidfuzz score in 0-100, got {self.threshold!r}")
+
+    @property
+    def name(self) -> str:
+        """``grounded`` unless ``metric_name`` says otherwise: the score is higher-is-better."""
+        return self.metric_name or "grounded"
+
+    def spec(self) -> dict[str, Any]:
+        spec = super().spec()
+        for key in ("exempt", "null_strings", "fields"):
+            if spec.get(key) is not None:
+                spec[key] = list(spec[key])
+        return spec
+
+    def _source(self, inputs: Mapping[str, Any]) -> str:
+        if self.source is None:
+            if len(inputs) != 1:
+                raise ScorerError(
+                    f"hallucination needs `source=` to say which of the inputs {sorted(inputs)} is the source text"
+                )
+            return str(next(iter(inputs.values())))
+        if self.source not in inputs:
+            raise ScorerError(
+                f"hallucination reads source text from input {self.source!r}, but the inputs are {sorted(inputs)}"
+            )
+        return str(inputs[self.source])
+
+    def values(self, output: str) -> list[tuple[str, Any]] | None:
+        """The ``(field, value)`` pairs of a reply to check (None: not a JSON object)."""
+        try:
+            document = parse_json_output(str(output), allow_fences=self.allow_fences)
+        except ValueError:
+            return None
+        if not isinstance(document, dict):
+            return None
+        names = self.fields if self.fields is not None else list(document)
+        pairs = []
+        for name in names:
+            if name in self.exempt:
+                continue
+            for value in _leaves(document.get(name)):
+                if not is_null(value, null_strings=self.null_strings) and not isinstance(value, bool):
+                    pairs.append((name, value))
+        return pairs
+
+    def supported(self, value: Any, source: str) -> bool:
+        """Whether ``source`` supports ``value`` (see the class docstring for how)."""
+        value = plain(value)
+        text = normalize(source)
+        if is_number(value):
+            return any(close(value, v) for v, dimension in quantities(text) if dimension is None)
+        wanted = normalize(value)
+        if re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", text):
+            return True
+        if any(phrase in text for phrase in self._aliases.get(wanted, ())):  # type: ignore[attr-defined]
+            return True
+        code = currency_code(wanted)
+        if code is not None and any(s in text for s in (code.casefold(), *CURRENCY_ALIASES[code])):
+            return True
+        if _DIGIT.search(wanted) and _numbers_supported(wanted, text):
+            return True
+        if len(wanted) >= 4:
+            from rapidfuzz import fuzz  # imported on use
+
+            return bool(fuzz.partial_ratio(wanted, text) >= self.threshold)
+        return False
+
+    def unsupported(self, inputs: Mapping[str, Any], output: str) -> tuple[int, list[tuple[str, Any]]] | None:
+        """(values checked, the unsupported ``(field, value)`` pairs) of one reply; None: not a JSON object."""
+        pairs = self.values(output)
+        if pairs is None:
+            return None
+        source = self._source(inputs)
+        return len(pairs), [(name, value) for name, value in pairs if not self.supported(value, source)]
+
+    def score(self, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]) -> Score:
+        found = self.unsupported(inputs, outputs)
+        if found is None:
+            return Score(float("nan"), "not a JSON object: nothing to check")
+        checked, bad = found
+        if not checked:
+            return Score(1.0, "no values to check")
+        listed = ", ".join(f"{name} {json.dumps(plain(value), ensure_ascii=False)}" for name, value in bad)
+        reason = f"{len(bad)} of {checked} values unsupported" + (f": {listed}" if bad else "")
+        return Score(1.0 - len(bad) / checked, reason)
+
+    def aggregate(
+        self,
+        outputs: Sequence[str],
+        expectations: Sequence[Mapping[str, Any]],
+        *,
+        inputs: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, float]:
+        if not outputs:
+            return {}
+        if inputs is None:
+            raise ScorerError("hallucination.aggregate needs the cases' `inputs` (the source texts)")
+        shares: list[float] = []
+        checked: dict[str, int] = {}
+        bad: dict[str, int] = {}
+        for output, case_inputs in zip(outputs, inputs, strict=True):
+            found = self.unsupported(case_inputs, output)
+            if found is None:
+                continue
+            total, unsupported = found
+            shares.append(len(unsupported) / total if total else 0.0)
+            for name, _ in self.values(output) or ():
+                checked[name] = checked.get(name, 0) + 1
+            for name, _ in unsupported:
+                bad[name] = bad.get(name, 0) + 1
+        metrics: dict[str, float] = {}
+        if shares:
+            metrics["hallucination_rate"] = sum(shares) / len(shares)
+            metrics["cases_with_hallucination"] = sum(s > 0 for s in shares) / len(shares)
+        for name in sorted(checked):
+            metrics[f"{name}.hallucination_rate"] = bad.get(name, 0) / checked[name]
+            metrics[f"{name}.unsupported"] = float(bad.get(name, 0))
+        return metrics
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    """The scalar values inside a field (list items, nested object values)."""
+    value = plain(value)
+    if isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _numbers_supported(value: str, text: str) -> bool:
+    """Every number written in ``value`` (unit-aware) is one the source writes."""
+    source = quantities(text)
+    groups = number_groups(value)
+    return bool(groups) and all(any(close(v, s) and d == sd for v, d in g for s, sd in source) for g in groups)
