@@ -85,8 +85,10 @@ class FieldRule:
                 else "normalized"
             )
         if kind == "exact":  # JSON types matter: 42 is not "42", True is not 1
-            return type(predicted) is type(expected) and predicted == expected or (
-                is_number(predicted) and is_number(expected) and predicted == expected
+            return (
+                type(predicted) is type(expected)
+                and predicted == expected
+                or (is_number(predicted) and is_number(expected) and predicted == expected)
             )
         if kind == "numeric":
             wanted = number_candidates(expected)
@@ -278,7 +280,12 @@ class FieldMatch(BaseScorer):
             if outcomes is None:
                 truth = self.truth(expected)
                 outcomes = [
-                    FieldOutcome(name, None, truth.get(name), "TN" if is_null(truth.get(name), null_strings=self.null_strings) else "FN")
+                    FieldOutcome(
+                        name,
+                        None,
+                        truth.get(name),
+                        "TN" if is_null(truth.get(name), null_strings=self.null_strings) else "FN",
+                    )
                     for name in self.fields or list(truth)
                 ]
             for o in outcomes:

@@ -32,6 +32,7 @@ from workbench.scorers.values import (
 )
 
 _DIGIT = re.compile(r"\d")
+_PUNCT = ".,;:!?()[]{}\"'«»“”„*#/|"
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,9 @@ class Hallucination(BaseScorer):
       ``"5k"`` supports 5000; a string with numbers (``"EU 42"``) needs each of them;
     - is a currency code the source writes in any spelling (``RUB``: ₽, руб., рублей);
     - is found through ``aliases`` (``{"black": ["черн", "black"]}``: any phrase in the source);
-    - or, for text of 4+ characters, matches part of the source with rapidfuzz
-      ``partial_ratio`` >= ``threshold`` (typos: ``"Adidas"`` in ``"адидас addidas"``).
+    - or, for text of 4+ characters, is close to a phrase of the source with as many words:
+      rapidfuzz ``fuzz.ratio`` >= ``threshold`` (typos: ``"Adidas"`` in ``"кроссовки addidas"``,
+      ratio 92.3).
 
     Supported is not *right* (``"like Nike"`` supports the string Nike): pair it with
     :class:`~workbench.scorers.extraction.FieldMatch`. Fields that may be inferred rather
@@ -65,7 +67,7 @@ class Hallucination(BaseScorer):
         fields: The fields to check; default every key of the reply.
         exempt: Fields that may be inferred, never checked.
         aliases: Value -> phrases that support it, or the path of a JSON file holding that mapping.
-        threshold: Least rapidfuzz ``partial_ratio`` (0-100) for fuzzy support.
+        threshold: Least rapidfuzz ``fuzz.ratio`` (0-100) between a value and a source phrase.
         null_strings: Strings that mean "absent".
         allow_fences: Unwrap a Markdown code fence around the JSON.
 
@@ -165,9 +167,12 @@ class Hallucination(BaseScorer):
         if _DIGIT.search(wanted) and _numbers_supported(wanted, text):
             return True
         if len(wanted) >= 4:
-            from rapidfuzz import fuzz  # imported on use
+            from rapidfuzz import fuzz, process  # imported on use
 
-            return bool(fuzz.partial_ratio(wanted, text) >= self.threshold)
+            words = wanted.count(" ") + 1
+            tokens = [t.strip(_PUNCT) for t in text.split()]
+            phrases = {" ".join(tokens[i : i + words]) for i in range(len(tokens) - words + 1)}
+            return process.extractOne(wanted, phrases, scorer=fuzz.ratio, score_cutoff=self.threshold) is not None
         return False
 
     def unsupported(self, inputs: Mapping[str, Any], output: str) -> tuple[int, list[tuple[str, Any]]] | None:
