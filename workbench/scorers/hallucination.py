@@ -19,10 +19,10 @@ from workbench.core.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score
 from workbench.scorers.json import parse_json_output
 from workbench.scorers.values import (
-    CURRENCY_ALIASES,
     NULL_STRINGS,
     close,
     currency_code,
+    currency_in,
     is_null,
     is_number,
     normalize,
@@ -49,8 +49,8 @@ class Hallucination(BaseScorer):
     - is a currency code the source writes in any spelling (``RUB``: ₽, руб., рублей);
     - is found through ``aliases`` (``{"black": ["черн", "black"]}``: any phrase in the source);
     - or, for text of 4+ characters, is close to a phrase of the source with as many words:
-      rapidfuzz ``fuzz.ratio`` >= ``threshold`` (typos: ``"Adidas"`` in ``"кроссовки addidas"``,
-      ratio 92.3).
+      rapidfuzz ``fuzz.ratio`` >= ``threshold`` (typos: ``"Columbia"`` in ``"rain jacket colombia"``,
+      ratio 87.5; ``"Nike"`` is not in ``"nika"``, ratio 75).
 
     Supported is not *right* (``"like Nike"`` supports the string Nike): pair it with
     :class:`~workbench.scorers.extraction.FieldMatch`. Fields that may be inferred rather
@@ -84,7 +84,7 @@ class Hallucination(BaseScorer):
     fields: Sequence[str] | None = None
     exempt: Sequence[str] = ()
     aliases: Any = field(default_factory=dict)
-    threshold: float = 90.0
+    threshold: float = 80.0
     null_strings: Sequence[str] = NULL_STRINGS
     allow_fences: bool = True
     metric_name: str | None = None
@@ -162,7 +162,7 @@ class Hallucination(BaseScorer):
         if any(phrase in text for phrase in self._aliases.get(wanted, ())):  # type: ignore[attr-defined]
             return True
         code = currency_code(wanted)
-        if code is not None and any(s in text for s in (code.casefold(), *CURRENCY_ALIASES[code])):
+        if code is not None and currency_in(code, text):
             return True
         if _DIGIT.search(wanted) and _numbers_supported(wanted, text):
             return True

@@ -23,15 +23,16 @@ from typing import Any
 #: Strings a model writes for "not in the text"; read as null (absent) unless a scorer is told otherwise.
 NULL_STRINGS: tuple[str, ...] = ("", "null", "none", "n/a", "unknown")
 
-#: How each currency code is written in listings (lowercase, after :func:`normalize`).
+#: How each currency is written in listings besides its code (lowercase, after :func:`normalize`;
+#: a code counts as a whole word, so "rubber" is not roubles).
 CURRENCY_ALIASES: dict[str, tuple[str, ...]] = {
-    "RUB": ("₽", "руб", "рубл", "rub", "rur", "р."),
-    "USD": ("$", "usd", "доллар", "dollar", "бакс"),
-    "EUR": ("€", "eur", "евро", "euro"),
-    "KZT": ("₸", "тенге", "kzt"),
-    "BYN": ("byn", "бел. руб", "белорусск"),
-    "GBP": ("£", "gbp", "фунт", "pound"),
-    "CNY": ("¥", "cny", "юан", "yuan"),
+    "RUB": ("₽", "руб", "рубл", "rubl", "roubl", "р."),
+    "USD": ("$", "доллар", "dollar", "бакс"),
+    "EUR": ("€", "евро", "euro"),
+    "KZT": ("₸", "тенге", "tenge"),
+    "BYN": ("бел. руб", "белорусск"),
+    "GBP": ("£", "фунт", "pound"),
+    "CNY": ("¥", "юан", "yuan"),
 }
 
 # unit -> (dimension, factor to the dimension's base unit); keys are normalised spellings.
@@ -45,7 +46,7 @@ _UNITS: dict[str, tuple[str, float]] = {
 _MULTIPLIERS = {"k": 1e3, "к": 1e3, "тыс": 1e3, "млн": 1e6}  # "m" is metres (a unit), never a million
 
 _SPACES = "\u00a0\u202f\u2009 "
-_NUMBER = rf"\d{{1,3}}(?:[{_SPACES}]\d{{3}})+(?:[.,]\d+)?|\d+(?:[.,]\d+)*"
+_NUMBER = rf"\d{{1,3}}(?:[{_SPACES}]\d{{3}})+(?!\d)(?:[.,]\d+)?|\d+(?:[.,]\d+)*"
 _TOKEN = re.compile(
     rf"(?<![\d.,])(?P<a>{_NUMBER})(?:\s*[-–—/]\s*(?P<b>{_NUMBER}))?"
     rf"(?:\s*(?P<unit>[a-zа-я.]+))?",
@@ -184,6 +185,20 @@ def number_candidates(value: Any) -> set[float]:
 def close(a: float, b: float, *, abs_tol: float = 0.0, rel_tol: float = 0.0) -> bool:
     """``math.isclose`` with a floor of 1e-9 absolute, so 0.1 + 0.2 equals 0.3."""
     return math.isclose(a, b, abs_tol=max(abs_tol, 1e-9), rel_tol=rel_tol)
+
+
+# A bare "р" after a number is roubles ("13300р"), though the letter alone is everywhere.
+_AFTER_NUMBER = {"RUB": re.compile(r"\d\s?р(?![а-яa-z])"), "USD": re.compile(r"\d\s?(?:\$|бакс)")}
+
+
+def currency_in(code: str, text: str) -> bool:
+    """Whether normalised ``text`` writes currency ``code`` in any spelling of :data:`CURRENCY_ALIASES`."""
+    if re.search(rf"(?<![a-z]){code.casefold()}(?![a-z])", text):
+        return True
+    if any(s in text for s in CURRENCY_ALIASES.get(code, ())):
+        return True
+    pattern = _AFTER_NUMBER.get(code)
+    return bool(pattern and pattern.search(text))
 
 
 def currency_code(value: Any, aliases: Mapping[str, Iterable[str]] = CURRENCY_ALIASES) -> str | None:
