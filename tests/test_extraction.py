@@ -368,3 +368,48 @@ def test_per_field_metrics_reach_mlflow(fake_key, tracking_uri):
     sloppy = next(c for c in children if c.data.params["variant"] == "sloppy")
     assert sloppy.data.metrics["field_match.colour.f1"] == 0.0
     assert sloppy.data.metrics["grounded.colour.unsupported"] == 4
+
+
+YAML = """
+name: listings
+dataset: {path: data/listings.jsonl, id_column: id, expected: [expected], limit: 12}
+models: [openai/gpt-4o-mini]
+variants:
+  - name: extract
+    prompt: "Listing: {{ text }}"
+scorers:
+  - type: json_schema_valid
+    schema: data/listing.schema.json
+  - type: field_match
+    expected: expected
+    rules: {model: {type: fuzzy, threshold: 85}, price: {type: numeric, rel_tol: 0.01}}
+  - type: hallucination
+    source: text
+    exempt: [category]
+    aliases: data/listing_aliases.json
+"""
+
+
+def test_yaml_experiment_on_the_golden_set(fake_key, monkeypatch):
+    import yaml
+    from conftest import ROOT
+
+    monkeypatch.chdir(ROOT / "tests")  # relative paths resolve from the project root too
+    rows = {json.loads(line)["text"]: json.loads(line) for line in (ROOT / "data" / "listings.jsonl").open()}
+
+    def reply(model, messages):  # right on every field, except the colour, always "black"
+        expected = rows[messages[-1]["content"].removeprefix("Listing: ")]["expected"]
+        return json.dumps({**expected, "colour": "black"}, ensure_ascii=False)
+
+    exp = wb.experiment_from_dict(yaml.safe_load(YAML), base_dir=ROOT)
+    result = exp.run(log_to_mlflow=False, progress=False, acompletion=FakeLLM(reply))
+    summary = result.summary.iloc[0]
+    assert summary["json_schema_valid"] == 1.0
+    assert summary["field_match.brand.f1"] == 1.0 and summary["field_match.price.f1"] == 1.0
+    truth = [rows[t]["expected"]["colour"] for t in rows][:12]
+    black = sum(c == "black" for c in truth)
+    colour_absent = sum(c is None for c in truth)
+    # colour: "black" right where it is black (TP), a FP where absent, FP+FN elsewhere
+    assert summary["field_match.colour.tp"] == black
+    assert summary["field_match.colour.fp"] == 12 - black
+    assert summary["field_match.colour.fn"] == 12 - black - colour_absent

@@ -30,6 +30,7 @@ from workbench.scorers.values import (
     plain,
     quantities,
 )
+from workbench.util.paths import resolve
 
 _DIGIT = re.compile(r"\d")
 _PUNCT = ".,;:!?()[]{}\"'«»“”„*#/|"
@@ -66,7 +67,8 @@ class Hallucination(BaseScorer):
         source: The input variable holding the source text; default the only input.
         fields: The fields to check; default every key of the reply.
         exempt: Fields that may be inferred, never checked.
-        aliases: Value -> phrases that support it, or the path of a JSON file holding that mapping.
+        aliases: Value -> phrases that support it, or the path of a JSON file holding that mapping
+            (relative: from the working directory or the project root, as dataset paths).
         threshold: Least rapidfuzz ``fuzz.ratio`` (0-100) between a value and a source phrase.
         null_strings: Strings that mean "absent".
         allow_fences: Unwrap a Markdown code fence around the JSON.
@@ -93,7 +95,7 @@ class Hallucination(BaseScorer):
         aliases = self.aliases
         if isinstance(aliases, (str, Path)):
             try:
-                aliases = json.loads(Path(aliases).read_text(encoding="utf-8"))
+                aliases = json.loads(resolve(aliases).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise ScorerError(f"hallucination: cannot read aliases file {str(self.aliases)!r}: {exc}") from exc
         if not isinstance(aliases, Mapping) or not all(isinstance(v, (list, tuple)) for v in aliases.values()):
