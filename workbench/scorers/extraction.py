@@ -20,6 +20,7 @@ field; macro-F1 is the mean of the fields' F1 (fields with NaN F1 left out).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,27 +74,13 @@ class FieldRule:
     def equal(self, predicted: Any, expected: Any) -> bool:
         """Whether two present (non-null) values count as the same."""
         predicted, expected = plain(predicted), plain(expected)
-        kind = self.kind
-        if kind == "auto":
-            kind = (
-                "numeric"
-                if is_number(expected)
-                else "set"
-                if isinstance(expected, list)
-                else "exact"
-                if isinstance(expected, bool)
-                else "normalized"
-            )
-        if kind == "exact":  # JSON types matter: 42 is not "42", True is not 1
-            return (
-                type(predicted) is type(expected)
-                and predicted == expected
-                or (is_number(predicted) and is_number(expected) and predicted == expected)
-            )
+        kind = _auto_kind(expected) if self.kind == "auto" else self.kind
+        if kind == "exact":  # JSON types matter: 42 is not "42", True is not 1, 42 is 42.0
+            both_numbers = is_number(predicted) and is_number(expected)
+            return (both_numbers or type(predicted) is type(expected)) and predicted == expected
         if kind == "numeric":
-            wanted = number_candidates(expected)
-            return any(close(p, w, abs_tol=self.abs_tol, rel_tol=self.rel_tol) for p in number_candidates(predicted)
-                       for w in wanted)  # fmt: skip
+            pairs = itertools.product(number_candidates(predicted), number_candidates(expected))
+            return any(close(p, w, abs_tol=self.abs_tol, rel_tol=self.rel_tol) for p, w in pairs)
         if kind == "set":
             return {normalize(v) for v in _as_list(predicted)} == {normalize(v) for v in _as_list(expected)}
         if kind == "fuzzy":
@@ -101,6 +88,15 @@ class FieldRule:
 
             return bool(fuzz.ratio(normalize(predicted), normalize(expected)) >= self.threshold)
         return _normalized(predicted) == _normalized(expected)
+
+
+def _auto_kind(expected: Any) -> str:
+    """The rule ``auto`` stands for, by the expected value's JSON type."""
+    if isinstance(expected, bool):
+        return "exact"
+    if is_number(expected):
+        return "numeric"
+    return "set" if isinstance(expected, list) else "normalized"
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -137,7 +133,7 @@ class FieldCounts:
 class FieldOutcome:
     """One field of one case: the values, and what they count as (``TP``, ``FP``, ``FN``, ``FP+FN``, ``TN``)."""
 
-    field: str
+    name: str
     predicted: Any
     expected: Any
     outcome: str
@@ -265,7 +261,7 @@ class FieldMatch(BaseScorer):
             return Score(float("nan"), "no fields to score")
         right = sum(o.right for o in outcomes)
         wrong = [
-            f"{o.field}: got {_show(o.predicted)}, expected {_show(o.expected)} ({o.outcome})"
+            f"{o.name}: got {_show(o.predicted)}, expected {_show(o.expected)} ({o.outcome})"
             for o in outcomes
             if not o.right
         ]
@@ -289,7 +285,7 @@ class FieldMatch(BaseScorer):
                     for name in self.fields or list(truth)
                 ]
             for o in outcomes:
-                counts = table.setdefault(o.field, FieldCounts())
+                counts = table.setdefault(o.name, FieldCounts())
                 counts.tp += o.outcome == "TP"
                 counts.fp += o.outcome in ("FP", "FP+FN")
                 counts.fn += o.outcome in ("FN", "FP+FN")

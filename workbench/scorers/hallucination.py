@@ -8,6 +8,7 @@ are judged by is its complement, reported per variant x model as ``grounded.hall
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -177,24 +178,24 @@ class Hallucination(BaseScorer):
             return process.extractOne(wanted, phrases, scorer=fuzz.ratio, score_cutoff=self.threshold) is not None
         return False
 
-    def unsupported(self, inputs: Mapping[str, Any], output: str) -> tuple[int, list[tuple[str, Any]]] | None:
-        """(values checked, the unsupported ``(field, value)`` pairs) of one reply; None: not a JSON object."""
+    def audit(self, inputs: Mapping[str, Any], output: str) -> Audit | None:
+        """Which values of one reply the source supports (None: the reply is not a JSON object)."""
         pairs = self.values(output)
         if pairs is None:
             return None
         source = self._source(inputs)
-        return len(pairs), [(name, value) for name, value in pairs if not self.supported(value, source)]
+        return Audit(checked=pairs, unsupported=[(name, v) for name, v in pairs if not self.supported(v, source)])
 
     def score(self, *, inputs: Mapping[str, Any], outputs: str, expectations: Mapping[str, Any]) -> Score:
-        found = self.unsupported(inputs, outputs)
-        if found is None:
+        audit = self.audit(inputs, outputs)
+        if audit is None:
             return Score(float("nan"), "not a JSON object: nothing to check")
-        checked, bad = found
-        if not checked:
+        if not audit.checked:
             return Score(1.0, "no values to check")
+        bad = audit.unsupported
         listed = ", ".join(f"{name} {json.dumps(plain(value), ensure_ascii=False)}" for name, value in bad)
-        reason = f"{len(bad)} of {checked} values unsupported" + (f": {listed}" if bad else "")
-        return Score(1.0 - len(bad) / checked, reason)
+        reason = f"{len(bad)} of {len(audit.checked)} values unsupported" + (f": {listed}" if bad else "")
+        return Score(1.0 - audit.rate, reason)
 
     def aggregate(
         self,
@@ -207,27 +208,35 @@ class Hallucination(BaseScorer):
             return {}
         if inputs is None:
             raise ScorerError("hallucination.aggregate needs the cases' `inputs` (the source texts)")
-        shares: list[float] = []
-        checked: dict[str, int] = {}
-        bad: dict[str, int] = {}
-        for output, case_inputs in zip(outputs, inputs, strict=True):
-            found = self.unsupported(case_inputs, output)
-            if found is None:
-                continue
-            total, unsupported = found
-            shares.append(len(unsupported) / total if total else 0.0)
-            for name, _ in self.values(output) or ():
-                checked[name] = checked.get(name, 0) + 1
-            for name, _ in unsupported:
-                bad[name] = bad.get(name, 0) + 1
+        audits = [a for a in map(self.audit, inputs, outputs) if a is not None]
         metrics: dict[str, float] = {}
-        if shares:
-            metrics["hallucination_rate"] = sum(shares) / len(shares)
-            metrics["cases_with_hallucination"] = sum(s > 0 for s in shares) / len(shares)
+        if audits:
+            metrics["hallucination_rate"] = sum(a.rate for a in audits) / len(audits)
+            metrics["cases_with_hallucination"] = sum(bool(a.unsupported) for a in audits) / len(audits)
+        checked = collections.Counter(name for a in audits for name, _ in a.checked)
+        bad = collections.Counter(name for a in audits for name, _ in a.unsupported)
         for name in sorted(checked):
-            metrics[f"{name}.hallucination_rate"] = bad.get(name, 0) / checked[name]
-            metrics[f"{name}.unsupported"] = float(bad.get(name, 0))
+            metrics[f"{name}.hallucination_rate"] = bad[name] / checked[name]
+            metrics[f"{name}.unsupported"] = float(bad[name])
         return metrics
+
+
+@dataclass(frozen=True)
+class Audit:
+    """One reply's values checked against its source: ``(field, value)`` pairs.
+
+    Attributes:
+        checked: Every non-null value of a checked field.
+        unsupported: Those the source does not support.
+    """
+
+    checked: list[tuple[str, Any]]
+    unsupported: list[tuple[str, Any]]
+
+    @property
+    def rate(self) -> float:
+        """Share of the checked values that are unsupported (0 when nothing was checked)."""
+        return len(self.unsupported) / len(self.checked) if self.checked else 0.0
 
 
 def _leaves(value: Any) -> Iterator[Any]:
