@@ -368,6 +368,8 @@ def test_per_field_metrics_reach_mlflow(fake_key, tracking_uri):
     sloppy = next(c for c in children if c.data.params["variant"] == "sloppy")
     assert sloppy.data.metrics["field_match.colour.f1"] == 0.0
     assert sloppy.data.metrics["grounded.colour.unsupported"] == 4
+    reopened = wb.load_run(result.run_id, tracking_uri=tracking_uri)  # the per-field table of a past run
+    assert wb.field_report(reopened).loc[("sloppy", "openai/gpt-4o-mini", "brand"), "f1"] == pytest.approx(2 / 7)
 
 
 YAML = """
