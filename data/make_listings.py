@@ -230,7 +230,7 @@ def _listing(rng: random.Random, kind: str, lang: int) -> tuple[str, dict[str, o
     model_text = model or ""
     if kind == "typo" and model and len(model) > 5:
         cut = rng.randrange(1, len(model) - 1)
-        model_text = model[:cut] + model[cut + 1 :] if model[cut] != " " else model  # one letter dropped
+        model_text = model[:cut] + model[cut + 1 :] if model[cut].isalpha() else model  # one letter dropped
         expected["model"] = model  # the listing's model despite the typo
     title = (
         f"{noun.capitalize()} {brand_text} {model_text}".strip()

@@ -233,6 +233,11 @@ def test_grounded_english_with_typos_and_currency():
         ("размер 50\n3000 руб", 3000, True),  # a line break is not a thousands separator
         ("размер 50\n3000 руб", 50300, False),
         ("Пальто ЧЁРНОЕ", "черное", True),  # ё -> е, case
+        ("Samsung Galaxy S22", "Galaxy S23", False),  # close strings, another number
+        ("Samsung Galaxy S22", "Galaxy S22", True),
+        ("Nike Air Max 90", "Air Maks 90", True),  # the number is there, the words are a typo away
+        ("Adidas Superstar 39", "Pegasus 39", False),  # the number is there, the words are not
+        ("цена 5000 руб", "5001 RUB", False),
     ],
 )
 def test_unit_aware_support(text, value, supported):

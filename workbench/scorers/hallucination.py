@@ -28,6 +28,7 @@ from workbench.scorers.values import (
     is_number,
     normalize,
     number_groups,
+    without_numbers,
     plain,
     quantities,
 )
@@ -47,7 +48,9 @@ class Hallucination(BaseScorer):
     - appears in the source as a whole word or phrase (``"Nike"`` in ``"кроссовки nike"``);
     - is a number the source writes, read unit-aware: ``"5 000 ₽"`` supports 5000,
       ``"42-44"`` supports 42, 43 and 44, ``"1,5 кг"`` supports 1.5 and ``"1500 g"``,
-      ``"5k"`` supports 5000; a string with numbers (``"EU 42"``) needs each of them;
+      ``"5k"`` supports 5000; a string with numbers needs each of them, and its words, if more
+      than a unit or a size system (``"EU 42"``), close to a phrase of the source (``"Galaxy S23"``
+      is not supported by ``"Galaxy S22"``);
     - is a currency code the source writes in any spelling (``RUB``: ₽, руб., рублей);
     - is found through ``aliases`` (``{"black": ["черн", "black"]}``: any phrase in the source);
     - or, for text of 4+ characters, is close to a phrase of the source with as many words:
@@ -167,16 +170,19 @@ class Hallucination(BaseScorer):
         code = currency_code(wanted)
         if code is not None and currency_in(code, text):
             return True
-        if _DIGIT.search(wanted) and _numbers_supported(wanted, text):
-            return True
-        if len(wanted) >= 4:
-            from rapidfuzz import fuzz, process  # imported on use
+        if _DIGIT.search(wanted):  # "Galaxy S23" is not "Galaxy S22", however close the strings
+            words = without_numbers(wanted)  # the words must be there too, unless a mere "EU", "W L", "g"
+            return _numbers_supported(wanted, text) and (len(words) <= 3 or self._close_phrase(words, text))
+        return len(wanted) >= 4 and self._close_phrase(wanted, text)
 
-            words = wanted.count(" ") + 1
-            tokens = [t.strip(_PUNCT) for t in text.split()]
-            phrases = {" ".join(tokens[i : i + words]) for i in range(len(tokens) - words + 1)}
-            return process.extractOne(wanted, phrases, scorer=fuzz.ratio, score_cutoff=self.threshold) is not None
-        return False
+    def _close_phrase(self, wanted: str, text: str) -> bool:
+        """A phrase of ``text`` with as many words as ``wanted`` is within ``threshold`` of it (a typo)."""
+        from rapidfuzz import fuzz, process  # imported on use
+
+        words = wanted.count(" ") + 1
+        tokens = [t.strip(_PUNCT) for t in text.split()]
+        phrases = {" ".join(tokens[i : i + words]) for i in range(len(tokens) - words + 1)}
+        return process.extractOne(wanted, phrases, scorer=fuzz.ratio, score_cutoff=self.threshold) is not None
 
     def audit(self, inputs: Mapping[str, Any], output: str) -> Audit | None:
         """Which values of one reply the source supports (None: the reply is not a JSON object)."""

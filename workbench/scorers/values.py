@@ -159,6 +159,11 @@ def number_groups(text: Any) -> list[list[tuple[float, str | None]]]:
     return [quantities(match.group(0), split_groups=False) for match in _TOKEN.finditer(str(text))]
 
 
+def without_numbers(text: Any) -> str:
+    """``text`` with its numbers (and the unit or multiplier after each) taken out."""
+    return " ".join(_TOKEN.sub(" ", str(text)).split())
+
+
 def numbers_in(text: Any) -> set[float]:
     """Every plain reading of the numbers in ``text`` (see :func:`quantities`), without units."""
     return {value for value, dimension in quantities(text) if dimension is None}
