@@ -28,9 +28,9 @@ from workbench.scorers.values import (
     is_number,
     normalize,
     number_groups,
-    without_numbers,
     plain,
     quantities,
+    without_numbers,
 )
 from workbench.util.paths import resolve
 
