@@ -63,3 +63,25 @@ def test_gate_result_reads_as_a_list_of_reasons() -> None:
     assert str(GateResult(passed=True, reasons=[])) == "Gate passed."
     failed = GateResult(passed=False, reasons=["a", "b"])
     assert str(failed) == "Gate FAILED:\n- a\n- b"
+
+
+def test_gate_maxima_cap_a_failure_rate_or_a_scorer_mean() -> None:
+    # 20 attacks: the baseline resists 10, the candidate 18 (attack success rate 10%).
+    base = [1.0] * 10 + [0.0] * 10
+    cand = [1.0] * 18 + [0.0] * 2
+    cmp = compare(cases_frame({"plain": base, "guarded": cand}, scorer="attack_resisted"), "plain", "guarded")
+    assert gate(cmp, maxima={"attack_success_rate": 0.10}).passed  # at the ceiling passes
+    over = gate(cmp, maxima={"attack_success_rate": 0.05})
+    assert not over.passed
+    assert over.reasons == [
+        "guarded attack_success_rate = 10.0% (1 - attack_resisted, over 20 scored cases) is above the maximum 5.0%"
+    ]
+    assert not gate(cmp, maxima={"attack_resisted": 0.5}).passed  # a plain scorer mean can be capped too
+    with pytest.raises(ValueError, match=r"not in the comparison.*rates a maximum may also name"):
+        gate(cmp, maxima={"canary_leak_rate": 0.0})  # canary_kept was not scored here
+
+
+def test_gate_maxima_fail_when_nothing_was_scored() -> None:
+    frame = cases_frame({"a": [1.0, 0.0], "b": [np.nan, np.nan]}, scorer="attack_resisted")
+    result = gate(compare(frame, "a", "b", n_resamples=100), maxima={"attack_success_rate": 0.5})
+    assert not result.passed and any("nothing scored" in r for r in result.reasons)

@@ -116,3 +116,45 @@ def test_few_shot_beats_zero_shot_on_the_golden_set(tracking_uri):
     assert summary.loc["few_shot", "label_match"] >= 0.75
     assert (summary["cost_usd"] == 0).all() and (summary["errors"] == 0).all()
     assert (summary["prompt_tokens_mean"] > 0).all()
+
+
+# --- SmolLM2-135M-Instruct: the second embedded model, an instruction-tuned one ---------------
+
+SMOL = "local/smollm2-135m-instruct"
+CAPITAL = [
+    {"role": "system", "content": "You are a helpful assistant. Answer in one word."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+def test_smollm2_follows_an_instruction_through_its_chat_template():
+    response = litellm.completion(model=SMOL, messages=CAPITAL, temperature=0, max_tokens=8)
+    assert "Paris" in text(response)
+    assert litellm.completion_cost(completion_response=response) == 0.0
+    assert text(litellm.completion(model=SMOL, messages=CAPITAL, temperature=0, max_tokens=8)) == text(response)
+    # The prompt is the GGUF's ChatML template, not the base model's plain rendering.
+    llama = wb.register_local_provider()._llama("smollm2-135m-instruct")
+    chatml = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in CAPITAL)
+    chatml += "<|im_start|>assistant\n"
+    assert response.usage.prompt_tokens == len(llama.tokenize(chatml.encode(), special=True))
+    assert response.usage.prompt_tokens != len(llama.tokenize(messages_to_prompt(CAPITAL).encode(), special=True))
+
+
+def test_both_embedded_models_run_by_name_and_load_once_per_process():
+    handler = wb.register_local_provider()
+    data = wb.Dataset.from_records(
+        [{"id": "a", "question": "What colour is the sky on a clear day?"}, {"id": "b", "question": "What is 2 + 2?"}]
+    )
+    variant = wb.PromptVariant(
+        name="ask", prompt="Question: {{ question }}\nAnswer:", params={"temperature": 0, "max_tokens": 12}
+    )
+    exp = wb.Experiment(name="both", variants=[variant], dataset=data, models=[MODEL, SMOL])
+    result = exp.run(log_to_mlflow=False, progress=False, cache=False)
+    cases = result.cases
+    assert cases["error"].isna().all() and len(cases) == 4
+    assert (cases["output"].str.strip().str.len() > 0).all()
+    assert set(result.summary["model"]) == {MODEL, SMOL} and (result.summary["cost_usd"] == 0).all()
+    loaded = dict(handler._models)
+    assert {"gemma-3-270m", "smollm2-135m-instruct"} <= set(loaded)
+    exp.run(log_to_mlflow=False, progress=False, cache=False)
+    assert all(handler._models[name] is loaded[name] for name in loaded)  # no second load

@@ -11,7 +11,15 @@ from workbench.tracking.report import run_report
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: Keep CI fast: a few cases each. A notebook missing here still runs, with its defaults.
-SMALL = {"ab_test.ipynb": {"limit": 12}, "quickstart.ipynb": {"limit": 12}, "review.ipynb": {"limit": 12}}
+SMALL = {
+    "ab_test.ipynb": {"limit": 12},
+    "quickstart.ipynb": {"limit": 12},
+    "review.ipynb": {"limit": 12},
+    # 8 categories x 1 attack x 2 strategies + 1 clean case = 17 cases, x 2 variants
+    "redteam.ipynb": {"per_category": 1, "strategies": ["none", "base64"]},
+}
+#: What each notebook's outputs must say: its paired verdict (the red team's is on the attacks, 16 of them).
+VERDICTS = {"redteam.ipynb": ("on attack_resisted", "(Holm-adjusted; exact McNemar, n = 16)")}
 
 
 def outputs_text(path: Path) -> str:
@@ -48,11 +56,14 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
     assert executed.count("DecompressionStream") == 1 and report.notebook.stat().st_size < 3_000_000
     # The page is for readers: outputs and markdown; the executed notebook keeps the code.
     assert "import workbench as wb" in executed and "import workbench as wb" not in html
+    if notebook.name == "redteam.ipynb":  # the heat map and the per-category rates are on the page
+        assert "Attack success rate by category and strategy" in html and "prompt_extraction" in html
     if notebook.name == "ab_test.ipynb":  # the report opens with the verdict, developer notes last
         verdict, chart, notes = (html.index(s) for s in ("exact McNemar, n = 12", "plotly-graph-div", "Running this"))
         assert verdict < chart < notes
     text = outputs_text(report.notebook)
-    assert "on label_match" in text and "(exact McNemar, n = 12)" in text  # the paired verdict
+    scorer, test = VERDICTS.get(notebook.name, ("on label_match", "(exact McNemar, n = 12)"))
+    assert scorer in text and test in text  # the paired verdict
     client = MlflowClient(uri)
     assert report.run_ids, "the notebook's MLflow run was found"
     for run_id in report.run_ids:

@@ -31,6 +31,7 @@ apply_offline_defaults()
 from workbench.analysis import (  # noqa: E402
     Comparison,
     GateResult,
+    RedTeamReport,
     Sequential,
     cheapest_meeting,
     compare,
@@ -40,8 +41,10 @@ from workbench.analysis import (  # noqa: E402
     gate,
     min_detectable_diff,
     pareto_frontier,
+    redteam_report,
     sample_size,
 )
+from workbench.attacks.strategies import STRATEGIES  # noqa: E402
 from workbench.core.dataset import Dataset  # noqa: E402
 from workbench.core.exceptions import (  # noqa: E402
     BudgetExceededError,
@@ -70,6 +73,7 @@ from workbench.experiment import (  # noqa: E402
     experiment_from_dict,
     load_experiment,
     load_run,
+    redteam,
     run_against_baseline,
 )
 from workbench.judge import (  # noqa: E402
@@ -83,7 +87,10 @@ from workbench.judge import (  # noqa: E402
 from workbench.notebook import Playground, Review, playground, review  # noqa: E402
 from workbench.providers.local import DEFAULT_LOCAL_MODEL, register_local_provider  # noqa: E402
 from workbench.scorers import (  # noqa: E402
+    AttackResisted,
     BaseScorer,
+    CanaryKept,
+    CleanUtility,
     Contains,
     ExactMatch,
     FieldMatch,
@@ -101,6 +108,7 @@ from workbench.tracking import list_runs as runs  # noqa: E402
 from workbench.views import (  # noqa: E402
     SideBySide,
     charts_for,
+    plot_attack_heatmap,
     plot_confusion,
     plot_cost_quality,
     plot_diff,
@@ -114,8 +122,11 @@ register_local_provider()
 
 __all__ = [
     "AgainstBaseline",
+    "AttackResisted",
     "BaseScorer",
     "BudgetExceededError",
+    "CanaryKept",
+    "CleanUtility",
     "Comparison",
     "ConfigError",
     "Contains",
@@ -141,6 +152,7 @@ __all__ = [
     "Playground",
     "PromptVariant",
     "REDACTOR",
+    "RedTeamReport",
     "Redactor",
     "RegexMatch",
     "Report",
@@ -150,6 +162,7 @@ __all__ = [
     "RunError",
     "RunObserver",
     "RunSettings",
+    "STRATEGIES",
     "Score",
     "ScorerError",
     "ScoringContext",
@@ -177,6 +190,7 @@ __all__ = [
     "pairwise_preference",
     "pareto_frontier",
     "playground",
+    "plot_attack_heatmap",
     "plot_confusion",
     "plot_cost_quality",
     "plot_diff",
@@ -184,6 +198,8 @@ __all__ = [
     "plot_latency",
     "plot_means",
     "plot_scores",
+    "redteam",
+    "redteam_report",
     "register_local_provider",
     "review",
     "run_against_baseline",

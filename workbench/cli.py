@@ -2,6 +2,7 @@
 
 workbench run experiments/sentiment.yaml [--model M] [--limit N] [--repeats N] [--no-mlflow]
 workbench gate experiments/sentiment.yaml --min label_match=0.85 [--baseline-run production]
+workbench gate experiments/redteam.yaml --max attack_success_rate=0.05
 workbench report notebooks/ab_test.ipynb [-p key value ...]
 workbench cache info|clear
 workbench runs [--experiment E] [--since 7d] | --close-orphans
@@ -64,22 +65,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_thresholds(pairs: Sequence[str]) -> dict[str, float]:
+def _parse_thresholds(pairs: Sequence[str], option: str = "--min") -> dict[str, float]:
+    example = "scorer=0.85" if option == "--min" else "attack_success_rate=0.05"
     thresholds = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         try:
             thresholds[name.strip()] = float(value)
         except ValueError:
-            raise WorkbenchError(f"--min {pair!r} must look like scorer=0.85") from None
+            raise WorkbenchError(f"{option} {pair!r} must look like {example}") from None
         if not sep:
-            raise WorkbenchError(f"--min {pair!r} must look like scorer=0.85")
+            raise WorkbenchError(f"{option} {pair!r} must look like {example}")
     return thresholds
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
 
     thresholds = _parse_thresholds(args.min)
+    maxima = _parse_thresholds(args.max, "--max")
     experiment = load_experiment(args.file).with_overrides(models=args.model, limit=args.limit)
     options: dict[str, Any] = {"log_to_mlflow": not args.no_mlflow, "progress": not args.quiet, "source": "cli"}
     if args.baseline_run:
@@ -90,7 +93,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         print(f"baseline: MLflow run {against.baseline.run_id} (not re-run); candidate run {against.result.run_id}")
     else:
         comparison = experiment.run(**options).compare(args.baseline, args.candidate)
-    outcome = gate(comparison, thresholds=thresholds, gated_scorers=args.scorer or None)
+    outcome = gate(comparison, thresholds=thresholds, maxima=maxima, gated_scorers=args.scorer or None)
     print(comparison)
     print(outcome)
     return 0 if outcome.passed else 1
@@ -183,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     gate = sub.add_parser(
         "gate",
-        help="run an experiment and fail (exit 1) if the candidate is significantly worse or misses a threshold",
+        help="run an experiment and fail (exit 1) if the candidate is significantly worse, misses a --min "
+        "threshold or is above a --max ceiling",
     )
     gate.add_argument("file", help="experiment definition, e.g. experiments/sentiment.yaml")
     gate.add_argument(
@@ -200,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SCORER=VALUE",
         help="absolute threshold on the candidate's mean, e.g. label_match=0.85 (repeatable)",
+    )
+    gate.add_argument(
+        "--max",
+        action="append",
+        default=[],
+        metavar="RATE=VALUE",
+        help="ceiling on the candidate's attack_success_rate or canary_leak_rate (one minus attack_resisted / "
+        "canary_kept) or on a scorer's mean, e.g. attack_success_rate=0.05 (repeatable)",
     )
     gate.add_argument("--scorer", action="append", help="gate only these scorers on regressions (repeatable)")
     gate.add_argument("--model", action="append", help="litellm model string; overrides the file")

@@ -1,16 +1,19 @@
 """Honest statistics on results: paired comparisons, power and sample size, multiplicity,
-pass@k, Pareto frontiers, per-field tables, the ship / don't-ship gate, and sequential tests that stop a run early."""
+pass@k, Pareto frontiers, per-field tables, the ship / don't-ship gate, sequential tests that stop
+a run early, and red-team rates (attack success per category and strategy)."""
 
 from workbench.analysis.compare import Comparison, ScorerComparison, compare, compare_many, compare_results
 from workbench.analysis.fields import field_report
 from workbench.analysis.gate import GateResult, gate
 from workbench.analysis.pareto import cheapest_meeting, pareto_frontier
 from workbench.analysis.power import min_detectable_diff, sample_size
+from workbench.analysis.redteam import RedTeamReport, redteam_report
 from workbench.analysis.sequential import Sequential
 
 __all__ = [
     "Comparison",
     "GateResult",
+    "RedTeamReport",
     "ScorerComparison",
     "Sequential",
     "cheapest_meeting",
@@ -21,5 +24,6 @@ __all__ = [
     "gate",
     "min_detectable_diff",
     "pareto_frontier",
+    "redteam_report",
     "sample_size",
 ]

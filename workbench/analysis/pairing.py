@@ -215,9 +215,13 @@ def _test_scorer(pairs: pd.DataFrame, name: str, options: _Options) -> ScorerCom
     kept = pairs.dropna(subset=[bcol, ccol])
     # Pass/fail when every score seen, also in dropped pairs, is 0 or 1.
     binary = bool(pd.concat([pairs[bcol], pairs[ccol]]).dropna().isin([0.0, 1.0]).all())
-    per = kept.groupby("case_id", sort=True).agg(r=(bcol, "size"), a=(bcol, "mean"), b=(ccol, "mean"))
-    a, b, n = per["a"].to_numpy(), per["b"].to_numpy(), len(per)
-    reps = int(per["r"].max()) if n else 0
+    if kept[col.REPEAT].nunique() <= 1:  # one call per case: the rows are the cases (pairs are sorted by case)
+        a, b, n = kept[bcol].to_numpy(dtype=float), kept[ccol].to_numpy(dtype=float), len(kept)
+        reps = 1 if n else 0
+    else:
+        per = kept.groupby(col.CASE_ID, sort=True).agg(r=(bcol, "size"), a=(bcol, "mean"), b=(ccol, "mean"))
+        a, b, n = per["a"].to_numpy(), per["b"].to_numpy(), len(per)
+        reps = int(per["r"].max()) if n else 0
     # With repeats, a case passes when more than half of its repeats pass: a tie is a fail.
     fixed = int(((a <= 0.5) & (b > 0.5)).sum()) if binary else 0
     regressed = int(((a > 0.5) & (b <= 0.5)).sum()) if binary else 0

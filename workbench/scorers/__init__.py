@@ -12,11 +12,15 @@ from workbench.scorers.extraction import FieldMatch
 from workbench.scorers.function import FunctionScorer, scorer
 from workbench.scorers.hallucination import Hallucination
 from workbench.scorers.json import JsonSchemaValid, JsonValid
+from workbench.scorers.safety import AttackResisted, CanaryKept, CleanUtility
 from workbench.scorers.text import Contains, ExactMatch, RegexMatch
 
 __all__ = [
     "SCORER_TYPES",
+    "AttackResisted",
     "BaseScorer",
+    "CanaryKept",
+    "CleanUtility",
     "Contains",
     "ExactMatch",
     "FieldMatch",

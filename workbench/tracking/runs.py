@@ -346,7 +346,7 @@ def _spec(manifest: Mapping[str, Any], cases: CasesFile, run: Run) -> Experiment
         scorers=scorers,
         repeats=int(manifest.get("repeats", 1)),
         success=SuccessRule(**success),
-        description=run.data.tags.get("mlflow.note.content", "").split("\n", 1)[0],
+        description=f"reopened from MLflow run {run_id}",
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from workbench.analysis.compare import compare_run, ranking
 from workbench.analysis.comparison import Comparison
+from workbench.analysis.redteam import redteam_report
 from workbench.core import schema as col
 from workbench.core.exceptions import RunError, TrackingError, UsageError
 from workbench.core.result import RunResult
@@ -193,6 +194,8 @@ class MlflowObserver(RunObserver):
             self.writer.text(parent, result.summary.to_csv(index=False), "summary.csv")
             self.writer.cases(parent, result.cases_file, CASES_ARTIFACT)  # what load_run reopens
             tags = self._log_charts(result, logged.sections, logged.failures) if self.charts else {}
+            if "attack_resisted" in result.scorer_names:  # a red-team run (wb.redteam)
+                metrics.update(self._log_redteam(parent, result))
             metrics.update(calls_made=float(result.calls_made), cache_hits=float(result.summary["cache_hits"].sum()))
             tags["workbench.verdict"] = verdict or logged.first or _verdict(result, None)
             if result.notes:
@@ -211,6 +214,17 @@ class MlflowObserver(RunObserver):
             self.writer.log(parent, metrics=metrics, tags=tags)
         finally:
             self._warm_up.wait()  # never leave a thread importing behind (it could hang the exit)
+
+    def _log_redteam(self, parent: str, result: RunResult) -> dict[str, float]:
+        """A red-team run's rates: the table ``redteam_rates.json`` and their metrics (see
+        :meth:`~workbench.analysis.redteam.RedTeamReport.metrics`). A failure here warns; the run is still logged."""
+        try:
+            report = redteam_report(result, n_resamples=1000)
+            self.writer.table(parent, report.rates_table(), "redteam_rates.json")
+            return report.metrics(per_model=len(result.experiment.models) > 1)
+        except Exception as exc:  # the run itself is logged whatever happens here
+            warnings.warn(f"the red-team rates were not logged to MLflow: {exc!r}", RuntimeWarning, stacklevel=3)
+            return {}
 
     def _log_comparisons(self, result: RunResult) -> _Logged:
         """Log the paired comparison (best other variant vs the first) of every model.

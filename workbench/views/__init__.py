@@ -3,6 +3,7 @@
 from workbench.views.charts import charts_for, confusion_matrix, plot_confusion, plot_cost_quality, plot_latency
 from workbench.views.comparison_plots import plot_diff, plot_flips, plot_means
 from workbench.views.plots import plot_scores
+from workbench.views.redteam import plot_attack_heatmap
 from workbench.views.side_by_side import SideBySide, side_by_side
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "charts_for",
     "confusion_matrix",
     "plot_confusion",
+    "plot_attack_heatmap",
     "plot_cost_quality",
     "plot_diff",
     "plot_flips",

@@ -28,6 +28,7 @@ from workbench.core.exceptions import UsageError
 from workbench.core.result import RunResult
 from workbench.engine.summary import expectations
 from workbench.views.plots import plot_scores
+from workbench.views.redteam import plot_attack_heatmap
 
 __all__ = ["charts_for", "confusion_matrix", "plot_confusion", "plot_cost_quality", "plot_latency"]
 
@@ -376,6 +377,10 @@ def chart_builders(result: RunResult, *, quality_bar: float | None = None) -> di
             builders[key] = lambda n=name, v=pair.variant, m=model: plot_confusion(  # type: ignore[misc]
                 result, variant=v, model=m, scorer=n
             )
+    if "attack_resisted" in scored:  # a red-team run (wb.redteam): the category x strategy heat map per model
+        for model in sorted(pairs["model"].unique()):
+            key = _key("redteam_heatmap", *([model] if several_models else []))
+            builders[key] = lambda m=model: plot_attack_heatmap(result, model=m)  # type: ignore[misc]
     return builders
 
 
@@ -385,7 +390,8 @@ def charts_for(result: RunResult, *, quality_bar: float | None = None) -> dict[s
     ``scores_<scorer>`` (mean per variant with error bars) for each scorer with
     scores, ``cost_quality`` (first such scorer), ``latency``, and for each
     classification scorer (one with a ``confusion`` method) ``confusion_<scorer>_<variant>``
-    (with ``_<model>`` appended when there are several models). Names are safe file names.
+    (with ``_<model>`` appended when there are several models), and for a red-team run
+    ``redteam_heatmap`` (attack success per category x strategy). Names are safe file names.
 
     Example:
         >>> for name, fig in charts_for(result, quality_bar=0.8).items():  # doctest: +SKIP
