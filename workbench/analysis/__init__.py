@@ -1,8 +1,9 @@
 """Honest statistics on results: paired comparisons, power and sample size, multiplicity,
-pass@k, Pareto frontiers, the ship / don't-ship gate, sequential tests that stop a run early,
-and red-team rates (attack success per category and strategy)."""
+pass@k, Pareto frontiers, per-field tables, the ship / don't-ship gate, sequential tests that stop
+a run early, and red-team rates (attack success per category and strategy)."""
 
 from workbench.analysis.compare import Comparison, ScorerComparison, compare, compare_many, compare_results
+from workbench.analysis.fields import field_report
 from workbench.analysis.gate import GateResult, gate
 from workbench.analysis.pareto import cheapest_meeting, pareto_frontier
 from workbench.analysis.power import min_detectable_diff, sample_size
@@ -19,6 +20,7 @@ __all__ = [
     "compare",
     "compare_many",
     "compare_results",
+    "field_report",
     "gate",
     "min_detectable_diff",
     "pareto_frontier",

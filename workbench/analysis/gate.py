@@ -23,6 +23,7 @@ __all__ = ["COMPLEMENTS", "GateResult", "gate"]
 COMPLEMENTS: dict[str, str] = {
     "attack_success_rate": "attack_resisted",
     "canary_leak_rate": "canary_kept",
+    "hallucination_rate": "grounded",
 }
 
 

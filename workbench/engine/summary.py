@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -42,10 +43,12 @@ def summarize(
     success = success or SuccessRule()
     names = [s.name for s in scorers]
     tallies: dict[tuple[Any, Any], _Tally] = {}
-    # Grouping copies every column it is given; prompts, inputs, reasons and messages are not read here.
+    # Grouping copies every column it is given; prompts, reasons and messages are not read here,
+    # inputs only for group metrics that read them (a hallucination rate reads the source texts).
     unread = {col.PROMPT, col.MESSAGE, col.TOOL_CALLS}
+    skipped = (col.REASON,) if any(map(wants_inputs, scorers)) else (col.INPUT, col.REASON)
     for frame in [cases] if isinstance(cases, pd.DataFrame) else cases:
-        kept = frame[[c for c in frame.columns if c not in unread and not str(c).startswith((col.INPUT, col.REASON))]]
+        kept = frame[[c for c in frame.columns if c not in unread and not str(c).startswith(skipped)]]
         for key, group in kept.groupby([col.VARIANT, col.MODEL], sort=False):
             tally = tallies.get(key)
             if tally is None:
@@ -69,6 +72,7 @@ class _Tally:
         self.grouped = {s.name for s in scorers if getattr(type(s), "aggregate", None) is not BaseScorer.aggregate}
         self.outputs: dict[str, list[Any]] = {name: [] for name in self.grouped}
         self.expected: dict[str, list[dict[str, Any]]] = {name: [] for name in self.grouped}
+        self.inputs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in scorers if wants_inputs(s)}
 
     def _add(self, name: str, values: pd.Series) -> None:
         """Sum and count of the known values (a mean skips NaN, as pandas' does)."""
@@ -85,6 +89,8 @@ class _Tally:
             if scorer.name in self.grouped:
                 self.outputs[scorer.name] += list(group.loc[ok, col.OUTPUT])
                 self.expected[scorer.name] += expectations(group[ok])
+            if scorer.name in self.inputs:
+                self.inputs[scorer.name] += inputs(group[ok])
             if col.judge_column(scorer.name, "cost_usd") in group:
                 judge_cost = group[col.judge_column(scorer.name, "cost_usd")]
                 self._known(f"judge:{scorer.name}", bool(judge_cost.notna().all()))
@@ -127,7 +133,9 @@ class _Tally:
         for scorer in self.scorers:
             row[scorer.name] = self._mean(scorer.name)
             if scorer.name in self.grouped:
-                for metric, value in scorer.aggregate(self.outputs[scorer.name], self.expected[scorer.name]).items():
+                extra = {"inputs": self.inputs[scorer.name]} if scorer.name in self.inputs else {}
+                group_metrics = scorer.aggregate(self.outputs[scorer.name], self.expected[scorer.name], **extra)
+                for metric, value in group_metrics.items():
                     row[f"{scorer.name}.{metric}"] = value
             if f"judge_cost:{scorer.name}" in self.sums:
                 known = self.counts[f"known:judge:{scorer.name}"]
@@ -168,7 +176,24 @@ def summary_columns(scorers: Sequence[Any], columns: Sequence[str]) -> list[str]
         wanted += [col.score_column(scorer.name), *(col.judge_column(scorer.name, f) for f in col.JUDGE_TYPES)]
     if any(getattr(type(s), "aggregate", None) is not BaseScorer.aggregate for s in scorers):
         wanted += [col.OUTPUT, *col.columns(columns, col.EXPECTED)]
+    if any(map(wants_inputs, scorers)):
+        wanted += col.columns(columns, col.INPUT)
     return [c for c in dict.fromkeys(wanted) if c in columns]
+
+
+def wants_inputs(scorer: Any) -> bool:
+    """Whether a scorer's group metrics read the cases' inputs (its ``aggregate`` takes ``inputs``)."""
+    aggregate = getattr(type(scorer), "aggregate", None)
+    if aggregate is None or aggregate is BaseScorer.aggregate:
+        return False
+    return "inputs" in inspect.signature(aggregate).parameters
+
+
+def inputs(cases: pd.DataFrame) -> list[dict[str, Any]]:
+    """The inputs (template variables) of each row, as scorers receive them."""
+    columns = col.columns(cases.columns, col.INPUT)
+    renamed = cases[columns].rename(columns=lambda c: c.removeprefix(col.INPUT))
+    return renamed.to_dict(orient="records")  # type: ignore[return-value]
 
 
 def expectations(cases: pd.DataFrame) -> list[dict[str, Any]]:

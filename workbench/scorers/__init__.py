@@ -1,14 +1,16 @@
 """Scorers: small configured objects with one ``score`` method, and the context they read.
 
-Built-in scorers cover text, JSON and classification; :func:`scorer` turns a
-function into one. Domain scorers (structured extraction, tool calls, RAG,
-safety) belong here too, one module per family.
+Built-in scorers cover text, JSON, classification and structured extraction
+(per-field match, hallucination); :func:`scorer` turns a function into one.
+Domain scorers (tool calls, RAG, safety) belong here too, one module per family.
 """
 
 from workbench.scorers.base import SCORER_TYPES, BaseScorer, Score, accepts_context, run_scorer, scorer_from_spec
 from workbench.scorers.classification import LabelMatch
 from workbench.scorers.context import ModelCaller, ScoringContext
+from workbench.scorers.extraction import FieldMatch
 from workbench.scorers.function import FunctionScorer, scorer
+from workbench.scorers.hallucination import Hallucination
 from workbench.scorers.json import JsonSchemaValid, JsonValid
 from workbench.scorers.safety import AttackResisted, CanaryKept, CleanUtility
 from workbench.scorers.safety_pii import NoPiiLeak
@@ -22,7 +24,9 @@ __all__ = [
     "CleanUtility",
     "Contains",
     "ExactMatch",
+    "FieldMatch",
     "FunctionScorer",
+    "Hallucination",
     "JsonSchemaValid",
     "JsonValid",
     "LabelMatch",

@@ -98,7 +98,11 @@ class BaseScorer:
         raise NotImplementedError
 
     def aggregate(self, outputs: Sequence[str], expectations: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-        """Extra metrics over a whole variant x model group (e.g. macro-F1). None by default."""
+        """Extra metrics over a whole variant x model group (e.g. macro-F1). None by default.
+
+        An override may also take a keyword ``inputs`` (each case's template variables, in the
+        same order) when its metrics need them, as a hallucination rate needs the source texts.
+        """
         return {}
 
     def _expected(self, expectations: Mapping[str, Any]) -> Any:

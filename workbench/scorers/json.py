@@ -11,6 +11,7 @@ from typing import Any
 
 from workbench.core.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score
+from workbench.util.paths import resolve
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
@@ -63,9 +64,9 @@ class JsonSchemaValid(BaseScorer):
     def __post_init__(self) -> None:
         schema = self.schema
         if isinstance(schema, (str, Path)):
-            path = Path(schema)
+            path = resolve(schema)  # from the working directory, else the project root (as datasets)
             try:
-                schema = json.loads(path.read_text())
+                schema = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise ScorerError(f"json_schema_valid: cannot read schema file {str(path)!r}: {exc}") from exc
         import jsonschema  # imported on use: it is slow to import
