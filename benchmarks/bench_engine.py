@@ -164,10 +164,20 @@ def write_cases(n: int, tmp: Path) -> Path:
     return path
 
 
-def memory_run(n: int, tmp: Path, *, variants: int = 2, mlflow: bool = True, rss_limit_mb: float = 4000) -> MemoryRun:
-    """Peak RSS (MB), wall time and rows of an n-case run (cache on) in a fresh process."""
-    cache = tmp / f"mem-cache-{n}-{variants}-{'mlflow' if mlflow else 'plain'}.sqlite"  # every run starts cold
+def memory_run(
+    n: int, tmp: Path, *, variants: int = 2, mlflow: bool = True, rss_limit_mb: float = 4000, pii: bool = True
+) -> MemoryRun:
+    """Peak RSS (MB), wall time and rows of an n-case run (cache on) in a fresh process.
+
+    ``pii=False`` turns the redaction chain's PII link off (a ``pii.yaml`` with ``enabled: false``).
+    """
+    label = f"{n}-{variants}-{'mlflow' if mlflow else 'plain'}-{'pii' if pii else 'nopii'}"
+    cache = tmp / f"mem-cache-{label}.sqlite"  # every run starts cold
     env = {**os.environ, "WORKBENCH_CACHE": str(cache), "WORKBENCH_RUNS": str(tmp / "runs")}
+    if not pii:
+        config = tmp / "pii-off.yaml"
+        config.write_text("enabled: false\n")
+        env["WORKBENCH_PII_CONFIG"] = str(config)
     script = MEMORY_SCRIPT.format(
         bench=str(Path(__file__).resolve().parent),
         data=str(write_cases(n, tmp)),
