@@ -163,3 +163,18 @@ def test_smollm2_with_the_listing_schema_writes_valid_json_whatever_the_call_ord
         {"max_tokens": 40, "temperature": 0},
     )
     assert free.choices[0].message.content != forward[0][0]
+
+
+def test_extraction_yaml_compares_three_variants_with_the_schema_grammar_on_one():
+    experiment = load_experiment(ROOT / "experiments" / "extraction.yaml")
+    assert [v.name for v in experiment.variants] == ["instructions", "few_shot", "constrained"]
+    assert experiment.models == ["local/smollm2-135m-instruct"]
+    constrained = experiment.variants[2].params["response_format"]
+    assert constrained == {"type": "json_schema", "json_schema": {"name": "listing", "schema": SCHEMA}}
+    assert all("response_format" not in v.params for v in experiment.variants[:2])
+    few_shot_texts = {e["text"] for e in experiment.variants[1].examples}
+    assert len(few_shot_texts) >= 2 and not few_shot_texts & {row["text"] for row in LISTINGS}  # not scored
+    for example in experiment.variants[1].examples:
+        jsonschema.validate(json.loads(example["output"]), SCHEMA)
+    names = [s.name for s in experiment.scorers]
+    assert names == ["json_valid", "json_schema_valid", "field_match", "grounded"]
