@@ -66,7 +66,7 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
         assert "Attack success rate by category and strategy" in html and "prompt_extraction" in html
     if notebook.name == "extraction.ipynb":  # per-field F1, hallucination per field, schema validity, the gate
         assert "Field F1 per variant" in html and "hallucination_rate" in html and "json_schema_valid" in html
-        assert "Gate, constrained vs instructions:" in html
+        assert "Gate, constrained vs few_shot:" in html
     if notebook.name == "ab_test.ipynb":  # the report opens with the verdict, developer notes last
         verdict, chart, notes = (html.index(s) for s in ("exact McNemar, n = 12", "plotly-graph-div", "Running this"))
         assert verdict < chart < notes
