@@ -5,13 +5,15 @@ sampling constrained to ``data/listing.schema.json`` by a llama.cpp grammar) on 
 ``--limit`` listings of ``data/listings.jsonl`` for each model, and prints per variant: JSON
 validity, schema validity, micro and macro field F1, the hallucination rate (values the listing
 does not support; category exempt), the per-case share of fields right, then the paired verdicts
-of each variant against ``instructions`` (per-case scores, Holm-adjusted). No network, no MLflow.
+of each variant against ``instructions`` and of ``constrained`` against ``few_shot`` (per-case
+scores, Holm-adjusted; hallucination is compared only where both replies are JSON). No network, no MLflow.
 
 Calls go through the response cache, so a second run prints the same tables in seconds.
 On this shared 2-core machine SmolLM2 takes about 5-10 s a call (48 listings x 3 variants: ~20 min).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/extraction_rates.py
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/extraction_rates.py --limit 48 --model local/gemma-3-270m
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/extraction_rates.py \\
+        --model local/smollm2-135m-instruct --model local/gemma-3-270m
 """
 
 from __future__ import annotations
@@ -59,8 +61,12 @@ def main() -> None:
             f1 = fields.pivot(index="field", columns="variant", values="f1")
             halluc = grounded.pivot(index="field", columns="variant", values="hallucination_rate")
             print(pd.concat({"f1": f1, "hallucination_rate": halluc}, axis=1).to_string())
-        print("\nPaired verdicts against 'instructions':")
-        for comparison in result.compare_all("instructions", model=model):
+        print("\nPaired verdicts (Holm-adjusted within each comparison):")
+        comparisons = [
+            *result.compare_all("instructions", model=model),
+            result.compare("few_shot", "constrained", model=model),
+        ]
+        for comparison in comparisons:
             for verdict in comparison.verdicts:
                 print(f"  {comparison.candidate} vs {comparison.baseline}: {verdict}")
 
