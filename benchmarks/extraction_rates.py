@@ -9,7 +9,7 @@ of each variant against ``instructions`` and of ``constrained`` against ``few_sh
 scores, Holm-adjusted; hallucination is compared only where both replies are JSON). No network, no MLflow.
 
 Calls go through the response cache, so a second run prints the same tables in seconds.
-On this shared 2-core machine SmolLM2 takes about 5-10 s a call (48 listings x 3 variants: ~20 min).
+On this shared 2-core machine SmolLM2 took about 2.4 s a call (48 listings x 3 variants: 344 s).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/extraction_rates.py
     PYTHONPATH=$PWD .venv/bin/python benchmarks/extraction_rates.py \\
