@@ -13,6 +13,10 @@ ship in PyPI packages and run in-process with llama-cpp-python (no key, no netwo
   instruction-tuned model: messages go through the chat template stored in the GGUF
   (ChatML).
 
+A ``response_format`` in the params (litellm's structured-output parameter: ``json_object``
+or ``json_schema``) becomes a llama.cpp grammar (:func:`grammar_for`), so the sampled reply can
+only be JSON that fits the schema.
+
 Each model is loaded once per process, on first use, and calls are serialised
 because a llama.cpp context is not thread-safe. Each call evaluates its whole
 prompt afresh, so an output never depends on the calls before it.
