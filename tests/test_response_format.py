@@ -178,3 +178,20 @@ def test_extraction_yaml_compares_three_variants_with_the_schema_grammar_on_one(
         jsonschema.validate(json.loads(example["output"]), SCHEMA)
     names = [s.name for s in experiment.scorers]
     assert names == ["json_valid", "json_schema_valid", "field_match", "grounded"]
+
+
+def test_gemma_base_model_follows_the_grammar_through_the_completion_path():
+    handler = wb.register_local_provider()
+    schema = {
+        "type": "object",
+        "properties": {"colour": {"enum": ["black", "white", "grey", None]}, "new": {"type": "boolean"}},
+        "required": ["colour", "new"],
+        "additionalProperties": False,
+    }
+    rf = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    messages = [{"role": "user", "content": f"Listing: {LISTINGS[0]['text']}\nJSON:"}]
+    out = handler.generate("local/gemma-3-270m", messages, {"max_tokens": 40, "temperature": 0, "response_format": rf})
+    reply = out.choices[0].message.content
+    jsonschema.validate(json.loads(reply), schema)
+    free = handler.generate("local/gemma-3-270m", messages, {"max_tokens": 40, "temperature": 0})
+    assert free.choices[0].message.content != reply
