@@ -17,9 +17,15 @@ SMALL = {
     "review.ipynb": {"limit": 12},
     # 8 categories x 1 attack x 2 strategies + 1 clean case = 17 cases, x 2 variants
     "redteam.ipynb": {"per_category": 1, "strategies": ["none", "base64"]},
+    # 6 listings x 3 variants on SmolLM2 (the constrained one up to 200 tokens a call)
+    "extraction.ipynb": {"limit": 6},
 }
 #: What each notebook's outputs must say: its paired verdict (the red team's is on the attacks, 16 of them).
-VERDICTS = {"redteam.ipynb": ("on attack_resisted", "(Holm-adjusted; exact McNemar, n = 16)")}
+VERDICTS = {
+    "redteam.ipynb": ("on attack_resisted", "(Holm-adjusted; exact McNemar, n = 16)"),
+    # extraction: the share of fields right per listing, a paired permutation test
+    "extraction.ipynb": ("on field_match", "paired permutation, n = 6)"),
+}
 
 
 def outputs_text(path: Path) -> str:
@@ -58,6 +64,9 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
     assert "import workbench as wb" in executed and "import workbench as wb" not in html
     if notebook.name == "redteam.ipynb":  # the heat map and the per-category rates are on the page
         assert "Attack success rate by category and strategy" in html and "prompt_extraction" in html
+    if notebook.name == "extraction.ipynb":  # per-field F1, hallucination per field, schema validity, the gate
+        assert "Field F1 per variant" in html and "hallucination_rate" in html and "json_schema_valid" in html
+        assert "Gate, constrained vs few_shot:" in html
     if notebook.name == "ab_test.ipynb":  # the report opens with the verdict, developer notes last
         verdict, chart, notes = (html.index(s) for s in ("exact McNemar, n = 12", "plotly-graph-div", "Running this"))
         assert verdict < chart < notes

@@ -23,6 +23,7 @@ import jinja2.sandbox
 
 from workbench.core.exceptions import MissingVariablesError, TemplateError
 from workbench.core.redaction import REDACTOR, without_secrets
+from workbench.core.response_format import expand_response_format
 
 #: Key of a few-shot example that holds the answer the model should give.
 EXAMPLE_OUTPUT_KEY = "output"
@@ -89,7 +90,9 @@ class PromptVariant:
             variables plus ``"output"``, the answer; they are sent as earlier
             user/assistant turns before the real question.
         params: Model parameters passed to litellm (``temperature``,
-            ``max_tokens``, ``stop``, ``seed``...).
+            ``max_tokens``, ``stop``, ``seed``, ``response_format``...). ``response_format`` may name
+            a schema file: ``{"json_schema": "data/listing.schema.json"}`` (see
+            :mod:`workbench.core.response_format`).
         description: Free text for humans; does not change :attr:`version`.
 
     Example:
@@ -116,7 +119,12 @@ class PromptVariant:
             raise TemplateError(f"a variant needs a non-empty string name, got {self.name!r}")
         # Freeze containers so a variant (and its version) cannot change after creation.
         object.__setattr__(self, "examples", tuple(dict(e) for e in self.examples))
-        object.__setattr__(self, "params", dict(self.params))
+        params = dict(self.params)
+        if params.get("response_format") is not None:  # a schema file is read now: the cache key holds the schema
+            params["response_format"] = expand_response_format(
+                params["response_format"], where=f"variant {self.name!r}: params.response_format"
+            )
+        object.__setattr__(self, "params", params)
         # Credentials in params (api_key, extra_headers.Authorization...) are masked wherever
         # they would otherwise leave the process: error messages, MLflow, reports.
         REDACTOR.learn(self.params)

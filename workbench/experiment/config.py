@@ -139,7 +139,7 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
     for i, variant in enumerate(config.variants):
         try:
             variants.append(PromptVariant(**variant.model_dump()))
-        except TemplateError as exc:
+        except (TemplateError, ConfigError) as exc:
             raise ConfigError(f"{source} key 'variants[{i}]': {exc}") from exc
     scorers = [scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)]
     experiment = Experiment(

@@ -13,6 +13,10 @@ ship in PyPI packages and run in-process with llama-cpp-python (no key, no netwo
   instruction-tuned model: messages go through the chat template stored in the GGUF
   (ChatML).
 
+A ``response_format`` in the params (litellm's structured-output parameter: ``json_object``
+or ``json_schema``) becomes a llama.cpp grammar (:func:`grammar_for`), so the sampled reply can
+only be JSON that fits the schema.
+
 Each model is loaded once per process, on first use, and calls are serialised
 because a llama.cpp context is not thread-safe. Each call evaluates its whole
 prompt afresh, so an output never depends on the calls before it.
@@ -27,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import ctypes
+import functools
+import json
 import logging
 import os
 import threading
@@ -42,6 +48,7 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import Choices, Message, ModelResponse, Usage
 
 from workbench.core.exceptions import ModelError
+from workbench.core.response_format import schema_of
 
 #: Provider prefix of local model strings.
 LOCAL_PROVIDER = "local"
@@ -174,6 +181,54 @@ def messages_to_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
+@functools.lru_cache(maxsize=32)
+def _gbnf(schema_json: str | None) -> str:
+    """The llama.cpp grammar (GBNF text) of a JSON schema; None: any JSON value."""
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    if schema_json is None:
+        return JSON_GBNF
+    try:
+        return json_schema_to_gbnf(schema_json)
+    except Exception as exc:  # llama-cpp-python raises bare Exceptions / ValueErrors for unsupported keywords
+        raise ModelError(f"response_format: llama.cpp cannot turn this JSON schema into a grammar: {exc}") from exc
+
+
+def _split_type_lists(schema: Any) -> Any:
+    """``{"type": ["string", "null"], "maxLength": 40}`` as ``anyOf`` of one schema per type (the same schema).
+
+    llama-cpp-python's converter turns a list of types into the bare types, dropping their
+    bounds (``maxLength``, ``enum``...): a weak model then writes a brand without end.
+    """
+    if isinstance(schema, list):
+        return [_split_type_lists(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _split_type_lists(value) for key, value in schema.items()}
+    types = out.get("type")
+    if isinstance(types, list) and "enum" not in out and "const" not in out:
+        rest = {key: value for key, value in out.items() if key != "type"}
+        return {"anyOf": [{**rest, "type": kind} if kind != "null" else {"type": "null"} for kind in types]}
+    return out
+
+
+def grammar_for(response_format: Mapping[str, Any] | None) -> Any:
+    """The ``LlamaGrammar`` that makes a local model answer in ``response_format``, or None for free text.
+
+    ``{"type": "json_object"}`` allows any JSON object; ``{"type": "json_schema", ...}`` (litellm's
+    form) only JSON that fits the schema. A grammar is plain text, rebuilt per call (no state shared).
+    """
+    wants_json, schema = schema_of(response_format)
+    if not wants_json:
+        return None
+    from llama_cpp import LlamaGrammar
+
+    if schema is None:  # any JSON object: an object schema, so the answer is not a bare number
+        schema = {"type": "object"}
+    # Keys keep their order: it is the order the model writes the fields in.
+    return LlamaGrammar.from_string(_gbnf(json.dumps(_split_type_lists(schema))), verbose=False)
+
+
 class LocalLLM(CustomLLM):
     """litellm custom provider backed by llama-cpp-python."""
 
@@ -224,6 +279,9 @@ class LocalLLM(CustomLLM):
         stop = params.get("stop")
         if stop:
             kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        grammar = grammar_for(params.get("response_format"))
+        if grammar is not None:  # grammar-constrained sampling: only JSON that fits the schema
+            kwargs["grammar"] = grammar
         chat = LOCAL_MODELS[name].chat if name in LOCAL_MODELS else False
         with self._call_lock:
             # Same prompt and params, same output, whatever ran before. Left alone, llama.cpp keeps
