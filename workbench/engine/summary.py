@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.core import schema as col
-from workbench.core.result import EarlyStop
 from workbench.core.outputs import tool_calls_from_json
+from workbench.core.result import EarlyStop
 from workbench.core.schema import SuccessRule
 from workbench.scorers.base import BaseScorer
 

@@ -2,7 +2,8 @@
 
 Built-in scorers cover text, JSON, classification and structured extraction
 (per-field match, hallucination); :func:`scorer` turns a function into one.
-Tool calls are checked BFCL-style (:class:`ToolCallMatch`). Domain scorers (RAG, safety) belong here too, one module per family.
+Tool calls are checked BFCL-style (:class:`ToolCallMatch`). Domain scorers (RAG,
+safety) belong here too, one module per family.
 """
 
 from workbench.scorers.base import SCORER_TYPES, BaseScorer, Score, accepts_context, run_scorer, scorer_from_spec

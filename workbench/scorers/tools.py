@@ -51,7 +51,9 @@ class ExpectedCall:
     def parse(cls, spec: Any) -> ExpectedCall:
         """``{"name": "get_weather", "arguments": {"city": ["Paris", "paris, fr"]}}``."""
         if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-            raise ScorerError(f"tool_call_match: an expected call is {{'name': ..., 'arguments': {{...}}}}, got {spec!r}")
+            raise ScorerError(
+                f"tool_call_match: an expected call is {{'name': ..., 'arguments': {{...}}}}, got {spec!r}"
+            )
         arguments = spec.get("arguments") or {}
         unknown = sorted(set(spec) - {"name", "arguments"})
         if unknown or not isinstance(arguments, Mapping):
@@ -60,7 +62,7 @@ class ExpectedCall:
             if not isinstance(accepted, list) or not accepted:
                 raise ScorerError(
                     f"tool_call_match: argument {arg!r} of expected call {spec['name']!r} needs a non-empty list "
-                    f'of accepted values (e.g. [{json.dumps(accepted)}]), got {accepted!r}'
+                    f"of accepted values (e.g. [{json.dumps(accepted)}]), got {accepted!r}"
                 )
         return cls(spec["name"], dict(arguments))
 
@@ -245,4 +247,3 @@ def _same_type(value: Any, accepted: Any) -> bool:
 def _share(flags: Any) -> float:
     values = list(flags)
     return sum(values) / len(values) if values else float("nan")
-
