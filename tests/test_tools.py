@@ -218,3 +218,37 @@ def test_end_to_end_tools_params_summary_metrics_and_paired_comparison(fake_key)
     row = comparison["tool_call_match"]
     assert row.n_cases == 4 and row.mean_baseline == 0.25 and row.mean_candidate == 1.0
     assert row.diff == pytest.approx(0.75)
+
+
+YAML = """
+name: tools_yaml
+dataset: {path: q.jsonl, expected: [calls]}
+variants:
+  - name: careful
+    prompt: "Careful: {{ question }}"
+    params:
+      tool_choice: auto
+      tools: [{type: function, function: {name: get_weather, parameters: {type: object,
+               properties: {city: {type: string}, unit: {type: string}}, required: [city]}}}]
+models: [openai/gpt-4o-mini]
+scorers:
+  - type: tool_call_match
+    expected: calls
+    abs_tol: 0.01
+"""
+
+
+def test_the_readme_yaml_declares_tools_as_params_and_scores_tool_calls(tmp_path, fake_key):
+    rows = [{"id": i, "question": q, "calls": c} for i, q, c in QUESTIONS]
+    (tmp_path / "q.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "exp.yaml").write_text(YAML)
+    exp = wb.load_experiment(tmp_path / "exp.yaml")
+    assert exp.variants[0].params["tool_choice"] == "auto"
+    assert exp.variants[0].params["tools"][0]["function"]["name"] == "get_weather"
+    assert exp.scorers[0] == ToolCallMatch(expected="calls", abs_tol=0.01)
+    fake = FakeLLM(tool_reply)
+    result = exp.run(log_to_mlflow=False, progress=False, acompletion=fake)
+    assert fake.calls[0]["tools"] == exp.variants[0].params["tools"]
+    summary = result.summary.set_index("variant")
+    assert summary.loc["careful", "tool_call_match.success_rate"] == 1.0
+    assert summary.loc["careful", "tool_call_match.no_call_accuracy"] == 1.0

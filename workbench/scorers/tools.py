@@ -55,6 +55,8 @@ class ExpectedCall:
                 f"tool_call_match: an expected call is {{'name': ..., 'arguments': {{...}}}}, got {spec!r}"
             )
         arguments = spec.get("arguments") or {}
+        if isinstance(arguments, Mapping):  # a JSONL column of objects comes back from Arrow as one struct
+            arguments = {k: v for k, v in arguments.items() if v is not None}  # type: missing keys read null
         unknown = sorted(set(spec) - {"name", "arguments"})
         if unknown or not isinstance(arguments, Mapping):
             raise ScorerError(f"tool_call_match: expected call {spec!r} has keys {unknown} or non-object arguments")
@@ -128,8 +130,7 @@ class ToolCallMatch(BaseScorer):
                 value = json.loads(value)
             except ValueError as exc:
                 raise ScorerError(f"tool_call_match: expected calls are not JSON: {exc}; give a list") from exc
-        if hasattr(value, "tolist"):
-            value = value.tolist()
+        value = _data(value)
         if not isinstance(value, list):
             raise ScorerError(f"tool_call_match: expected calls {value!r} are not a list ([] = no call expected)")
         return [ExpectedCall.parse(v) for v in value]
@@ -242,6 +243,17 @@ def _same_type(value: Any, accepted: Any) -> bool:
     if isinstance(value, Mapping) and isinstance(accepted, Mapping):
         return True
     return type(value) is type(accepted)
+
+
+def _data(value: Any) -> Any:
+    """Plain Python data: the numpy arrays and scalars a JSONL column of objects comes back as, unwrapped."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_data(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _data(v) for k, v in value.items()}
+    return value
 
 
 def _share(flags: Any) -> float:
