@@ -56,7 +56,7 @@ class ExpectedCall:
             )
         arguments = spec.get("arguments") or {}
         if isinstance(arguments, Mapping):  # a JSONL column of objects comes back from Arrow as one struct
-            arguments = {k: v for k, v in arguments.items() if v is not None}  # type: missing keys read null
+            arguments = {k: v for k, v in arguments.items() if v is not None}  # keys missing there read null
         unknown = sorted(set(spec) - {"name", "arguments"})
         if unknown or not isinstance(arguments, Mapping):
             raise ScorerError(f"tool_call_match: expected call {spec!r} has keys {unknown} or non-object arguments")
