@@ -102,6 +102,7 @@ from workbench.scorers import (  # noqa: E402
     RegexMatch,
     Score,
     ScoringContext,
+    ToolCallMatch,
     scorer,
 )
 from workbench.tracking import Report, default_tracking_uri, run_report, set_alias, ui_command  # noqa: E402
@@ -174,6 +175,7 @@ __all__ = [
     "TemplateError",
     "TooManyErrorsError",
     "ToolCall",
+    "ToolCallMatch",
     "UsageError",
     "WorkbenchError",
     "charts_for",

@@ -71,6 +71,14 @@ def tool_calls_to_json(calls: Sequence[ToolCall]) -> str | None:
     return json.dumps([c.to_dict() for c in calls], ensure_ascii=False, sort_keys=True, default=str)
 
 
+def tool_calls_from_json(cell: Any) -> tuple[ToolCall, ...]:
+    """The tool calls of a results-table ``tool_calls`` cell (the inverse of :func:`tool_calls_to_json`)."""
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return ()
+    data = json.loads(cell) if isinstance(cell, str) else cell
+    return tuple(ToolCall(str(d.get("name") or ""), d.get("arguments"), d.get("id")) for d in data or ())
+
+
 def _plain(value: Any) -> dict[str, Any]:
     """A litellm/pydantic object or a mapping as a plain dict."""
     if value is None:

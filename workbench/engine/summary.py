@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.core import schema as col
+from workbench.core.outputs import tool_calls_from_json
 from workbench.core.result import EarlyStop
 from workbench.core.schema import SuccessRule
 from workbench.scorers.base import BaseScorer
@@ -45,7 +46,7 @@ def summarize(
     tallies: dict[tuple[Any, Any], _Tally] = {}
     # Grouping copies every column it is given; prompts, reasons and messages are not read here,
     # inputs only for group metrics that read them (a hallucination rate reads the source texts).
-    unread = {col.PROMPT, col.MESSAGE, col.TOOL_CALLS}
+    unread = {col.PROMPT, col.MESSAGE} | (set() if any(map(wants_tool_calls, scorers)) else {col.TOOL_CALLS})
     skipped = (col.REASON,) if any(map(wants_inputs, scorers)) else (col.INPUT, col.REASON)
     for frame in [cases] if isinstance(cases, pd.DataFrame) else cases:
         kept = frame[[c for c in frame.columns if c not in unread and not str(c).startswith(skipped)]]
@@ -73,6 +74,7 @@ class _Tally:
         self.outputs: dict[str, list[Any]] = {name: [] for name in self.grouped}
         self.expected: dict[str, list[dict[str, Any]]] = {name: [] for name in self.grouped}
         self.inputs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in scorers if wants_inputs(s)}
+        self.tool_calls: dict[str, list[Any]] = {s.name: [] for s in scorers if wants_tool_calls(s)}
 
     def _add(self, name: str, values: pd.Series) -> None:
         """Sum and count of the known values (a mean skips NaN, as pandas' does)."""
@@ -91,6 +93,9 @@ class _Tally:
                 self.expected[scorer.name] += expectations(group[ok])
             if scorer.name in self.inputs:
                 self.inputs[scorer.name] += inputs(group[ok])
+            if scorer.name in self.tool_calls:
+                cells = group.loc[ok, col.TOOL_CALLS] if col.TOOL_CALLS in group else [None] * int(ok.sum())
+                self.tool_calls[scorer.name] += [tool_calls_from_json(c) for c in cells]
             if col.judge_column(scorer.name, "cost_usd") in group:
                 judge_cost = group[col.judge_column(scorer.name, "cost_usd")]
                 self._known(f"judge:{scorer.name}", bool(judge_cost.notna().all()))
@@ -133,7 +138,9 @@ class _Tally:
         for scorer in self.scorers:
             row[scorer.name] = self._mean(scorer.name)
             if scorer.name in self.grouped:
-                extra = {"inputs": self.inputs[scorer.name]} if scorer.name in self.inputs else {}
+                extra: dict[str, Any] = {"inputs": self.inputs[scorer.name]} if scorer.name in self.inputs else {}
+                if scorer.name in self.tool_calls:
+                    extra["tool_calls"] = self.tool_calls[scorer.name]
                 group_metrics = scorer.aggregate(self.outputs[scorer.name], self.expected[scorer.name], **extra)
                 for metric, value in group_metrics.items():
                     row[f"{scorer.name}.{metric}"] = value
@@ -178,6 +185,8 @@ def summary_columns(scorers: Sequence[Any], columns: Sequence[str]) -> list[str]
         wanted += [col.OUTPUT, *col.columns(columns, col.EXPECTED)]
     if any(map(wants_inputs, scorers)):
         wanted += col.columns(columns, col.INPUT)
+    if any(map(wants_tool_calls, scorers)):
+        wanted.append(col.TOOL_CALLS)
     return [c for c in dict.fromkeys(wanted) if c in columns]
 
 
@@ -187,6 +196,14 @@ def wants_inputs(scorer: Any) -> bool:
     if aggregate is None or aggregate is BaseScorer.aggregate:
         return False
     return "inputs" in inspect.signature(aggregate).parameters
+
+
+def wants_tool_calls(scorer: Any) -> bool:
+    """Whether a scorer's group metrics read the rows' tool calls (its ``aggregate`` takes ``tool_calls``)."""
+    aggregate = getattr(type(scorer), "aggregate", None)
+    if aggregate is None or aggregate is BaseScorer.aggregate:
+        return False
+    return "tool_calls" in inspect.signature(aggregate).parameters
 
 
 def inputs(cases: pd.DataFrame) -> list[dict[str, Any]]:

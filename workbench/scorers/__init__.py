@@ -2,7 +2,8 @@
 
 Built-in scorers cover text, JSON, classification and structured extraction
 (per-field match, hallucination); :func:`scorer` turns a function into one.
-Domain scorers (tool calls, RAG, safety) belong here too, one module per family.
+Tool calls are checked BFCL-style (:class:`ToolCallMatch`). Domain scorers (RAG,
+safety) belong here too, one module per family.
 """
 
 from workbench.scorers.base import SCORER_TYPES, BaseScorer, Score, accepts_context, run_scorer, scorer_from_spec
@@ -15,6 +16,7 @@ from workbench.scorers.json import JsonSchemaValid, JsonValid
 from workbench.scorers.safety import AttackResisted, CanaryKept, CleanUtility
 from workbench.scorers.safety_pii import NoPiiLeak
 from workbench.scorers.text import Contains, ExactMatch, RegexMatch
+from workbench.scorers.tools import ToolCallMatch
 
 __all__ = [
     "SCORER_TYPES",
@@ -35,6 +37,7 @@ __all__ = [
     "RegexMatch",
     "Score",
     "ScoringContext",
+    "ToolCallMatch",
     "accepts_context",
     "run_scorer",
     "scorer",
