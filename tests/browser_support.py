@@ -243,9 +243,19 @@ def jupyterlab(tmp_path: Path, fake_key: str) -> Iterator[tuple[str, str, Server
 def wait_for_idle_kernel(url: str, token: str, *, timeout: float) -> None:
     """The lab's own indicator says "idle" before the kernel has started; ask the server."""
     deadline = time.monotonic() + timeout
+    kernels: object = None
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as response:
-            kernels = json.load(response)
+        try:
+            with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as response:
+                kernels = json.load(response)
+        except urllib.error.HTTPError as exc:
+            # jupyter_server answers 500 (KeyError 'last_activity') when asked while a kernel is
+            # still being created: a race in the server, over once the kernel exists. Ask again.
+            if exc.code < 500:
+                raise
+            kernels = f"HTTP {exc.code} from /api/kernels"
+            time.sleep(0.3)
+            continue
         if any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels):
             return
         time.sleep(0.3)

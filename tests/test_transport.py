@@ -289,13 +289,16 @@ def test_params_that_are_not_plain_json_fail_before_any_call():
     exp = wb.Experiment(
         name="transport",
         variants=[wb.PromptVariant(name="v", prompt="{{ text }}", params={"api_base": "http://127.0.0.1:9/v1",
-                                                                            "response_format": Schema})],
+                                                                            "metadata": Schema})],
         dataset=wb.Dataset.from_records([{"id": "a", "text": "x"}]),
         models=["openai/fake"],
         settings=wb.RunSettings(transport="openai-compatible"),
     )  # fmt: skip
     with pytest.raises(ModelError, match="plain JSON"):
         validate(exp)
+    # A response_format that is a class (a pydantic model, say) is refused when the variant is made.
+    with pytest.raises(wb.ConfigError, match="params.response_format: must be a mapping"):
+        wb.PromptVariant(name="v", prompt="{{ text }}", params={"response_format": Schema})
 
 
 def test_proxies_come_from_the_environment_and_no_proxy_exempts_a_host(monkeypatch):
