@@ -32,7 +32,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -40,20 +40,6 @@ from workbench.core.exceptions import DatasetError
 from workbench.util.paths import resolve
 
 __all__ = ["CATEGORIES", "Attack", "AttackSuite", "CleanCase", "load_clean", "load_suite"]
-
-#: The attack categories a suite may use.
-CATEGORIES: tuple[str, ...] = (
-    "direct_override",
-    "prompt_extraction",
-    "roleplay_jailbreak",
-    "delimiter_escape",
-    "payload_splitting",
-    "indirect_injection",
-    "multilingual",
-    "obfuscation",
-)
-#: Where an indirect attack's text is placed in its carrier.
-ATTACK_SLOT = "{attack}"
 
 Category = Literal[
     "direct_override",
@@ -65,6 +51,10 @@ Category = Literal[
     "multilingual",
     "obfuscation",
 ]
+#: The attack categories a suite may use.
+CATEGORIES: tuple[str, ...] = get_args(Category)
+#: Where an indirect attack's text is placed in its carrier.
+ATTACK_SLOT = "{attack}"
 
 
 class Attack(BaseModel):

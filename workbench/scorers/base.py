@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -121,6 +122,20 @@ class BaseScorer:
                 f"but the dataset's expected columns are {sorted(expectations)}"
             )
         return expectations[column]
+
+    def _expected_json(self, expectations: Mapping[str, Any], *, what: str, give: str) -> Any:
+        """:meth:`_expected`, parsed when it is JSON text (a dataset cell holding an object or a list).
+
+        Raises:
+            ScorerError: text that is not JSON, naming ``what`` it should hold and what to ``give``.
+        """
+        value = self._expected(expectations)
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ScorerError(f"{self.type_name}: {what} not JSON: {exc}; give {give}") from exc
+        return value
 
 
 def normalize_score(raw: Any, scorer_name: str) -> Score:

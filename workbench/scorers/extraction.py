@@ -208,12 +208,7 @@ class FieldMatch(BaseScorer):
         Raises:
             ScorerError: it is neither an object nor JSON text of one.
         """
-        value = self._expected(expectations)
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError as exc:
-                raise ScorerError(f"field_match: expected value is not JSON: {exc}; give an object") from exc
+        value = self._expected_json(expectations, what="expected value is", give="an object")
         if not isinstance(value, Mapping):
             raise ScorerError(f"field_match: expected value {value!r} is not a JSON object of fields")
         return dict(value)

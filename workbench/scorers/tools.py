@@ -124,12 +124,7 @@ class ToolCallMatch(BaseScorer):
         Raises:
             ScorerError: the value is not a list of calls (or JSON text of one).
         """
-        value = self._expected(expectations)
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError as exc:
-                raise ScorerError(f"tool_call_match: expected calls are not JSON: {exc}; give a list") from exc
+        value = self._expected_json(expectations, what="expected calls are", give="a list")
         value = _data(value)
         if not isinstance(value, list):
             raise ScorerError(f"tool_call_match: expected calls {value!r} are not a list ([] = no call expected)")
