@@ -16,6 +16,7 @@ column                 holds
 ``prompt``             the rendered system + last user message, readable
 ``output``             the reply's text ("" when it is only tool calls)
 ``tool_calls``         the reply's tool calls as JSON (``[{"name", "arguments"}]``) or None
+``retrieved``          the retrieved chunks the prompt was built with, as JSON (RAG), or None
 ``finish_reason``      why the model stopped (``stop``, ``length``, ``tool_calls``...)
 ``message``            the raw assistant message as JSON
 ``error``              ``Type: message`` of a call that failed after retries, else None
@@ -41,6 +42,7 @@ REPEAT = "repeat"
 PROMPT = "prompt"
 OUTPUT = "output"
 TOOL_CALLS = "tool_calls"
+RETRIEVED = "retrieved"
 FINISH_REASON = "finish_reason"
 MESSAGE = "message"
 ERROR = "error"

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from workbench.core.chunks import Chunk
 from workbench.core.outputs import Answer, ToolCall
 
 
@@ -45,7 +46,8 @@ class ScoringContext:
         expectations: The case's expected values.
         metadata: ``case_id``, ``variant``, ``variant_version``, ``model``, ``repeat``.
         tool_calls: The tool calls in the reply.
-        retrieved: The retrieved context the prompt was built with, when there was retrieval.
+        retrieved: The retrieved chunks the prompt was built with (:class:`~workbench.core.chunks.Chunk`,
+            rank order), or None when the variant has no retrieval.
         finish_reason: Why the model stopped.
         message: The raw assistant message.
         prompt_tokens: Prompt tokens of the call.
@@ -59,7 +61,7 @@ class ScoringContext:
     expectations: Mapping[str, Any]
     metadata: Mapping[str, Any] = field(default_factory=dict)
     tool_calls: tuple[ToolCall, ...] = ()
-    retrieved: tuple[Any, ...] | None = None
+    retrieved: tuple[Chunk, ...] | None = None
     finish_reason: str | None = None
     message: Mapping[str, Any] | None = None
     prompt_tokens: int = 0
