@@ -1,12 +1,13 @@
 """The ``workbench`` command line.
 
 workbench run experiments/sentiment.yaml [--model M] [--limit N] [--repeats N] [--no-mlflow] [--no-cache]
-workbench gate experiments/sentiment.yaml --min label_match=0.85 [--baseline-run production] [--no-cache]
+workbench gate experiments/sentiment.yaml --min label_match=0.85 [--baseline-run production] [--promote production]
 workbench gate experiments/redteam.yaml --max attack_success_rate=0.05
 workbench report notebooks/ab_test.ipynb [-p key value ...]
 workbench cache info|clear
 workbench runs [--experiment E] [--since 7d] | --close-orphans
 workbench alias <run_id> production [--variant V]
+workbench promote experiments/sentiment.yaml few_shot [--alias production]
 workbench ui
 
 Exit codes: 0 done (a gate passed), 1 a gate failed or a run failed (its MLflow
@@ -29,6 +30,7 @@ from workbench.core.exceptions import RunError, WorkbenchError
 from workbench.engine.cache import ResponseCache
 from workbench.experiment.baseline import run_against_baseline
 from workbench.experiment.config import load_experiment
+from workbench.tracking.genai import promote
 from workbench.tracking.report import run_report
 from workbench.tracking.runs import list_runs, set_alias
 from workbench.tracking.store import MlflowWriter, ui_command
@@ -106,7 +108,27 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     outcome = gate(comparison, thresholds=thresholds, maxima=maxima, gated_scorers=args.scorer or None)
     print(comparison)
     print(outcome)
+    if outcome.passed and args.promote:
+        variant = next(v for v in experiment.variants if v.name == comparison.candidate)
+        _print_promoted(promote(MlflowWriter().client, experiment.name, variant, args.promote), args.promote)
     return 0 if outcome.passed else 1
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    experiment = load_experiment(args.file)
+    names = [v.name for v in experiment.variants]
+    if args.variant not in names:
+        raise WorkbenchError(f"{args.file} has no variant {args.variant!r}; its variants are {names}")
+    variant = experiment.variants[names.index(args.variant)]
+    _print_promoted(promote(MlflowWriter().client, experiment.name, variant, args.alias), args.alias)
+    return 0
+
+
+def _print_promoted(version: Any, alias: str) -> None:
+    print(
+        f"prompts:/{version.name}@{alias} -> version {version.version}; load it with "
+        f'wb.PromptVariant.from_registry("prompts:/{version.name}@{alias}")'
+    )
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
@@ -230,7 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--no-mlflow", action="store_true")
     gate.add_argument("--quiet", action="store_true", help="no progress bar")
     gate.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
+    gate.add_argument(
+        "--promote",
+        metavar="ALIAS",
+        help="when the gate passes, point this alias of MLflow's Prompt Registry (e.g. production) at the candidate",
+    )
     gate.set_defaults(func=_cmd_gate)
+
+    promote_cmd = sub.add_parser(
+        "promote", help="point a Prompt Registry alias (e.g. production) at a variant of an experiment file"
+    )
+    promote_cmd.add_argument("file", help="experiment definition, e.g. experiments/sentiment.yaml")
+    promote_cmd.add_argument("variant", help="the variant to promote; registered first if its content is new")
+    promote_cmd.add_argument("--alias", default="production", help="the alias to move (default: production)")
+    promote_cmd.set_defaults(func=_cmd_promote)
 
     runs = sub.add_parser("runs", help="list the MLflow store's experiment runs, newest first (or close orphans)")
     runs.add_argument("--experiment", help="only this experiment")

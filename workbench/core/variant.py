@@ -23,6 +23,7 @@ import jinja2.sandbox
 
 from workbench.core.exceptions import MissingVariablesError, TemplateError
 from workbench.core.redaction import REDACTOR, without_secrets
+from workbench.core.registry import registered_variant
 from workbench.core.response_format import expand_response_format
 
 #: Key of a few-shot example that holds the answer the model should give.
@@ -241,3 +242,29 @@ class PromptVariant:
     def from_dict(cls, data: Mapping[str, Any]) -> PromptVariant:
         """Inverse of :meth:`to_dict`."""
         return cls(**dict(data))
+
+    @classmethod
+    def from_registry(cls, uri: str, *, tracking_uri: str | None = None) -> PromptVariant:
+        """The variant a version of MLflow's Prompt Registry holds.
+
+        Every run registers its variants (as ``<experiment>.<variant>``, see
+        :mod:`workbench.tracking.prompts`), so the prompt that is live is one alias away:
+        ``PromptVariant.from_registry("prompts:/sentiment.few_shot@production")``.
+        ``prompts:/<name>/<version>`` names a version; a prompt registered by
+        ``mlflow.genai.register_prompt`` is read from its template (see
+        :func:`workbench.core.registry.variant_data`). Masked credentials (``"***"``) are
+        not restored: pass keys through the environment.
+        """
+        return cls.from_dict(registered_variant(uri, tracking_uri=tracking_uri))
+
+    def chat_template(self) -> list[dict[str, str]]:
+        """The variant as one chat template, as MLflow's Prompt Registry stores it: the system
+        template, each few-shot example as the user and assistant turns the model sees, and the
+        user template with its ``{{ variables }}`` left in.
+        """
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        for example in self.examples:
+            messages.append({"role": "user", "content": self._render_template(self.prompt, example)})
+            messages.append({"role": "assistant", "content": str(example[EXAMPLE_OUTPUT_KEY])})
+        messages.append({"role": "user", "content": self.prompt})
+        return messages

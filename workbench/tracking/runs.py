@@ -37,6 +37,7 @@ from mlflow.exceptions import MlflowException
 from workbench.core import schema as col
 from workbench.core.dataset import Dataset
 from workbench.core.exceptions import UsageError
+from workbench.core.registry import prompt_name
 from workbench.core.result import RunResult
 from workbench.core.runstore import CasesFile
 from workbench.core.schema import SuccessRule
@@ -50,6 +51,8 @@ from workbench.util.paths import runs_dir
 ALIAS_PREFIX = "workbench.alias."
 #: Run tag listing the aliases that name the run (comma-separated), shown in the UI.
 RUN_ALIAS_TAG = "workbench.alias"
+#: MLflow's run tag listing the registered prompt versions a run used (see :mod:`workbench.tracking.genai`).
+LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _FILES = (CASES_ARTIFACT, "manifest.json", "summary.csv")
 
@@ -125,7 +128,9 @@ def set_alias(run_id: str, alias: str, *, variant: str | None = None, tracking_u
     """Point ``alias`` (e.g. ``production``) of the run's experiment at ``run_id`` (and ``variant``).
 
     The alias moves: the run it named before loses it. Rolling back is setting it again on
-    the old run.
+    the old run. With a variant, the registered prompt version that run used (MLflow's Prompt
+    Registry, ``<experiment>.<variant>``) gets the same alias, so ``prompts:/...@production``
+    and the ``production`` run name the same prompt.
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", alias):
         raise UsageError(f"alias {alias!r} may hold only letters, digits, '_', '.' and '-'")
@@ -145,6 +150,11 @@ def set_alias(run_id: str, alias: str, *, variant: str | None = None, tracking_u
     )
     names = [a for a in run.data.tags.get(RUN_ALIAS_TAG, "").split(",") if a and a != alias]
     client.set_tag(target.run_id, RUN_ALIAS_TAG, ",".join([*names, alias]))
+    if variant is not None:  # the registered prompt that run used gets the same alias: one "production"
+        registered = prompt_name(client.get_experiment(experiment_id).name, variant)
+        for linked in json.loads(run.data.tags.get(LINKED_PROMPTS_TAG, "[]")):
+            if linked["name"] == registered:
+                client.set_prompt_alias(registered, alias, int(linked["version"]))
     return RunRef(target.run_id, variant)
 
 

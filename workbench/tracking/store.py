@@ -32,7 +32,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 from workbench.core.redaction import MACHINE_FIELDS, REDACTOR
 from workbench.core.runstore import CasesFile, Where
 from workbench.util.env import ui_environment
-from workbench.util.paths import project_root
+from workbench.util.paths import default_tracking_uri, project_root
 
 #: MLflow's limit on a param value's length.
 PARAM_MAX = 6000
@@ -48,16 +48,6 @@ _BATCH = 100
 PID_TAG, HOST_TAG, HEARTBEAT_TAG = "workbench.pid", "workbench.host", "workbench.heartbeat"
 #: A RUNNING run started on another host whose heartbeat is older than this is taken for dead.
 STALE_AFTER_S = 15 * 60
-
-
-def default_tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the project's ``mlruns/mlflow.db``."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    store = project_root() / "mlruns"
-    store.mkdir(exist_ok=True)
-    return f"sqlite:///{store / 'mlflow.db'}"
 
 
 def ui_command(tracking_uri: str | None = None, *, port: int = 5000) -> str:

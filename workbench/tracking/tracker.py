@@ -37,6 +37,7 @@ from workbench.core.result import RunResult
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.observers import RunObserver, RunStart
 from workbench.tracking.chart_page import ChartSection, chart_page
+from workbench.tracking.genai import link_prompts, log_run_inputs
 from workbench.tracking.presentation import (
     REPORT_ENV,
     SOURCE_TAG,
@@ -94,6 +95,7 @@ class MlflowObserver(RunObserver):
         self.parent_run_name: str | None = None
         self._experiment_id: str | None = None
         self._children: list[str] = []
+        self._prompts: dict[str, Any] = {}  # variant name -> its registered prompt version
         self._error: str | None = None
         self._finished = False
         self._warm_up = WarmUp()
@@ -164,6 +166,7 @@ class MlflowObserver(RunObserver):
             },
         )
         self.writer.json(self.parent_run_id, _manifest(experiment), "manifest.json")
+        self._prompts = log_run_inputs(self.writer.client, self.parent_run_id, experiment)
         if self.charts:
             self._warm_up.start()
         return self.parent_run_id
@@ -278,6 +281,8 @@ class MlflowObserver(RunObserver):
         }
         self.writer.log(run_id, params=params, metrics=primary_first(metric_items(row.items()), result.scorer_names))
         self.writer.json(run_id, template, "prompt_template.json")
+        if variant.name in self._prompts:
+            link_prompts(self.writer.client, run_id, [self._prompts[variant.name]])
         # Only this child's rows, read from the run's file; a large table is copied a batch at a time.
         columns = readable_columns(result.cases_file.columns, repeated=experiment.repeats > 1)
         where = {col.VARIANT: variant.name, col.MODEL: row["model"]}

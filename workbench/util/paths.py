@@ -1,4 +1,4 @@
-"""Where the project lives: its root, and the folder runs write their cases to."""
+"""Where the project lives: its root, the folder runs write their cases to, and the MLflow store."""
 
 from __future__ import annotations
 
@@ -41,3 +41,13 @@ def runs_dir() -> Path:
     if override:
         return Path(override)
     return project_root() / ".cache" / "workbench" / "runs"
+
+
+def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the project's ``mlruns/mlflow.db`` (created if missing)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    store = project_root() / "mlruns"
+    store.mkdir(exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
