@@ -80,7 +80,8 @@ def test_from_registry_gives_back_the_variant_by_version_and_alias(store, fake_k
     loaded = wb.PromptVariant.from_registry("prompts:/roundtrip.few_shot/1")
     assert loaded == few_shot and loaded.version == few_shot.version
 
-    wb.set_alias(result.run_id, "production", variant="few_shot", tracking_uri=store)  # the run alias moves the prompt's
+    # The run alias moves the prompt alias too.
+    wb.set_alias(result.run_id, "production", variant="few_shot", tracking_uri=store)
     assert wb.PromptVariant.from_registry("prompts:/roundtrip.few_shot@production").version == few_shot.version
 
     with pytest.raises(wb.UsageError, match="no registered prompt at prompts:/roundtrip.missing@production"):
