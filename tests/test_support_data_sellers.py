@@ -40,7 +40,10 @@ def articles():
     for path in sorted(KB.glob("*.md")):
         match = FRONT.match(path.read_text(encoding="utf-8"))
         assert match, f"{path.name}: no YAML front matter between '---' lines"
-        meta = yaml.safe_load(match.group(1))
+        try:
+            meta = yaml.safe_load(match.group(1))
+        except yaml.YAMLError as exc:
+            pytest.fail(f"{path.name}: front matter is not valid YAML (quote titles with a colon): {exc}")
         assert set(meta) == {"id", "title", "section", "audience"}, path.name
         assert meta["id"] == path.stem, path.name
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", meta["id"]), path.name
