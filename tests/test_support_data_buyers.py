@@ -1,5 +1,5 @@
 """The buyer half of the Bazaar help centre (issue 14): data/kb articles, the questions in
-data/support_qa.buyers.jsonl and the conversations in data/support_conversations.buyers.jsonl
+data/support_qa.jsonl (qa-b-*) and the conversations in data/support_conversations.jsonl (conv-b-*)
 follow the contract in the issue (front matter, sizes, counts per kind, static histories)."""
 
 import collections
@@ -55,12 +55,12 @@ def buyer_articles(articles):
 
 @pytest.fixture(scope="module")
 def questions():
-    return read_jsonl("support_qa.buyers.jsonl")
+    return [r for r in read_jsonl("support_qa.jsonl") if r["id"].startswith("qa-b-")]
 
 
 @pytest.fixture(scope="module")
 def turns():
-    return read_jsonl("support_conversations.buyers.jsonl")
+    return [r for r in read_jsonl("support_conversations.jsonl") if r["id"].startswith("conv-b-")]
 
 
 def test_every_article_has_its_front_matter_and_a_body_of_80_to_250_words(articles):

@@ -1,5 +1,5 @@
-"""The seller half of the issue-14 support RAG data: data/kb/*.md, data/support_qa.sellers.jsonl and
-data/support_conversations.sellers.jsonl keep the shared data contract and agree with each other."""
+"""The seller half of the issue-14 support RAG data: data/kb/*.md, data/support_qa.jsonl (qa-s-*) and
+data/support_conversations.jsonl (conv-s-*) keep the shared data contract and agree with each other."""
 
 import collections
 import json
@@ -54,12 +54,12 @@ def articles():
 
 @pytest.fixture(scope="module")
 def qa():
-    return read_jsonl("support_qa.sellers.jsonl")
+    return [r for r in read_jsonl("support_qa.jsonl") if r["id"].startswith("qa-s-")]
 
 
 @pytest.fixture(scope="module")
 def conversations():
-    rows = read_jsonl("support_conversations.sellers.jsonl")
+    rows = [r for r in read_jsonl("support_conversations.jsonl") if r["id"].startswith("conv-s-")]
     by_conv = collections.defaultdict(list)
     for row in rows:
         by_conv[row["conversation_id"]].append(row)
