@@ -1,0 +1,166 @@
+"""RAG scorers: retrieval metrics (hand-computed reference values), citations, faithfulness, refusal."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from workbench.core.chunks import Chunk
+from workbench.core.exceptions import ScorerError
+from workbench.scorers.base import run_scorer, scorer_from_spec
+from workbench.scorers.context import ScoringContext
+from workbench.scorers.retrieval_metrics import (
+    MRR,
+    NO_RELEVANT,
+    NDCGAtK,
+    PrecisionAtK,
+    RecallAtK,
+    ndcg_at_k,
+    relevant_ids,
+)
+
+
+def chunks(*docs: str, texts: dict[str, str] | None = None) -> tuple[Chunk, ...]:
+    """Chunks in rank order; a repeated doc id is a second chunk of the same document."""
+    texts = texts or {}
+    seen: dict[str, int] = {}
+    out = []
+    for rank, doc in enumerate(docs, start=1):
+        n = seen[doc] = seen.get(doc, -1) + 1
+        out.append(Chunk(f"{doc}#{n}", doc, texts.get(doc, f"text of {doc}"), rank, 1.0 / rank))
+    return tuple(out)
+
+
+def ctx(output: str = "", *, retrieved=None, relevant=None, inputs=None, **expectations) -> ScoringContext:
+    if relevant is not None:
+        expectations["relevant_ids"] = relevant
+    return ScoringContext(inputs=inputs or {}, output=output, expectations=expectations, retrieved=retrieved)
+
+
+def score(scorer, context: ScoringContext):
+    import asyncio
+
+    return asyncio.run(run_scorer(scorer, context))
+
+
+# Ranks: d1, d2, d1 (second chunk of d1), d3, d4 -> documents d1, d2, d3, d4; relevant d3 and d5.
+MULTI = chunks("d1", "d2", "d1", "d3", "d4")
+IDCG_2 = 1 + 1 / math.log2(3)  # two relevant documents: ranks 1 and 2 in the ideal ranking
+
+
+@pytest.mark.parametrize(
+    ("scorer", "expected"),
+    [
+        (RecallAtK(k=3), 0.5),  # d3 is the 3rd distinct document (the 4th chunk): 1 of 2 relevant
+        (RecallAtK(k=2), 0.0),
+        (RecallAtK(k=10), 0.5),  # k larger than what was retrieved
+        (PrecisionAtK(k=3), 1 / 3),
+        (PrecisionAtK(k=10), 0.1),  # divided by k, not by the 4 documents retrieved
+        (PrecisionAtK(k=1), 0.0),
+        (MRR(), 1 / 3),
+        (MRR(k=2), 0.0),
+        (NDCGAtK(k=3), (1 / math.log2(4)) / IDCG_2),  # = 0.5 / 1.6309 = 0.30657
+        (NDCGAtK(k=10), 0.5 / IDCG_2),
+        (NDCGAtK(k=1), 0.0),
+    ],
+    ids=lambda v: v.name if hasattr(v, "name") else None,
+)
+def test_reference_values_with_a_document_split_into_two_chunks(scorer, expected):
+    result = score(scorer, ctx(retrieved=MULTI, relevant=["d3", "d5"]))
+    assert result.value == pytest.approx(expected)
+    assert math.isclose(NDCGAtK(k=3).compute(["d1", "d2", "d3"], ["d3", "d5"]), 0.306573, abs_tol=1e-6)
+
+
+def test_duplicate_chunks_of_a_relevant_document_count_once():
+    retrieved = chunks("d1", "d1", "d1", "d2")
+    assert score(PrecisionAtK(k=2), ctx(retrieved=retrieved, relevant=["d1"])).value == 0.5  # d1, d2; not 2/2
+    assert score(RecallAtK(k=1), ctx(retrieved=retrieved, relevant=["d1", "d2"])).value == 0.5
+    # all relevant documents in the first two ranks: the ideal ranking, 1.0 (not more)
+    assert score(NDCGAtK(k=3), ctx(retrieved=retrieved, relevant=["d1", "d2"])).value == pytest.approx(1.0)
+    # chunks 1-3 are one document, so d2 is rank 2 (reciprocal rank 1/2, not 1/4)
+    assert score(MRR(), ctx(retrieved=retrieved, relevant=["d2"])).value == 0.5
+
+
+def test_ties_in_score_are_ordered_by_rank_not_by_tuple_order():
+    tied = (
+        Chunk("b#0", "b", "...", rank=2, score=0.7),
+        Chunk("a#0", "a", "...", rank=1, score=0.7),
+        Chunk("c#0", "c", "...", rank=3, score=0.2),
+    )
+    assert score(MRR(), ctx(retrieved=tied, relevant=["b"])).value == 0.5
+    assert score(RecallAtK(k=1), ctx(retrieved=tied, relevant=["a"])).value == 1.0
+    assert score(NDCGAtK(k=3), ctx(retrieved=tied, relevant=["b", "c"])).value == pytest.approx(
+        (1 / math.log2(3) + 1 / math.log2(4)) / IDCG_2  # 0.6309 + 0.5 over 1.6309 = 0.6934
+    )
+
+
+def test_nothing_relevant_retrieved_scores_zero_and_nothing_retrieved_too():
+    for scorer in (RecallAtK(k=3), PrecisionAtK(k=3), MRR(), NDCGAtK(k=3)):
+        assert score(scorer, ctx(retrieved=chunks("x", "y"), relevant=["d1"])).value == 0.0
+        assert score(scorer, ctx(retrieved=(), relevant=["d1"])).value == 0.0
+
+
+def test_no_relevant_article_is_not_scored_and_is_counted():
+    for scorer in (RecallAtK(k=3), PrecisionAtK(k=3), MRR(), NDCGAtK(k=3)):
+        result = score(scorer, ctx(retrieved=chunks("d1"), relevant=[]))
+        assert math.isnan(result.value)
+        assert result.reason == NO_RELEVANT == "no relevant article labelled: scored by refusal instead"
+        expectations = [{"relevant_ids": []}, {"relevant_ids": ["d1"]}, {"relevant_ids": "[]"}]
+        assert scorer.aggregate(["", "", ""], expectations) == {"no_relevant_cases": 2.0}
+
+
+def test_no_retrieval_is_not_scored_with_a_reason():
+    result = score(RecallAtK(k=3), ctx(retrieved=None, relevant=["d1"]))
+    assert math.isnan(result.value)
+    assert "no retrieval" in result.reason and "retriever" in result.reason
+
+
+def test_reason_names_hits_and_misses():
+    result = score(RecallAtK(k=3), ctx(retrieved=MULTI, relevant=["d3", "d5"]))
+    assert result.reason == "1 of 2 relevant in top 3 ['d1', 'd2', 'd3']; missed ['d5']"
+
+
+def test_relevant_ids_accepts_lists_json_text_comma_text_and_arrays():
+    assert relevant_ids({"relevant_ids": ["a", "b", "a"]}) == ["a", "b"]
+    assert relevant_ids({"relevant_ids": '["a", "b"]'}) == ["a", "b"]
+    assert relevant_ids({"relevant_ids": "a, b"}) == ["a", "b"]
+    assert relevant_ids({"relevant_ids": ""}) == []
+    assert relevant_ids({"relevant_ids": np.array(["a"], dtype=object)}) == ["a"]
+    with pytest.raises(ScorerError, match="expected columns are \\['label'\\]"):
+        relevant_ids({"label": "x"})
+    with pytest.raises(ScorerError, match="give a list of document ids"):
+        relevant_ids({"relevant_ids": 3})
+    with pytest.raises(ScorerError, match="not a JSON list"):
+        RecallAtK().check({"relevant_ids": "[oops"})
+
+
+def test_specs_names_and_bad_k():
+    built = scorer_from_spec({"type": "ndcg_at_k", "k": 8})
+    assert isinstance(built, NDCGAtK) and built.name == "ndcg_at_8"
+    assert scorer_from_spec(RecallAtK(k=3).spec()) == RecallAtK(k=3)
+    assert (MRR().name, MRR(k=5).name, PrecisionAtK(k=2, metric_name="p2").name) == ("mrr", "mrr_at_5", "p2")
+    with pytest.raises(ScorerError, match="`k` must be a whole number >= 1"):
+        RecallAtK(k=0)
+
+
+def test_ndcg_agrees_with_sklearn_on_random_rankings():
+    # ranx would be the reference, but it pulls numba + llvmlite (~64 MB) and ir-datasets;
+    # scikit-learn's ndcg_score (binary gains, log2 discount, ideal over the true gains) is the check.
+    from sklearn.metrics import ndcg_score
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n_docs, k = int(rng.integers(3, 12)), int(rng.integers(1, 6))
+        k = min(k, n_docs)
+        gains = (rng.random(n_docs) < 0.3).astype(float)
+        if not gains.any():
+            gains[rng.integers(n_docs)] = 1.0
+        order = rng.permutation(n_docs)  # order[0] is the best-ranked document
+        ranked = [f"d{i}" for i in order]
+        relevant = [f"d{i}" for i in np.flatnonzero(gains)]
+        scores = np.empty(n_docs)
+        scores[order] = np.arange(n_docs, 0, -1)  # distinct scores: no tie averaging in sklearn
+        expected = ndcg_score(gains[None, :], scores[None, :], k=k)
+        assert ndcg_at_k(ranked, relevant, k) == pytest.approx(expected), (ranked, relevant, k)
