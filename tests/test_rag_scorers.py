@@ -164,3 +164,135 @@ def test_ndcg_agrees_with_sklearn_on_random_rankings():
         scores[order] = np.arange(n_docs, 0, -1)  # distinct scores: no tie averaging in sklearn
         expected = ndcg_score(gains[None, :], scores[None, :], k=k)
         assert ndcg_at_k(ranked, relevant, k) == pytest.approx(expected), (ranked, relevant, k)
+
+
+# ---- citations -------------------------------------------------------------------------------
+
+KB_TEXTS = {
+    "returns-window": "Buyers can return most items within 14 days after delivery. Return shipping is free.",
+    "seller-fees": "Bazaar charges sellers a 5% commission on each sale, with a minimum of 20 RUB.",
+    "payouts": "Payouts are sent every Monday to the bank card in Seller account > Payouts.",
+}
+RETRIEVED = chunks("returns-window", "seller-fees", texts=KB_TEXTS)
+
+
+def test_citation_checker_correct_not_retrieved_nonexistent_and_unsupported():
+    from workbench.scorers.citations import CitationCorrectness
+
+    scorer = CitationCorrectness(kb=list(KB_TEXTS))
+    answer = (
+        "You can return an item within 14 days after delivery [returns-window]. "  # correct
+        "Payouts are sent every Monday [payouts]. "  # in the KB, not retrieved
+        "Returns are handled by the courier [returns-policy]. "  # no such article
+        "The commission is 10% per sale [seller-fees]."  # retrieved, but says 5%
+    )
+    result = score(scorer, ctx(answer, retrieved=RETRIEVED, relevant=["returns-window"]))
+    assert result.value == 0.25
+    assert result.reason.startswith("1 of 4 citations correct; ")
+    assert "[payouts] was not retrieved" in result.reason
+    assert "[returns-policy] is not in the knowledge base" in result.reason
+    assert '[seller-fees] does not support "The commission is 10% per sale [seller-fees]."' in result.reason
+
+
+def test_citation_variants_and_markers_after_the_full_stop():
+    from workbench.scorers.citations import CitationCorrectness, cited_ids
+
+    assert cited_ids("a [x#2][y] b [source: z, x] [see](http://u) 【w】") == ["x", "y", "z", "w"]
+    answer = "Sellers pay a 5% commission on each sale. [seller-fees#0]\nReturn shipping is free 【returns-window】"
+    result = score(CitationCorrectness(), ctx(answer, retrieved=RETRIEVED, relevant=["seller-fees"]))
+    assert (result.value, result.reason) == (1.0, "2 of 2 citations correct")
+    # without `kb`, an id that was not retrieved cannot be told apart from one that does not exist
+    result = score(CitationCorrectness(), ctx("Payouts come every Monday [payouts].", retrieved=RETRIEVED, relevant=[]))
+    assert result.value == 0.0 and "[payouts] is not in the retrieved context" in result.reason
+
+
+def test_a_sentence_combining_two_articles_may_cite_both_but_not_a_bystander():
+    from workbench.scorers.citations import CitationCorrectness
+
+    answer = "Items can be returned within 14 days, and sellers pay a 5% commission [returns-window, seller-fees]."
+    result = score(CitationCorrectness(), ctx(answer, retrieved=RETRIEVED, relevant=["returns-window"]))
+    assert result.value == 1.0
+    three = chunks("returns-window", "seller-fees", "payouts", texts=KB_TEXTS)
+    answer = "Return shipping is free [returns-window][payouts]."
+    result = score(CitationCorrectness(), ctx(answer, retrieved=three, relevant=["returns-window"]))
+    assert result.value == 0.5 and "[payouts] does not support" in result.reason
+
+
+def test_no_citations_is_zero_for_an_answer_and_nan_for_a_refusal_or_without_retrieval():
+    from workbench.scorers.citations import CitationCorrectness
+
+    scorer = CitationCorrectness()
+    result = score(scorer, ctx("Returns are free within 14 days.", retrieved=RETRIEVED, relevant=["returns-window"]))
+    assert (result.value, result.reason) == (0.0, "no citations though an answer was expected")
+    refusal = "I don't have information about gift cards. Please contact support."
+    assert math.isnan(score(scorer, ctx(refusal, retrieved=RETRIEVED, relevant=["returns-window"])).value)
+    assert math.isnan(score(scorer, ctx("Which order do you mean?", retrieved=RETRIEVED, relevant=[])).value)
+    assert math.isnan(score(scorer, ctx("Free [returns-window].", retrieved=None, relevant=["x"])).value)
+    metrics = scorer.aggregate(
+        ["Free returns [returns-window].", "Free returns.", refusal],
+        [{"relevant_ids": ["returns-window"]}] * 3,
+    )
+    assert metrics == {"answers_without_citations": 0.5, "citations_per_answer": 0.5}
+
+
+def test_kb_folder_and_bad_kb(tmp_path):
+    from workbench.scorers.citations import CitationCorrectness
+
+    for name in KB_TEXTS:
+        (tmp_path / f"{name}.md").write_text("---\nid: x\n---\ntext", encoding="utf-8")
+    scorer = CitationCorrectness(kb=str(tmp_path))
+    result = score(scorer, ctx("Payouts every Monday [payouts].", retrieved=RETRIEVED, relevant=["payouts"]))
+    assert result.reason == "0 of 1 citations correct; [payouts] was not retrieved"
+    assert scorer_from_spec(scorer.spec()) == scorer
+    with pytest.raises(ScorerError, match="is not a folder"):
+        CitationCorrectness(kb=str(tmp_path / "missing"))
+
+
+# ---- refusal -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "refuses"),
+    [
+        ("I'm sorry, the help centre does not cover gift wrapping.", True),
+        ("I don’t have information about that. Please contact support.", True),
+        ("Please contact support.", True),
+        ("К сожалению, в справочном центре нет информации об этом. Обратитесь в службу поддержки.", True),
+        ("Я не могу ответить на этот вопрос.", True),
+        ("Обратитесь в поддержку.", True),
+        ("You can return items within 14 days of delivery [returns-window].", False),
+        # a real answer that ends by pointing to support is not a refusal
+        ("Parcels arrive in 3-7 days. Track it under My orders. If it is late, contact support.", False),
+        ("Вернуть товар можно в течение 14 дней после получения.", False),
+    ],
+)
+def test_refusal_markers_in_english_and_russian(reply, refuses):
+    from workbench.scorers.refusal import is_refusal
+
+    assert is_refusal(reply) is refuses
+
+
+def test_refusal_correctness_scores_and_rates():
+    from workbench.scorers.refusal import RefusalCorrectness
+
+    scorer = RefusalCorrectness()
+    answer, refusal = "Returns are free within 14 days.", "I don't know; please contact support."
+    cases = [
+        (answer, {"relevant_ids": ["returns-window"]}, {}, 1.0),
+        (refusal, {"relevant_ids": ["returns-window"]}, {}, 0.0),  # false refusal
+        (refusal, {"relevant_ids": []}, {}, 1.0),
+        (answer, {"relevant_ids": []}, {}, 0.0),  # missed refusal
+        (answer, {"relevant_ids": ["x"]}, {"kind": "unanswerable"}, 0.0),  # the kind says so too
+        (refusal, {"kind": "unanswerable"}, {}, 1.0),
+    ]
+    for output, expectations, inputs, expected in cases:
+        assert score(scorer, ctx(output, inputs=inputs, **expectations)).value == expected, output
+    metrics = scorer.aggregate(
+        [c[0] for c in cases], [c[1] for c in cases], inputs=[c[2] for c in cases]
+    )
+    assert metrics == {"false_refusal_rate": 0.5, "missed_refusal_rate": 0.5, "unanswerable_cases": 4.0}
+    with pytest.raises(ScorerError, match="needs expected column 'relevant_ids'"):
+        scorer.score(inputs={}, outputs="x", expectations={"label": "y"})
+    custom = RefusalCorrectness(markers=["no idea"])
+    assert custom.score(inputs={}, outputs="No idea, sorry.", expectations={"relevant_ids": []}).value == 1.0
+    assert scorer_from_spec(custom.spec()) == custom and "markers" not in scorer.spec()
