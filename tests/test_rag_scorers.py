@@ -296,3 +296,129 @@ def test_refusal_correctness_scores_and_rates():
     custom = RefusalCorrectness(markers=["no idea"])
     assert custom.score(inputs={}, outputs="No idea, sorry.", expectations={"relevant_ids": []}).value == 1.0
     assert scorer_from_spec(custom.spec()) == custom and "markers" not in scorer.spec()
+
+
+# ---- faithfulness and answer relevance -------------------------------------------------------
+
+
+def test_lexical_faithfulness_counts_supported_claims_and_says_it_is_an_approximation():
+    from workbench.judge.grounding import Faithfulness
+
+    answer = (
+        "Happy to help! "  # no claim
+        "You can return most items within 14 days after delivery [returns-window]. "  # supported
+        "Sellers pay a 7% commission on each sale. "  # the number is wrong (5%)
+        "Gift wrapping costs nothing at Bazaar."  # not in the context at all
+    )
+    result = score(Faithfulness(), ctx(answer, retrieved=RETRIEVED, relevant=["returns-window"]))
+    assert result.value == pytest.approx(1 / 3)
+    assert result.reason == (
+        "1 of 3 claims supported (lexical approximation: content-word overlap and exact numbers, not entailment); "
+        'unsupported: "Sellers pay a 7% commission on each sale."; "Gift wrapping costs nothing at Bazaar."'
+    )
+    # the same claim in one chunk: supported; words spread over unrelated chunks do not add up
+    assert score(Faithfulness(), ctx("Sellers pay a 5% commission on each sale.", retrieved=RETRIEVED)).value == 1.0
+    assert score(Faithfulness(threshold=1.0), ctx("Sellers pay 5% on returns.", retrieved=RETRIEVED)).value == 0.0
+
+
+def test_faithfulness_does_not_score_refusals_missing_retrieval_or_empty_answers():
+    from workbench.judge.grounding import Faithfulness
+
+    refusal = score(Faithfulness(), ctx("Sorry, I don't have information about that.", retrieved=RETRIEVED))
+    assert math.isnan(refusal.value) and "refusal" in refusal.reason
+    assert math.isnan(score(Faithfulness(), ctx("Returns: 14 days.", retrieved=None)).value)
+    assert score(Faithfulness(), ctx("OK!", retrieved=RETRIEVED)).reason == "no claims to check"
+    assert Faithfulness().calls_models is False and Faithfulness(judge_model="openai/x").calls_models is True
+
+
+class StubModels:
+    """A ModelCaller with fixed answers: the claims to extract, and a verdict per claim."""
+
+    def __init__(self, claims_reply: str, verdicts: dict[str, str]):
+        self.claims_reply, self.verdicts, self.calls = claims_reply, verdicts, []
+
+    async def complete(self, *, model, messages, params, repeat=0):
+        from workbench.core.outputs import Answer, ModelReply
+
+        self.calls.append((model, messages, dict(params)))
+        text = messages[-1]["content"]
+        if text.startswith("Break the answer"):
+            output = self.claims_reply
+        else:
+            claim = next(c for c in self.verdicts if f'"""\n{c}\n"""' in text)
+            output = self.verdicts[claim]
+        return Answer(ModelReply(output, prompt_tokens=10, completion_tokens=5, cost_usd=0.001), cached=False)
+
+
+def test_judge_faithfulness_extracts_claims_and_asks_per_claim_through_the_run_call_path():
+    from workbench.judge.grounding import Faithfulness
+
+    models = StubModels(
+        '```json\n["Returns are free within 14 days.", "Refunds arrive in 2 hours."]\n```',
+        {
+            "Returns are free within 14 days.": '{"reason": "the context says 14 days", "score": "PASS"}',
+            "Refunds arrive in 2 hours.": '{"reason": "not in the context", "score": "FAIL"}',
+        },
+    )
+    context = ScoringContext(
+        inputs={"question": "How do returns work?"},
+        output="Returns are free for 14 days, and your refund arrives in 2 hours [returns-window].",
+        expectations={"relevant_ids": ["returns-window"]},
+        retrieved=RETRIEVED,
+        models=models,
+    )
+    result = score(Faithfulness(judge_model="openai/judge"), context)
+    assert result.value == 0.5
+    assert result.reason == '1 of 2 claims supported (judge openai/judge); unsupported: "Refunds arrive in 2 hours."'
+    assert (result.prompt_tokens, result.completion_tokens, result.cost_usd, result.cached) == (30, 15, 0.003, False)
+    assert len(models.calls) == 3 and {m for m, _, _ in models.calls} == {"openai/judge"}
+    assert "How do returns work?" in models.calls[0][1][-1]["content"]
+    verdict_prompt = models.calls[1][1][-1]["content"]
+    assert "[returns-window] Buyers can return most items within 14 days" in verdict_prompt
+    assert models.calls[1][2]["temperature"] == 0.0
+
+
+def test_judge_faithfulness_falls_back_to_sentences_when_extraction_is_not_a_list():
+    from workbench.judge.grounding import Faithfulness
+
+    answer = "Returns are free within 14 days [returns-window]. Refunds arrive in 2 hours."
+    models = StubModels(
+        "Sure! Here are the claims: returns are free",
+        {"Returns are free within 14 days.": "PASS", "Refunds arrive in 2 hours.": "I cannot tell"},
+    )
+    context = ScoringContext(inputs={}, output=answer, expectations={}, retrieved=RETRIEVED, models=models)
+    result = score(Faithfulness(judge_model="openai/judge"), context)
+    assert result.value == 1.0  # one PASS; the unreadable verdict is left out, not counted as a FAIL
+    assert "1 verdict(s) unreadable or failed" in result.reason and "claims are sentences" in result.reason
+
+
+def test_judge_params_are_redacted_in_the_spec():
+    from workbench.judge.grounding import Faithfulness
+
+    spec = Faithfulness(judge_model="openai/judge", params={"api_key": "sk-secret-123456789"}).spec()
+    assert "sk-secret-123456789" not in str(spec)
+    assert Faithfulness().spec() == {"type": "faithfulness", "threshold": 0.6, "extract_claims": True}
+    assert scorer_from_spec({"type": "faithfulness", "threshold": 0.5}) == Faithfulness(threshold=0.5)
+
+
+def test_answer_relevance_lexical_and_judged():
+    from workbench.judge.grounding import AnswerRelevance
+
+    question = {"question": "How long is the return window for shoes?"}
+    good = score(AnswerRelevance(), ctx("The return window for shoes is 14 days.", inputs=question, relevant=["r"]))
+    assert good.value == 1.0 and "lexical approximation" in good.reason
+    partial = score(AnswerRelevance(), ctx("The return window is 14 days.", inputs=question, relevant=["r"]))
+    assert partial.value == pytest.approx(2 / 3)  # return, window; not shoes
+    off = score(AnswerRelevance(), ctx("Payouts are sent on Mondays.", inputs=question, relevant=["r"]))
+    assert off.value == 0.0
+    refused = score(AnswerRelevance(), ctx("I don't know.", inputs=question, relevant=["r"]))
+    assert (refused.value, refused.reason) == (0.0, "a refusal does not answer the question")
+    assert math.isnan(score(AnswerRelevance(), ctx("I don't know.", inputs=question, relevant=[])).value)
+    models = StubModels("", {"The return window is 14 days.": '{"reason": "partly", "score": 4}'})
+    context = ScoringContext(
+        inputs=question, output="The return window is 14 days.", expectations={}, retrieved=None, models=models
+    )
+    judged = score(AnswerRelevance(judge_model="openai/judge"), context)
+    assert (judged.value, judged.reason, judged.prompt_tokens) == (0.75, "partly", 10)
+    with pytest.raises(ScorerError, match="needs `question=`"):
+        score(AnswerRelevance(), ctx("x", inputs={"a": "1", "b": "2"}))

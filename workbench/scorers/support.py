@@ -37,9 +37,11 @@ STOP_WORDS = frozenset(
     those there here what which who whom whose when where why how all any each every some such no nor not
     only own same too very just also i me my we our you your he him his she her they them their us
     yes please thanks thank hi hello sure okay ok one get got make made let lets happy glad
+    long much many often need want like know tell way
     и в во на с со к ко по о об от до из за для у же ли бы не ни но а или что как это этот эта эти то
     так там тут где когда если чтобы вы вас вам ваш ваша ваши мы нас нам наш я мне меня он она они их его
-    ее есть быть был была были будет можно нужно уже еще только при без над под про через после""".split()
+    ее есть быть был была были будет можно нужно уже еще только при без над под про через после
+    сколько какой какая какие каким почему зачем мой моя мое мои могу может""".split()
 )
 
 #: A citation marker as :func:`~workbench.core.chunks.format_context` shows ids: ``[returns-window]``.
@@ -55,6 +57,11 @@ def stem(word: str) -> str:
     if word.isascii() and len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
         word = word[:-1]
     return word[:6]
+
+
+def without_citations(text: str) -> str:
+    """``text`` with its citation markers taken out (``"Free [a]."`` -> ``"Free."``)."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", CITATION.sub("", text)).strip()
 
 
 def content_words(text: str) -> set[str]:
