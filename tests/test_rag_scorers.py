@@ -287,9 +287,7 @@ def test_refusal_correctness_scores_and_rates():
     ]
     for output, expectations, inputs, expected in cases:
         assert score(scorer, ctx(output, inputs=inputs, **expectations)).value == expected, output
-    metrics = scorer.aggregate(
-        [c[0] for c in cases], [c[1] for c in cases], inputs=[c[2] for c in cases]
-    )
+    metrics = scorer.aggregate([c[0] for c in cases], [c[1] for c in cases], inputs=[c[2] for c in cases])
     assert metrics == {"false_refusal_rate": 0.5, "missed_refusal_rate": 0.5, "unanswerable_cases": 4.0}
     with pytest.raises(ScorerError, match="needs expected column 'relevant_ids'"):
         scorer.score(inputs={}, outputs="x", expectations={"label": "y"})
