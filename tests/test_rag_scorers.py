@@ -264,6 +264,11 @@ def test_kb_folder_and_bad_kb(tmp_path):
         # a real answer that ends by pointing to support is not a refusal
         ("Parcels arrive in 3-7 days. Track it under My orders. If it is late, contact support.", False),
         ("Вернуть товар можно в течение 14 дней после получения.", False),
+        # answers that merely contain a negative phrase (from the project's reference answers)
+        ("Give the RRN to your bank. If the bank can't find it, write to Help > Chat with support.", False),
+        ("A full refund if the order never arrives. Change-of-mind returns are not covered.", False),
+        ("The help centre says nothing about price matching; I suggest contacting support.", True),
+        ("The help centre doesn't explain how to change the phone number. Please ask support.", True),
     ],
 )
 def test_refusal_markers_in_english_and_russian(reply, refuses):
@@ -420,3 +425,14 @@ def test_answer_relevance_lexical_and_judged():
     assert (judged.value, judged.reason, judged.prompt_tokens) == (0.75, "partly", 10)
     with pytest.raises(ScorerError, match="needs `question=`"):
         score(AnswerRelevance(), ctx("x", inputs={"a": "1", "b": "2"}))
+
+
+def test_numbers_must_match_in_any_reading_and_computed_numbers_are_unsupported():
+    from workbench.scorers.support import support
+
+    passage = "The refund is 2,851 RUB after 149 RUB return shipping is deducted; it arrives in 3-7 days."
+    assert support("Your refund is 2,851 RUB.", [passage]).supported  # "2,851" read as 2851 or 2.851
+    assert support("Return shipping of 149 RUB is deducted from the refund.", [passage]).supported
+    computed = support("The refund is 3,100 RUB before the return shipping is deducted.", [passage])
+    assert computed.coverage == 1.0 and computed.numbers_missing == (3.1,)  # 3,100: 3.1 or 3100, neither written
+    assert not computed.supported

@@ -33,10 +33,14 @@ from workbench.scorers.values import normalize
 #: Phrases that say the answer is not known or not covered (English, Russian; normalised, lowercase).
 NOT_COVERED: tuple[str, ...] = (
     "i don't know", "i do not know", "i'm not sure", "i am not sure", "i don't have", "i do not have",
-    "no information", "not have information", "don't have any information", "not covered", "isn't covered",
-    "is not covered", "doesn't cover", "does not cover", "doesn't mention", "does not mention",
-    "doesn't say", "does not say", "doesn't specify", "does not specify", "not mentioned", "not specified",
-    "couldn't find", "could not find", "can't find", "cannot find", "unable to find", "unable to answer",
+    "i'm afraid i", "i am afraid i", "i can't tell", "i cannot tell",
+    "no information", "not have information", "has no information", "have no information",
+    "not covered in", "not covered by the help", "isn't covered", "doesn't cover", "does not cover",
+    "doesn't mention", "does not mention", "doesn't say", "does not say", "says nothing about",
+    "doesn't specify", "does not specify", "doesn't describe", "does not describe", "doesn't explain",
+    "does not explain", "doesn't give", "does not give", "gives no", "give no", "lists no", "not mentioned",
+    "not specified", "not documented", "not listed in",
+    "i couldn't find", "i could not find", "i can't find", "i cannot find", "unable to find", "unable to answer",
     "can't answer", "cannot answer", "can't help with", "cannot help with", "not able to answer",
     "no details", "not in the help", "outside the scope",
     "не знаю", "нет информации", "нет данных", "нет сведений", "не могу ответить", "не могу сказать",
@@ -46,7 +50,8 @@ NOT_COVERED: tuple[str, ...] = (
 #: Phrases that hand the question to people; a refusal only in a short reply.
 DEFERRAL: tuple[str, ...] = (
     "contact support", "contact our support", "contact customer support", "contact the support",
-    "reach out to support", "reach out to our support", "support team", "customer service",
+    "contacting support", "reach out to support", "reach out to our support", "support team", "customer service",
+    "seller support", "bazaar support",
     "обратитесь в поддержку", "обратитесь в службу поддержки", "служб поддержки", "службу поддержки",
     "службой поддержки", "напишите в поддержку", "свяжитесь с поддержкой",
 )  # fmt: skip

@@ -9,7 +9,9 @@ passage when
   Russian) removed, light stemming (a plural ``s`` dropped, words cut to 6 characters, so
   "delivered" meets "delivery"), and a rapidfuzz ``fuzz.ratio`` >= 85 for a typo;
 - and every number it writes is one the passage writes (``14 days`` is not backed by ``30 days``;
-  read unit-aware by :func:`~workbench.scorers.values.numbers_in`: ``5 000 ₽`` is 5000).
+  read as :func:`~workbench.scorers.values.numbers_in` does: ``5 000 ₽`` is 5000, and any reading
+  of an ambiguous number will do: ``2,851`` is 2851 or 2.851). A number the answer computed
+  (a total, a difference) is not written in the passage, so its claim is unsupported.
 
 It misses paraphrase ("two weeks" for "14 days"), answers in another language than the knowledge
 base, and negation ("not refundable" is supported by "refundable"). Use a judge model for those.
@@ -28,7 +30,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from workbench.scorers.values import normalize, numbers_in
+from workbench.scorers.values import normalize, number_groups, numbers_in
 
 #: Words that carry no claim (English and Russian), after :func:`normalize`.
 STOP_WORDS = frozenset(
@@ -122,10 +124,14 @@ class Support:
 def support(claim: str, passages: Iterable[str], *, threshold: float = 0.6) -> Support:
     """Check one claim against each passage; the best one decides (see the module docstring)."""
     plain = CITATION.sub(" ", claim)
-    words, numbers = content_words(plain), numbers_in(plain)
-    best = Support(claim, False, 0.0, None, tuple(sorted(numbers)))
+    words = content_words(plain)
+    # one list of readings per number written ("2,851" is 2851 or 2.851): any reading will do
+    groups = [[v for v, dimension in g if dimension is None] for g in number_groups(plain)]
+    groups = [g for g in groups if g]
+    best = Support(claim, False, 0.0, None, tuple(g[0] for g in groups))
     for index, passage in enumerate(passages):
-        missing = tuple(sorted(numbers - numbers_in(passage)))
+        written = numbers_in(passage)
+        missing = tuple(g[0] for g in groups if not written.intersection(g))
         share = coverage(words, content_words(passage))
         candidate = Support(claim, share >= threshold and not missing, share, index, missing)
         if (candidate.supported, -len(missing), share) > (best.supported, -len(best.numbers_missing), best.coverage):
