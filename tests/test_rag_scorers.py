@@ -436,3 +436,61 @@ def test_numbers_must_match_in_any_reading_and_computed_numbers_are_unsupported(
     computed = support("The refund is 3,100 RUB before the return shipping is deducted.", [passage])
     assert computed.coverage == 1.0 and computed.numbers_missing == (3.1,)  # 3,100: 3.1 or 3100, neither written
     assert not computed.supported
+
+
+def test_judge_faithfulness_through_the_fake_openai_server_and_the_response_cache(tmp_path):
+    """The real call path (litellm to a local fake server, a SQLite cache): a re-score makes no call."""
+    import json
+    import re
+
+    from workbench.core.settings import RunSettings
+    from workbench.engine.cache import ResponseCache
+    from workbench.engine.calls import CallPath
+    from workbench.judge.grounding import Faithfulness
+    from workbench.testing import FakeOpenAIServer
+
+    def reply(body: dict) -> str:
+        text = body["messages"][-1]["content"]
+        if text.startswith("Break the answer"):
+            return json.dumps(["Buyers can return items within 14 days.", "Return shipping costs 300 RUB."])
+        claim = re.search(r'Response to judge:\n"""\n(.*?)\n"""', text, re.S).group(1)
+        return json.dumps({"reason": "checked", "score": "PASS" if "14 days" in claim else "FAIL"})
+
+    answer = "You can return items within 14 days, and return shipping costs 300 RUB [returns-window]."
+    with FakeOpenAIServer(reply=reply) as server:
+        scorer = Faithfulness(judge_model="openai/judge", params={"api_base": server.base_url, "api_key": "sk-fake-1"})
+        models = CallPath(RunSettings(), cache=ResponseCache(str(tmp_path / "cache.sqlite")))
+        context = ScoringContext(
+            inputs={"question": "returns?"}, output=answer, expectations={}, retrieved=RETRIEVED, models=models
+        )
+        first = score(scorer, context)
+        calls = server.requests
+        again = score(scorer, context)
+        assert server.requests == calls == 3  # one extraction, two verdicts; none the second time
+    assert first.value == again.value == 0.5
+    assert 'unsupported: "Return shipping costs 300 RUB."' in first.reason
+    assert first.cached is False and again.cached is True and first.prompt_tokens > 0
+
+
+def test_group_metrics_reach_the_summary_row():
+    """The engine's summary calls each aggregate with the group's outputs, expected values and inputs."""
+    import pandas as pd
+
+    from workbench.engine.summary import summarize
+    from workbench.scorers.refusal import RefusalCorrectness
+
+    scorers = [RecallAtK(k=5), RefusalCorrectness()]
+    outputs = ["Returns are free within 14 days.", "I don't know, please contact support.", "It costs 5%."]
+    relevant = [["returns-window"], ["returns-window"], []]
+    frame = pd.DataFrame(
+        {
+            "case_id": ["a", "b", "c"], "variant": "v", "variant_version": "1", "model": "m", "error": None,
+            "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.0, "cached": False, "latency_s": 0.1,
+            "output": outputs, "expected.relevant_ids": relevant, "input.question": ["q1", "q2", "q3"],
+            "score.recall_at_5": [1.0, 0.0, math.nan], "score.refusal_correctness": [1.0, 0.0, 0.0],
+        }
+    )  # fmt: skip
+    row = summarize(frame, scorers).iloc[0]
+    assert row["recall_at_5"] == 0.5 and row["recall_at_5.no_relevant_cases"] == 1.0
+    assert row["refusal_correctness.false_refusal_rate"] == 0.5
+    assert row["refusal_correctness.missed_refusal_rate"] == 1.0
