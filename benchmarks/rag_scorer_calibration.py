@@ -92,6 +92,11 @@ def main() -> None:
             if picked:
                 hits = sum(is_refusal(r["reference"]) for r in picked)
                 print(f"  {kind:12} {language}: {hits}/{len(picked)} references read as refusals")
+    turns_path = root / "data" / "support_conversations.jsonl"
+    if turns_path.exists():
+        turns = [json.loads(line) for line in turns_path.read_text(encoding="utf-8").splitlines()]
+        rates = refusal.aggregate([t["reference"] for t in turns], turns, inputs=[{}] * len(turns))
+        print(f"refusal markers on the conversation turns' references: {rates}")
     print(f"{elapsed / max(len(gold), 1) * 1000:.1f} ms per answerable case (2 faithfulness + 2 citation scores)")
 
 

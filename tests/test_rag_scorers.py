@@ -289,11 +289,14 @@ def test_refusal_correctness_scores_and_rates():
         (answer, {"relevant_ids": []}, {}, 0.0),  # missed refusal
         (answer, {"relevant_ids": ["x"]}, {"kind": "unanswerable"}, 0.0),  # the kind says so too
         (refusal, {"kind": "unanswerable"}, {}, 1.0),
+        # conversation turns say what the reply should do
+        (refusal, {"relevant_ids": [], "expected_behaviour": "refuse"}, {}, 1.0),
+        (refusal, {"relevant_ids": []}, {"expected_behaviour": "clarify"}, 0.0),
     ]
     for output, expectations, inputs, expected in cases:
         assert score(scorer, ctx(output, inputs=inputs, **expectations)).value == expected, output
     metrics = scorer.aggregate([c[0] for c in cases], [c[1] for c in cases], inputs=[c[2] for c in cases])
-    assert metrics == {"false_refusal_rate": 0.5, "missed_refusal_rate": 0.5, "unanswerable_cases": 4.0}
+    assert metrics == {"false_refusal_rate": 2 / 3, "missed_refusal_rate": 0.4, "unanswerable_cases": 5.0}
     with pytest.raises(ScorerError, match="needs expected column 'relevant_ids'"):
         scorer.score(inputs={}, outputs="x", expectations={"label": "y"})
     custom = RefusalCorrectness(markers=["no idea"])

@@ -35,7 +35,7 @@ from workbench.core.chunks import Chunk, doc_ids
 from workbench.core.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score
 from workbench.scorers.context import ScoringContext
-from workbench.scorers.refusal import answerable, is_refusal
+from workbench.scorers.refusal import answerable, case_label, is_refusal
 from workbench.scorers.support import CITATION, content_words, sentences, support
 from workbench.scorers.values import numbers_in
 from workbench.util.paths import resolve
@@ -116,8 +116,11 @@ class CitationCorrectness(BaseScorer):
             raise ScorerError(f"citation_correctness `threshold` is a share in (0, 1], got {self.threshold!r}")
 
     def _expects_citations(self, output: str, expectations: Mapping[str, Any], inputs: Mapping[str, Any]) -> bool:
-        kind = expectations.get("kind", inputs.get("kind"))
-        if is_refusal(output) or (isinstance(kind, str) and kind.strip().lower() == "clarify"):
+        clarify = "clarify" in (
+            case_label(expectations, inputs, "kind"),
+            case_label(expectations, inputs, "expected_behaviour"),
+        )
+        if is_refusal(output) or clarify:
             return False
         try:
             return answerable(expectations, inputs, expected=self.expected)

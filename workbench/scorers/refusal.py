@@ -1,7 +1,8 @@
 """Refusal correctness: refuse (or defer to support) exactly when the knowledge base has no answer.
 
-A case is *unanswerable* when its relevant ids are ``[]`` or its ``kind`` is ``"unanswerable"``
-(the issue-14 question format); every other case (``single``, ``multi``, ``clarify``) must get
+A case is *unanswerable* when its relevant ids are ``[]``, its ``kind`` is ``"unanswerable"``
+(the issue-14 question format) or its ``expected_behaviour`` is ``"refuse"`` (a conversation
+turn); every other case (``single``, ``multi``, ``clarify``; ``answer``, ``clarify``) must get
 an answer or a clarifying question, not a refusal.
 
 A reply *refuses* (:func:`is_refusal`) when, after :func:`~workbench.scorers.values.normalize`,
@@ -80,19 +81,32 @@ def is_refusal(
     return any(normalize(m) in said for m in deferral) and len(sentences(text)) <= deferral_sentences
 
 
+def case_label(expectations: Mapping[str, Any], inputs: Mapping[str, Any], name: str) -> str | None:
+    """A case's ``kind`` or ``expected_behaviour`` (an expected column or an input), lowercased."""
+    value = expectations.get(name, inputs.get(name))
+    return value.strip().lower() if isinstance(value, str) else None
+
+
 def answerable(expectations: Mapping[str, Any], inputs: Mapping[str, Any], *, expected: str = "relevant_ids") -> bool:
-    """False when the case's relevant ids are ``[]`` or its ``kind`` (expected or input) is ``unanswerable``.
+    """Whether a case should get an answer rather than a refusal.
+
+    False when its ``expected_behaviour`` is ``refuse`` (conversation turns), its ``kind`` is
+    ``unanswerable``, or its relevant ids are ``[]``; an ``expected_behaviour`` of ``answer`` or
+    ``clarify`` says True whatever the ids. Each may be an expected column or an input.
 
     Raises:
-        ScorerError: the case has neither relevant ids nor a kind.
+        ScorerError: the case has none of them.
     """
-    kind = expectations.get("kind", inputs.get("kind"))
+    behaviour = case_label(expectations, inputs, "expected_behaviour")
+    if behaviour is not None:
+        return behaviour != "refuse"
+    kind = case_label(expectations, inputs, "kind")
     if expected not in expectations and kind is None:
         raise ScorerError(
-            f"refusal_correctness needs expected column {expected!r} (relevant document ids; [] = unanswerable) "
-            f"or a `kind` column; the expected columns are {sorted(expectations)}"
+            f"refusal_correctness needs expected column {expected!r} (relevant document ids; [] = unanswerable), "
+            f"a `kind` or an `expected_behaviour` column; the expected columns are {sorted(expectations)}"
         )
-    if isinstance(kind, str) and kind.strip().lower() == "unanswerable":
+    if kind == "unanswerable":
         return False
     return expected not in expectations or bool(relevant_ids(expectations, expected))
 
