@@ -57,12 +57,13 @@ def main() -> None:
     rows = [json.loads(line) for line in (root / "data" / "support_qa.jsonl").read_text(encoding="utf-8").splitlines()]
     rng = random.Random(args.seed)
     faithful, citations = Faithfulness(), CitationCorrectness(kb=sorted(kb))
-    gold, other, cite_gold, cite_other = [], [], [], []
+    gold, other, cite_gold, cite_other, languages = [], [], [], [], []
     started = time.perf_counter()
     for row in rows:
         if row["kind"] not in ("single", "multi") or not all(d in kb for d in row["relevant_ids"]):
             continue
         wrong = rng.sample([d for d in kb if d not in row["relevant_ids"]], 3)
+        languages.append(row["language"])
         for ids, out in ((row["relevant_ids"], gold), (wrong, other)):
             ctx = ScoringContext(inputs={}, output=row["reference"], expectations={}, retrieved=context(ids, kb))
             out.append(asyncio.run(faithful.score(inputs={}, outputs=row["reference"], expectations={}, context=ctx)))
@@ -80,6 +81,9 @@ def main() -> None:
     print(f"{len(kb)} articles, {len(rows)} questions, {len(gold)} answerable references scored")
     print(f"faithfulness, gold articles as context:      {mean(gold)}")
     print(f"faithfulness, 3 random other articles:       {mean(other)}")
+    for language in sorted(set(languages)):
+        picked = [i for i, lang in enumerate(languages) if lang == language]
+        print(f"  {language}: gold {mean([gold[i] for i in picked])}, random {mean([other[i] for i in picked])}")
     print(f"citations, each sentence cites a gold article: {mean(cite_gold)}")
     print(f"citations, each sentence cites a wrong article: {mean(cite_other)}")
     refusal = RefusalCorrectness()

@@ -497,3 +497,16 @@ def test_group_metrics_reach_the_summary_row():
     assert row["recall_at_5"] == 0.5 and row["recall_at_5.no_relevant_cases"] == 1.0
     assert row["refusal_correctness.false_refusal_rate"] == 0.5
     assert row["refusal_correctness.missed_refusal_rate"] == 1.0
+
+
+def test_a_sentence_joining_facts_of_two_chunks_is_supported_clause_by_clause():
+    from workbench.scorers.support import support
+
+    review = "You can write a review within 90 days of delivery."
+    edit = "A published review can be edited within 30 days of publishing."
+    sentence = "You can write a review within 90 days of delivery, and edit it within 30 days of publishing."
+    both = support(sentence, [review, edit])
+    assert both.supported and both.passage is None
+    assert not support(sentence, [review]).supported  # the second clause has no passage
+    wrong = "You can write a review within 90 days of delivery; it can be edited within 60 days of publishing."
+    assert not support(wrong, [review, edit]).supported

@@ -13,6 +13,8 @@ passage when
   of an ambiguous number will do: ``2,851`` is 2851 or 2.851). A number the answer computed
   (a total, a difference) is not written in the passage, so its claim is unsupported.
 
+A sentence joining facts of two passages is supported when each of its clauses is (:func:`support`).
+
 It misses paraphrase ("two weeks" for "14 days"), answers in another language than the knowledge
 base, and negation ("not refundable" is supported by "refundable"). Use a judge model for those.
 
@@ -52,6 +54,7 @@ CITATION = re.compile(r"\[([^\[\]\n]{1,200})\](?!\()")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # A sentence ends at . ! ? or a line break; citation markers after the stop stay with it.
 _SENTENCE = re.compile(r"(?:[^.!?\n]|\.(?=\d)|[.!?](?=\S))+[.!?]*(?:\s*\[[^\[\]\n]*\])*", re.UNICODE)
+_CLAUSE = re.compile(r";\s*|,\s+(?:and|plus|but|while|whereas)\s+", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
@@ -82,9 +85,13 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+def _claims_something(text: str) -> bool:
+    return len(content_words(text)) >= 2 or bool(numbers_in(CITATION.sub(" ", text)))
+
+
 def claims(text: str) -> list[str]:
     """The sentences of an answer that claim something: at least two content words, or a number."""
-    return [s for s in sentences(text) if len(content_words(s)) >= 2 or numbers_in(CITATION.sub(" ", s))]
+    return [s for s in sentences(text) if _claims_something(s)]
 
 
 def coverage(words: set[str], passage_words: set[str]) -> float:
@@ -110,7 +117,7 @@ class Support:
         claim: The sentence checked (citation markers included).
         supported: Whether it passed: enough words and every number.
         coverage: Share of its content words in the best passage.
-        passage: Index of the best passage (None when there was none).
+        passage: Index of the best passage (None when there was none, or each clause had its own).
         numbers_missing: Numbers of the claim that the best passage does not write.
     """
 
@@ -122,7 +129,26 @@ class Support:
 
 
 def support(claim: str, passages: Iterable[str], *, threshold: float = 0.6) -> Support:
-    """Check one claim against each passage; the best one decides (see the module docstring)."""
+    """Check one claim against each passage; the best one decides (see the module docstring).
+
+    A sentence that no single passage supports may join two facts from two passages ("returns
+    are free within 14 days, and refunds take 5 days"): it is supported when each of its
+    clauses (split at ``;`` and at ``, and`` / ``, plus`` / ``, but``) that claims something is.
+    """
+    passages = list(passages)
+    best = _best(claim, passages, threshold)
+    if best.supported:
+        return best
+    parts = [part for part in _CLAUSE.split(CITATION.sub(" ", claim)) if _claims_something(part)]
+    if len(parts) < 2:
+        return best
+    checked = [_best(part, passages, threshold) for part in parts]
+    if all(c.supported for c in checked):
+        return Support(claim, True, min(c.coverage for c in checked), None)
+    return best
+
+
+def _best(claim: str, passages: list[str], threshold: float) -> Support:
     plain = CITATION.sub(" ", claim)
     words = content_words(plain)
     # one list of readings per number written ("2,851" is 2851 or 2.851): any reading will do
