@@ -510,3 +510,21 @@ def test_a_sentence_joining_facts_of_two_chunks_is_supported_clause_by_clause():
     assert not support(sentence, [review]).supported  # the second clause has no passage
     wrong = "You can write a review within 90 days of delivery; it can be edited within 60 days of publishing."
     assert not support(wrong, [review, edit]).supported
+
+
+def test_answers_in_another_script_than_the_articles_are_not_scored_lexically():
+    from workbench.judge.grounding import AnswerRelevance, Faithfulness
+    from workbench.scorers.citations import CitationCorrectness
+
+    answer = "Вернуть товар можно в течение 14 дней после доставки [returns-window]."
+    result = score(Faithfulness(), ctx(answer, retrieved=RETRIEVED, relevant=["returns-window"]))
+    assert math.isnan(result.value) and "different scripts" in result.reason and "judge_model" in result.reason
+    result = score(CitationCorrectness(), ctx(answer, retrieved=RETRIEVED, relevant=["returns-window"]))
+    assert result.value == 1.0 and result.reason.endswith(
+        "1 not checked for support (answer and article in different scripts)"
+    )
+    cited_wrong = answer.replace("[returns-window]", "[payouts]")
+    assert score(CitationCorrectness(), ctx(cited_wrong, retrieved=RETRIEVED, relevant=["r"])).value == 0.0
+    question = {"question": "Сколько дней на возврат?"}
+    assert math.isnan(score(AnswerRelevance(), ctx("Returns: 14 days.", inputs=question, relevant=["r"])).value)
+    assert score(AnswerRelevance(), ctx("Возврат возможен 14 дней.", inputs=question, relevant=["r"])).value == 1.0

@@ -15,8 +15,10 @@ passage when
 
 A sentence joining facts of two passages is supported when each of its clauses is (:func:`support`).
 
-It misses paraphrase ("two weeks" for "14 days"), answers in another language than the knowledge
-base, and negation ("not refundable" is supported by "refundable"). Use a judge model for those.
+It misses paraphrase ("two weeks" for "14 days") and negation ("not refundable" is supported by
+"refundable"), and cannot compare an answer in another script than the knowledge base (a Russian
+answer from English articles: :func:`comparable`; the scorers leave those unscored, NaN). Use a
+judge model for those.
 
 Example:
     >>> passage = "Items can be returned within 14 days after delivery."
@@ -56,6 +58,22 @@ _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 _SENTENCE = re.compile(r"(?:[^.!?\n]|\.(?=\d)|[.!?](?=\S))+[.!?]*(?:\s*\[[^\[\]\n]*\])*", re.UNICODE)
 _CLAUSE = re.compile(r";\s*|,\s+(?:and|plus|but|while|whereas)\s+", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+
+
+def script(text: str) -> str:
+    """``"cyrillic"`` when most letters of ``text`` are Cyrillic, else ``"latin"``."""
+    letters = [c for c in text if c.isalpha()]
+    cyrillic = sum("\u0400" <= c <= "\u04ff" for c in letters)
+    return "cyrillic" if letters and cyrillic / len(letters) > 0.5 else "latin"
+
+
+def comparable(answer: str, passages: Iterable[str]) -> bool:
+    """Whether word overlap can compare ``answer`` with ``passages``: both in the same script.
+
+    A Russian answer from an English help centre shares no words with it: scoring it 0 would
+    call a faithful answer a hallucination, so the lexical scorers do not score it (NaN).
+    """
+    return script(answer) == script(" ".join(passages))
 
 
 def stem(word: str) -> str:
