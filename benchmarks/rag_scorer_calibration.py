@@ -76,7 +76,8 @@ def main() -> None:
 
     def mean(scores: list) -> str:
         values = [s.value for s in scores if s.value == s.value]
-        return f"{statistics.fmean(values):.3f} (n={len(values)}, NaN {len(scores) - len(values)})"
+        shown = f"{statistics.fmean(values):.3f}" if values else "-"
+        return f"{shown} (n={len(values)}, NaN {len(scores) - len(values)})"
 
     print(f"{len(kb)} articles, {len(rows)} questions, {len(gold)} answerable references scored")
     print(f"faithfulness, gold articles as context:      {mean(gold)}")
