@@ -85,6 +85,9 @@ def main() -> None:
     for language in sorted(set(languages)):
         picked = [i for i, lang in enumerate(languages) if lang == language]
         print(f"  {language}: gold {mean([gold[i] for i in picked])}, random {mean([other[i] for i in picked])}")
+        print(
+            f"      citations: gold {mean([cite_gold[i] for i in picked])}, wrong {mean([cite_other[i] for i in picked])}"
+        )
     print(f"citations, each sentence cites a gold article: {mean(cite_gold)}")
     print(f"citations, each sentence cites a wrong article: {mean(cite_other)}")
     refusal = RefusalCorrectness()
