@@ -84,10 +84,12 @@ def main() -> None:
     print(f"faithfulness, 3 random other articles:       {mean(other)}")
     for language in sorted(set(languages)):
         picked = [i for i, lang in enumerate(languages) if lang == language]
-        print(f"  {language}: gold {mean([gold[i] for i in picked])}, random {mean([other[i] for i in picked])}")
-        print(
-            f"      citations: gold {mean([cite_gold[i] for i in picked])}, wrong {mean([cite_other[i] for i in picked])}"
-        )
+
+        def part(scores: list) -> str:
+            return mean([scores[i] for i in picked])  # noqa: B023  # called at once, in this iteration
+
+        print(f"  {language}: gold {part(gold)}, random {part(other)}")
+        print(f"      citations: gold {part(cite_gold)}, wrong {part(cite_other)}")
     print(f"citations, each sentence cites a gold article: {mean(cite_gold)}")
     print(f"citations, each sentence cites a wrong article: {mean(cite_other)}")
     refusal = RefusalCorrectness()
