@@ -15,8 +15,8 @@ A citation is correct when its id
    (:mod:`~workbench.scorers.support`, an approximation: word overlap and exact numbers, not
    entailment) by the text of the sentence's cited documents together (a sentence may combine two
    articles), and this document gives at least one of the sentence's words or numbers. A sentence
-   in another script than the articles (a Russian answer) is not checked for support: its
-   citation counts correct on 1 and 2, and the reason says how many were not checked.
+   in another script than the articles (a Russian answer) cannot be checked for support: its
+   citation is left out of the score unless it already fails 1 or 2 (NaN when none is left).
 
 The score is the share of correct citations. An answer with **no citation** scores 0 when an
 answer was expected (a grounded assistant cites), and is not scored (NaN) when nothing was to be
@@ -135,7 +135,7 @@ class CitationCorrectness(BaseScorer):
         """``(sentence, doc_id, problem)`` per citation; problem None when it is correct.
 
         A sentence in another script than its documents (a Russian answer, English articles) is
-        checked for existence and retrieval only: its problem is :data:`UNCHECKED`, counted correct.
+        checked for existence and retrieval only: its problem is :data:`UNCHECKED` (left out of the score).
         """
         retrieved_ids = set(doc_ids(retrieved))
         known = self._kb_ids if self._kb_ids is not None else retrieved_ids  # type: ignore[attr-defined]
@@ -177,11 +177,13 @@ class CitationCorrectness(BaseScorer):
             return Score(math.nan, "nothing to cite: a refusal, an unanswerable or a clarify case")
         wrong = [f"[{doc}] {problem}" for _, doc, problem in verdicts if problem and problem != UNCHECKED]
         unchecked = sum(problem == UNCHECKED for _, _, problem in verdicts)
-        correct = len(verdicts) - len(wrong)
-        reason = f"{correct} of {len(verdicts)} citations correct" + ("; " + "; ".join(wrong) if wrong else "")
-        if unchecked:
-            reason += f"; {unchecked} not checked for support (answer and article in different scripts)"
-        return Score(correct / len(verdicts), reason)
+        checked = len(verdicts) - unchecked
+        note = f"{unchecked} left out: support not checkable (answer and article in different scripts)"
+        if not checked:
+            return Score(math.nan, note)
+        correct = checked - len(wrong)
+        reason = f"{correct} of {checked} citations correct" + ("; " + "; ".join(wrong) if wrong else "")
+        return Score(correct / checked, reason + (f"; {note}" if unchecked else ""))
 
     def aggregate(
         self,
