@@ -528,3 +528,26 @@ def test_answers_in_another_script_than_the_articles_are_not_scored_lexically():
     question = {"question": "Сколько дней на возврат?"}
     assert math.isnan(score(AnswerRelevance(), ctx("Returns: 14 days.", inputs=question, relevant=["r"])).value)
     assert score(AnswerRelevance(), ctx("Возврат возможен 14 дней.", inputs=question, relevant=["r"])).value == 1.0
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "recall_at_k", "k": 3},
+        {"type": "precision_at_k", "k": 8},
+        {"type": "mrr"},
+        {"type": "ndcg_at_k", "k": 5},
+        {"type": "faithfulness", "threshold": 0.7},
+        {"type": "answer_relevance", "question": "question"},
+        {"type": "citation_correctness", "kb": ["returns-window", "payouts"]},
+        {"type": "refusal_correctness"},
+    ],
+)
+def test_every_rag_scorer_is_a_yaml_type_exported_from_workbench(spec):
+    import workbench as wb
+
+    built = scorer_from_spec(spec, where="experiments/support_rag.yaml key 'scorers[0]'")
+    assert type(built).__name__ in wb.__all__
+    assert scorer_from_spec(built.spec()) == built
+    with pytest.raises(ScorerError, match="has no option\\(s\\) \\['colour'\\]"):
+        scorer_from_spec({**spec, "colour": 1})
