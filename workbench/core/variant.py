@@ -21,6 +21,7 @@ import jinja2
 import jinja2.meta
 import jinja2.sandbox
 
+from workbench.core.conversation import history_turns
 from workbench.core.exceptions import MissingVariablesError, TemplateError
 from workbench.core.redaction import REDACTOR, without_secrets
 from workbench.core.response_format import expand_response_format
@@ -94,6 +95,9 @@ class PromptVariant:
             a schema file: ``{"json_schema": "data/listing.schema.json"}`` (see
             :mod:`workbench.core.response_format`).
         description: Free text for humans; does not change :attr:`version`.
+        history: Column holding the conversation so far (e.g. ``"messages"``): its turns are sent
+            as real chat turns between the few-shot examples and the user turn
+            (see :mod:`workbench.core.conversation`). None: single-turn.
 
     Example:
         >>> v = PromptVariant(
@@ -113,10 +117,16 @@ class PromptVariant:
     examples: Sequence[Mapping[str, Any]] = ()
     params: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold a key: see __repr__
     description: str = ""
+    history: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise TemplateError(f"a variant needs a non-empty string name, got {self.name!r}")
+        if self.history is not None and (not isinstance(self.history, str) or not self.history):
+            raise TemplateError(
+                f"variant {self.name!r}: history must name the column holding the earlier turns "
+                f"(e.g. 'messages'), got {self.history!r}"
+            )
         # Freeze containers so a variant (and its version) cannot change after creation.
         object.__setattr__(self, "examples", tuple(dict(e) for e in self.examples))
         params = dict(self.params)
@@ -148,8 +158,8 @@ class PromptVariant:
         return sources
 
     def variables(self) -> set[str]:
-        """Names of the variables the templates use."""
-        return set(self._variables)
+        """Names of the variables the templates use, and the :attr:`history` column."""
+        return set(self._variables) | ({self.history} if self.history else set())
 
     @cached_property
     def _variables(self) -> frozenset[str]:
@@ -167,13 +177,16 @@ class PromptVariant:
         Credentials (``api_key``, ``extra_headers.Authorization``... at any depth) do not
         change the output, so they are left out.
         """
+        content = {
+            "system": self.system,
+            "prompt": self.prompt,
+            "examples": list(self.examples),
+            "params": without_secrets(self.params),
+        }
+        if self.history:  # only when set: single-turn variants keep their versions
+            content["history"] = self.history
         payload = json.dumps(
-            {
-                "system": self.system,
-                "prompt": self.prompt,
-                "examples": list(self.examples),
-                "params": without_secrets(self.params),
-            },
+            content,
             sort_keys=True,
             default=str,
         )
@@ -200,11 +213,13 @@ class PromptVariant:
                 (for example ``"data/reviews.csv row 17"``).
 
         Returns:
-            OpenAI-style messages: optional system, few-shot turns, then the user turn.
+            OpenAI-style messages: optional system, few-shot turns, the row's :attr:`history`
+            turns (if the variant has one), then the user turn.
 
         Raises:
             MissingVariablesError: The row lacks one or more variables; every
                 missing name is listed.
+            DatasetError: The row's history is not a valid list of turns.
         """
         self._check_row(row, where)
         messages: list[dict[str, str]] = []
@@ -213,6 +228,8 @@ class PromptVariant:
         for example in self.examples:
             messages.append({"role": "user", "content": self._render_template(self.prompt, example)})
             messages.append({"role": "assistant", "content": str(example[EXAMPLE_OUTPUT_KEY])})
+        if self.history:
+            messages += history_turns(row.get(self.history), where=where, column=self.history)
         messages.append({"role": "user", "content": self._render_template(self.prompt, row)})
         return messages
 
@@ -235,6 +252,8 @@ class PromptVariant:
             data["params"] = REDACTOR.data(self.params) if redacted else dict(self.params)
         if self.description:
             data["description"] = self.description
+        if self.history:
+            data["history"] = self.history
         return data
 
     @classmethod
