@@ -121,8 +121,12 @@ def test_dataset_validation_lists_every_bad_row_with_file_row_id_and_field(tmp_p
         wb.Dataset.load(path).validate([chat_variant()])
     lines = str(info.value).splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"dataset {path} row 2 (line 2) (id 'bad-role') column 'messages' turn 1 has role 'agent'")
-    assert lines[1].startswith(f"dataset {path} row 3 (line 3) (id 'ends-user') column 'messages' ends with a user turn")
+    assert lines[0].startswith(
+        f"dataset {path} row 2 (line 2) (id 'bad-role') column 'messages' turn 1 has role 'agent'"
+    )
+    assert lines[1].startswith(
+        f"dataset {path} row 3 (line 3) (id 'ends-user') column 'messages' ends with a user turn"
+    )
 
 
 def test_csv_cells_hold_json_and_an_empty_cell_is_a_first_turn(tmp_path):
@@ -342,8 +346,8 @@ def test_local_model_answers_a_conversation_turn_by_turn():
     dataset = wb.Dataset.load(DATA, expected=["reference"]).head(3)
     variant = wb.PromptVariant(name="chat", system="Answer in one short sentence.", prompt="{{ question }}",
                                history="messages", params={"temperature": 0, "max_tokens": 16})  # fmt: skip
-    exp = wb.Experiment(name="conv-local", variants=[variant], dataset=dataset,
-                        models=["local/smollm2-135m-instruct"], scorers=[wb.Contains(expected="reference")])  # fmt: skip
+    model, scorer = "local/smollm2-135m-instruct", wb.Contains(expected="reference")
+    exp = wb.Experiment(name="conv-local", variants=[variant], dataset=dataset, models=[model], scorers=[scorer])
     result = exp.run(log_to_mlflow=False, progress=False)
     assert result.cases["error"].isna().all()
     assert (result.cases["output"].str.len() > 0).all()

@@ -147,7 +147,8 @@ def conversation_report(
 
 def _rule(result: RunResult | pd.DataFrame, scorer: str | None, threshold: float | None) -> SuccessRule:
     base = result.experiment.success if isinstance(result, RunResult) else SuccessRule()
-    return SuccessRule(scorer if scorer is not None else base.scorer, base.threshold if threshold is None else threshold)
+    chosen = scorer if scorer is not None else base.scorer
+    return SuccessRule(chosen, base.threshold if threshold is None else threshold)
 
 
 def _column(result: RunResult | pd.DataFrame, cases: pd.DataFrame, name: str) -> pd.Series:

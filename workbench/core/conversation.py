@@ -82,7 +82,9 @@ def history_turns(value: Any, *, where: str | None = None, column: str = "messag
     for i, turn in enumerate(value):
         label = f"{at} turn {i + 1}"
         if not isinstance(turn, Mapping):
-            raise DatasetError(f"{label} is a {type(turn).__name__}, not an object; write it as {{'role': ..., 'content': ...}}")
+            raise DatasetError(
+                f"{label} is a {type(turn).__name__}, not an object; write it as {{'role': ..., 'content': ...}}"
+            )
         unknown = sorted(set(map(str, turn)) - _KEYS)
         if unknown:
             raise DatasetError(f"{label} has unknown key(s) {unknown}; a turn has only 'role' and 'content'")
@@ -111,7 +113,9 @@ def compact(turns: Sequence[Mapping[str, Any]], *, width: int = _SHOWN) -> str:
     """The turns one line each, ``role: text``, whitespace folded and long texts cut (for the ``prompt`` column).
 
     Example:
-        >>> print(compact([{"role": "user", "content": "Where is\\nmy order?"}, {"role": "assistant", "content": "On its way."}]))
+        >>> turns = [{"role": "user", "content": "Where is\\nmy order?"},
+        ...          {"role": "assistant", "content": "On its way."}]
+        >>> print(compact(turns))
         user: Where is my order?
         assistant: On its way.
     """

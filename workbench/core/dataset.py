@@ -332,7 +332,7 @@ class Dataset:
 
     # -- internals ----------------------------------------------------------------------------
     def _history_problems(self, columns: Sequence[str]) -> tuple[list[str], int]:
-        """The first bad conversation histories in ``columns`` (see :mod:`workbench.core.conversation`), and how many."""
+        """The first bad histories in ``columns`` (see :mod:`workbench.core.conversation`), and how many."""
         found: list[str] = []
         count = 0
         for start, chunk in self._chunks() if columns else ():

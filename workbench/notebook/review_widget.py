@@ -82,10 +82,8 @@ class ReviewWidget:
             labelled=len(review.labels),
         )  # fmt: skip
         history = [c for c in history_columns(review.result.experiment.variants) if c in item.inputs]
-        conversations = [conversation_html(item.inputs[c]) for c in history]
-        self.content.value = render(
-            "review_item.html.j2", item=item, existing=review.label_of(item), history=history, conversations=conversations
-        )
+        shown = {"history": history, "conversations": [conversation_html(item.inputs[c]) for c in history]}
+        self.content.value = render("review_item.html.j2", item=item, existing=review.label_of(item), **shown)
         self.prev.disabled = review.index == 0
         self.next.disabled = review.index >= len(review.items) - 1
         self.status.value = render("status.html.j2", text=review.status)
