@@ -258,6 +258,28 @@ def test_report_on_a_real_run(run):
     assert first.loc[("single", "c1")] == 1 and first.loc[("single", "c2")] == 1
 
 
+def test_a_run_reopened_from_mlflow_keeps_its_conversations(tracking_uri):
+    def reply(body: dict) -> str:  # right on first turns; on later turns right only with the history
+        return "the seller; no; 2%" if len(body["messages"]) > 2 else "30 days, weekly"
+
+    with FakeOpenAIServer(reply=reply) as server:
+        dataset = wb.Dataset.load(DATA, expected=["reference"])
+        exp = wb.Experiment(name="conv-logged", variants=_variants(server.base_url), dataset=dataset, models=[MODEL],
+                            scorers=[wb.Contains(expected="reference")])  # fmt: skip
+        live = exp.run(tracking_uri=tracking_uri, progress=False)
+    old = wb.load_run(live.run_id, tracking_uri=tracking_uri)
+    assert [v.history for v in old.experiment.variants] == [None, "messages"]
+    assert "wb-turn-assistant" in old.side_by_side().to_html()
+    with pytest.raises(wb.UsageError, match=r"column 'conversation_id'.*pass dataset=wb.Dataset.load"):
+        wb.conversation_report(old, scorer="contains")
+    again = wb.conversation_report(old, scorer="contains", dataset=dataset)
+    expected = wb.conversation_report(live, scorer="contains")
+    pd.testing.assert_frame_equal(again.summary, expected.summary)
+    summary = again.summary.set_index("variant")
+    assert summary.loc["chat", "all_pass"] == 2 and summary.loc["single", "all_pass"] == 0
+    assert again.conversations.groupby("variant")["first_failing_turn"].max().to_dict()["single"] == 2
+
+
 # -- conversation report on a hand-made result ----------------------------------------------
 
 

@@ -24,6 +24,7 @@ from workbench.analysis.compare import compare
 from workbench.analysis.comparison import Comparison
 from workbench.analysis.stats import wilson_ci
 from workbench.core import schema as col
+from workbench.core.dataset import Dataset
 from workbench.core.exceptions import UsageError
 from workbench.core.html import frame_html, render
 from workbench.core.result import RunResult
@@ -101,6 +102,7 @@ def conversation_report(
     turn: str = "turn",
     threshold: float | None = None,
     confidence: float = 0.95,
+    dataset: Dataset | None = None,
 ) -> ConversationReport:
     """Roll per-turn scores up into conversation-level figures.
 
@@ -113,6 +115,8 @@ def conversation_report(
         turn: The dataset column with the turn number (1, 2, ...).
         threshold: The lowest passing score (default: the experiment's success threshold, else 0.5).
         confidence: Level of the Wilson intervals.
+        dataset: Where to look ``by`` and ``turn`` up by case id (default: the run's dataset). A run
+            reopened from MLflow keeps only the columns its variants used: pass the dataset file again.
 
     Returns:
         A :class:`ConversationReport`; in a notebook it shows as tables.
@@ -132,8 +136,10 @@ def conversation_report(
         raise UsageError(f"no scorer {deciding!r} in these results; scored: {names}")
     rule = SuccessRule(deciding, rule.threshold)
     frame = cases[[col.CASE_ID, col.VARIANT, col.MODEL, col.REPEAT, col.ERROR, col.score_column(deciding)]].copy()
-    frame["conversation"] = _column(result, cases, by)
-    frame["turn"] = pd.to_numeric(_column(result, cases, turn), errors="raise")
+    if dataset is None and isinstance(result, RunResult):
+        dataset = result.experiment.dataset
+    frame["conversation"] = _column(dataset, cases, by)
+    frame["turn"] = pd.to_numeric(_column(dataset, cases, turn), errors="raise")
     frame["passed"] = rule.successes(frame, [deciding])
     frame["failed"] = rule.failures(frame, [deciding])
     conversations = _per_conversation(frame)
@@ -151,21 +157,24 @@ def _rule(result: RunResult | pd.DataFrame, scorer: str | None, threshold: float
     return SuccessRule(chosen, base.threshold if threshold is None else threshold)
 
 
-def _column(result: RunResult | pd.DataFrame, cases: pd.DataFrame, name: str) -> pd.Series:
-    """Column ``name`` per row: from the results table, else from the run's dataset by case id."""
+def _column(dataset: Dataset | None, cases: pd.DataFrame, name: str) -> pd.Series:
+    """Column ``name`` per row: from the results table, else from ``dataset`` by case id."""
     for candidate in (name, col.input_column(name), col.expected_column(name)):
         if candidate in cases.columns:
             return cases[candidate]
-    if isinstance(result, RunResult):
-        dataset = result.experiment.dataset
-        if name in dataset.columns:
-            lookup = dataset.frame.set_index(dataset.id_column)[name]
-            lookup.index = lookup.index.astype(str)
-            return cases[col.CASE_ID].astype(str).map(lookup)
-        where = f"the results nor dataset {dataset.source} (columns {dataset.columns})"
-    else:
-        where = f"the results (columns {list(cases.columns)})"
-    raise UsageError(f"neither {where} have a column {name!r}; name the conversation / turn columns with by= / turn=")
+    if dataset is not None and name in dataset.columns:
+        lookup = dataset.frame.set_index(dataset.id_column)[name]
+        lookup.index = lookup.index.astype(str)
+        values = cases[col.CASE_ID].astype(str).map(lookup)
+        if values.isna().any():
+            missing = cases.loc[values.isna(), col.CASE_ID].iloc[0]
+            raise UsageError(f"dataset {dataset.source} has no {name!r} for case {missing!r}; give every row one")
+        return values
+    where = f"the results nor dataset {dataset.source} (columns {dataset.columns})" if dataset else "the results"
+    raise UsageError(
+        f"neither {where} have a column {name!r}; name the conversation / turn columns with by= / turn=, "
+        "or pass dataset=wb.Dataset.load(...) (a run reopened from MLflow keeps only the columns its variants used)"
+    )
 
 
 def _per_conversation(frame: pd.DataFrame) -> pd.DataFrame:
