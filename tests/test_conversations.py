@@ -375,3 +375,16 @@ def test_local_model_answers_a_conversation_turn_by_turn():
     assert (result.cases["output"].str.len() > 0).all()
     report = wb.conversation_report(result, scorer="contains")
     assert report.conversations["turns"].tolist() == [2, 1]  # c1: turns 1-2, c2: turn 1
+
+
+def test_a_history_read_back_from_parquet_is_redacted_before_it_leaves():
+    # pandas hands out a list cell read from Arrow as a numpy array of dicts: the MLflow writer's
+    # redaction must reach into it like into a list.
+    secret = "sk-fake-HISTORY-LEAK-123456789"
+    wb.REDACTOR.learn({"api_key": secret})
+    cell = np.array([{"role": "user", "content": f"my key is {secret}"}, {"role": "assistant", "content": "ok"}])
+    frame = pd.DataFrame({"input.messages": [cell], "n": [1]})
+    out = wb.REDACTOR.frame(frame)
+    assert secret not in json.dumps(out["input.messages"].iloc[0])
+    assert out["input.messages"].iloc[0][1] == {"role": "assistant", "content": "ok"}
+    assert secret in frame["input.messages"].iloc[0][0]["content"]  # the caller's frame is left alone
