@@ -388,3 +388,13 @@ def test_a_history_read_back_from_parquet_is_redacted_before_it_leaves():
     assert secret not in json.dumps(out["input.messages"].iloc[0])
     assert out["input.messages"].iloc[0][1] == {"role": "assistant", "content": "ok"}
     assert secret in frame["input.messages"].iloc[0][0]["content"]  # the caller's frame is left alone
+
+
+def test_validation_lists_ten_bad_histories_and_counts_the_rest():
+    bad = [{"role": "user", "content": "unanswered"}]
+    dataset = wb.Dataset.from_records([{"id": f"r{i}", "question": "q", "messages": bad} for i in range(13)])
+    with pytest.raises(wb.DatasetError) as info:
+        dataset.validate([chat_variant()])
+    lines = str(info.value).splitlines()
+    assert len(lines) == 11 and lines[-1] == "... and 3 more problem(s)"
+    assert lines[9].startswith("dataset <records> row 10 (id 'r9') column 'messages' ends with a user turn")

@@ -308,8 +308,12 @@ class Dataset:
                 counts[key] = len(found[key])
         histories = {(v.name, v.history) for v in variants if v.history and v.history in columns}
         checked = [key for key in found if key[1] in columns and key not in histories]
-        if checked:
+        history_columns = sorted({history for _, history in histories})
+        bad_histories: list[str] = []
+        n_bad = 0
+        if checked or history_columns:
             for start, chunk in self._chunks():
+                n_bad += self._history_problems(chunk, start, history_columns, bad_histories)
                 for key in checked:
                     variant_name, name = key
                     empty = chunk[name].map(_is_missing).to_numpy(dtype=bool).nonzero()[0]
@@ -322,7 +326,6 @@ class Dataset:
                             "fill it in or drop the row"
                         )
         problems = [message for messages in found.values() for message in messages]
-        bad_histories, n_bad = self._history_problems(sorted({history for _, history in histories}))
         problems += bad_histories
         if problems:
             listed = problems[:_MAX_LISTED]
@@ -331,25 +334,24 @@ class Dataset:
             raise DatasetError("\n".join(listed) + tail)
 
     # -- internals ----------------------------------------------------------------------------
-    def _history_problems(self, columns: Sequence[str]) -> tuple[list[str], int]:
-        """The first bad histories in ``columns`` (see :mod:`workbench.core.conversation`), and how many."""
-        found: list[str] = []
+    def _history_problems(self, chunk: pd.DataFrame, start: int, columns: Sequence[str], found: list[str]) -> int:
+        """How many bad histories ``chunk`` has in ``columns`` (see :mod:`workbench.core.conversation`);
+        the first ones' messages are appended to ``found``."""
         count = 0
-        for start, chunk in self._chunks() if columns else ():
-            for name in columns:
-                for offset, value in enumerate(chunk[name]):
-                    try:
-                        history_turns(value, column=name)
-                    except DatasetError:
-                        count += 1
-                        if len(found) < _MAX_LISTED:
-                            case_id = chunk[self.id_column].iloc[offset]
-                            where = f"dataset {self.source} {self.row_label(start + offset)} (id {case_id!r})"
-                            try:
-                                history_turns(value, where=where, column=name)
-                            except DatasetError as exc:
-                                found.append(str(exc))
-        return found, count
+        for name in columns:
+            for offset, value in enumerate(chunk[name]):
+                try:
+                    history_turns(value, column=name)
+                except DatasetError:
+                    count += 1
+                    if len(found) < _MAX_LISTED:
+                        case_id = chunk[self.id_column].iloc[offset]
+                        where = f"dataset {self.source} {self.row_label(start + offset)} (id {case_id!r})"
+                        try:
+                            history_turns(value, where=where, column=name)
+                        except DatasetError as exc:
+                            found.append(str(exc))
+        return count
 
     def _chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
         """``(first row, rows)`` pieces of the table: slices of the frame, or chunks of the file."""
