@@ -11,6 +11,7 @@ import pytest
 
 import workbench as wb
 from workbench.core.conversation import compact, history_turns, readable_prompt
+from workbench.engine.cache import cache_key
 from workbench.testing import FakeOpenAIServer
 from workbench.views.conversation import conversation_html
 
@@ -61,6 +62,16 @@ def test_a_variant_without_history_ignores_the_column_and_keeps_its_version():
     assert wb.PromptVariant(name="c", prompt="Q: {{ question }}", history="messages").version != plain.version
     assert "messages" in chat_variant().variables() and "messages" not in plain.variables()
     assert wb.PromptVariant.from_dict(chat_variant().to_dict()) == chat_variant()
+
+
+def test_the_cache_key_covers_the_history():
+    variant = chat_variant()
+    other = [HISTORY[0], {"role": "assistant", "content": "14 days."}]
+    keys = {
+        cache_key(MODEL, variant.render({"question": "And who pays?", "messages": history}), variant.params, 0)
+        for history in (HISTORY, other, [])
+    }
+    assert len(keys) == 3
 
 
 def test_history_must_name_a_column():
