@@ -177,16 +177,14 @@ class PromptVariant:
         Credentials (``api_key``, ``extra_headers.Authorization``... at any depth) do not
         change the output, so they are left out.
         """
-        content = {
-            "system": self.system,
-            "prompt": self.prompt,
-            "examples": list(self.examples),
-            "params": without_secrets(self.params),
-        }
-        if self.history:  # only when set: single-turn variants keep their versions
-            content["history"] = self.history
         payload = json.dumps(
-            content,
+            {
+                "system": self.system,
+                "prompt": self.prompt,
+                "examples": list(self.examples),
+                "params": without_secrets(self.params),
+                **({"history": self.history} if self.history else {}),  # single-turn versions stay as they were
+            },
             sort_keys=True,
             default=str,
         )
