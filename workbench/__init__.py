@@ -30,6 +30,7 @@ apply_offline_defaults()
 
 from workbench.analysis import (  # noqa: E402
     Comparison,
+    ConversationReport,
     GateResult,
     RedTeamReport,
     Sequential,
@@ -37,6 +38,7 @@ from workbench.analysis import (  # noqa: E402
     compare,
     compare_many,
     compare_results,
+    conversation_report,
     field_report,
     gate,
     min_detectable_diff,
@@ -142,6 +144,7 @@ __all__ = [
     "Comparison",
     "ConfigError",
     "Contains",
+    "ConversationReport",
     "DEFAULT_LOCAL_MODEL",
     "Dataset",
     "DatasetError",
@@ -199,6 +202,7 @@ __all__ = [
     "compare",
     "compare_many",
     "compare_results",
+    "conversation_report",
     "default_tracking_uri",
     "experiment_from_dict",
     "field_report",

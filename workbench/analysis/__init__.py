@@ -1,8 +1,9 @@
 """Honest statistics on results: paired comparisons, power and sample size, multiplicity,
 pass@k, Pareto frontiers, per-field tables, the ship / don't-ship gate, sequential tests that stop
-a run early, and red-team rates (attack success per category and strategy)."""
+a run early, conversation-level pass rates, and red-team rates (attack success per category and strategy)."""
 
 from workbench.analysis.compare import Comparison, ScorerComparison, compare, compare_many, compare_results
+from workbench.analysis.conversations import ConversationReport, conversation_report
 from workbench.analysis.fields import field_report
 from workbench.analysis.gate import GateResult, gate
 from workbench.analysis.pareto import cheapest_meeting, pareto_frontier
@@ -12,6 +13,7 @@ from workbench.analysis.sequential import Sequential
 
 __all__ = [
     "Comparison",
+    "ConversationReport",
     "GateResult",
     "RedTeamReport",
     "ScorerComparison",
@@ -20,6 +22,7 @@ __all__ = [
     "compare",
     "compare_many",
     "compare_results",
+    "conversation_report",
     "field_report",
     "gate",
     "min_detectable_diff",

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from workbench.core import dataset_files
+from workbench.core.conversation import history_turns
 from workbench.core.dataset_files import STREAMABLE, Layout, jsonl_layout, read_chunks, read_table
 from workbench.core.exceptions import DatasetError
 from workbench.core.variant import PromptVariant, _is_missing
@@ -305,9 +306,14 @@ class Dataset:
                         "to the model; remove it from the template or from `expected`"
                     )
                 counts[key] = len(found[key])
-        checked = [key for key in found if key[1] in columns]
-        if checked:
+        histories = {(v.name, v.history) for v in variants if v.history and v.history in columns}
+        checked = [key for key in found if key[1] in columns and key not in histories]
+        history_columns = sorted({history for _, history in histories})
+        bad_histories: list[str] = []
+        n_bad = 0
+        if checked or history_columns:
             for start, chunk in self._chunks():
+                n_bad += self._history_problems(chunk, start, history_columns, bad_histories)
                 for key in checked:
                     variant_name, name = key
                     empty = chunk[name].map(_is_missing).to_numpy(dtype=bool).nonzero()[0]
@@ -320,13 +326,33 @@ class Dataset:
                             "fill it in or drop the row"
                         )
         problems = [message for messages in found.values() for message in messages]
+        problems += bad_histories
         if problems:
             listed = problems[:_MAX_LISTED]
-            more = sum(counts.values()) - len(listed)
+            more = sum(counts.values()) + n_bad - len(listed)
             tail = f"\n... and {more} more problem(s)" if more else ""
             raise DatasetError("\n".join(listed) + tail)
 
     # -- internals ----------------------------------------------------------------------------
+    def _history_problems(self, chunk: pd.DataFrame, start: int, columns: Sequence[str], found: list[str]) -> int:
+        """How many bad histories ``chunk`` has in ``columns`` (see :mod:`workbench.core.conversation`);
+        the first ones' messages are appended to ``found``."""
+        count = 0
+        for name in columns:
+            for offset, value in enumerate(chunk[name]):
+                try:
+                    history_turns(value, column=name)
+                except DatasetError:
+                    count += 1
+                    if len(found) < _MAX_LISTED:
+                        case_id = chunk[self.id_column].iloc[offset]
+                        where = f"dataset {self.source} {self.row_label(start + offset)} (id {case_id!r})"
+                        try:
+                            history_turns(value, where=where, column=name)
+                        except DatasetError as exc:
+                            found.append(str(exc))
+        return count
+
     def _chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
         """``(first row, rows)`` pieces of the table: slices of the frame, or chunks of the file."""
         if self._frame is not None:

@@ -33,6 +33,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+import numpy as np
+
 from workbench.core.pii import PiiRedactor
 
 #: What a redacted value is replaced with.
@@ -217,7 +219,7 @@ class Redactor:
                 k: (MASK if is_secret(k) and value_present(v) else self.data(v, pii=pii and k not in MACHINE_FIELDS))
                 for k, v in value.items()
             }
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, (list, tuple)) or _object_array(value):  # a list cell read back from Parquet is an array
             return [self.data(v, pii=pii) for v in value]
         if isinstance(value, (set, frozenset)):
             return sorted((self.data(v, pii=pii) for v in value), key=str)
@@ -265,7 +267,12 @@ class Redactor:
 
 
 def _may_hold_text(value: Any) -> bool:
-    return isinstance(value, (str, Mapping, list, tuple, set, frozenset))
+    return isinstance(value, (str, Mapping, list, tuple, set, frozenset)) or _object_array(value)
+
+
+def _object_array(value: Any) -> bool:
+    """A numpy array of Python objects: how pandas hands out a list cell (e.g. a chat history) read from Arrow."""
+    return isinstance(value, np.ndarray) and value.dtype.kind == "O" and value.ndim == 1
 
 
 def value_present(value: Any) -> bool:

@@ -21,6 +21,7 @@ import jinja2
 import jinja2.meta
 import jinja2.sandbox
 
+from workbench.core.conversation import history_turns
 from workbench.core.exceptions import MissingVariablesError, TemplateError
 from workbench.core.redaction import REDACTOR, without_secrets
 from workbench.core.registry import registered_variant
@@ -95,6 +96,9 @@ class PromptVariant:
             a schema file: ``{"json_schema": "data/listing.schema.json"}`` (see
             :mod:`workbench.core.response_format`).
         description: Free text for humans; does not change :attr:`version`.
+        history: Column holding the conversation so far (e.g. ``"messages"``): its turns are sent
+            as real chat turns between the few-shot examples and the user turn
+            (see :mod:`workbench.core.conversation`). None: single-turn.
 
     Example:
         >>> v = PromptVariant(
@@ -114,10 +118,16 @@ class PromptVariant:
     examples: Sequence[Mapping[str, Any]] = ()
     params: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold a key: see __repr__
     description: str = ""
+    history: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise TemplateError(f"a variant needs a non-empty string name, got {self.name!r}")
+        if self.history is not None and (not isinstance(self.history, str) or not self.history):
+            raise TemplateError(
+                f"variant {self.name!r}: history must name the column holding the earlier turns "
+                f"(e.g. 'messages'), got {self.history!r}"
+            )
         # Freeze containers so a variant (and its version) cannot change after creation.
         object.__setattr__(self, "examples", tuple(dict(e) for e in self.examples))
         params = dict(self.params)
@@ -149,8 +159,8 @@ class PromptVariant:
         return sources
 
     def variables(self) -> set[str]:
-        """Names of the variables the templates use."""
-        return set(self._variables)
+        """Names of the variables the templates use, and the :attr:`history` column."""
+        return set(self._variables) | ({self.history} if self.history else set())
 
     @cached_property
     def _variables(self) -> frozenset[str]:
@@ -174,6 +184,7 @@ class PromptVariant:
                 "prompt": self.prompt,
                 "examples": list(self.examples),
                 "params": without_secrets(self.params),
+                **({"history": self.history} if self.history else {}),  # single-turn versions stay as they were
             },
             sort_keys=True,
             default=str,
@@ -201,11 +212,13 @@ class PromptVariant:
                 (for example ``"data/reviews.csv row 17"``).
 
         Returns:
-            OpenAI-style messages: optional system, few-shot turns, then the user turn.
+            OpenAI-style messages: optional system, few-shot turns, the row's :attr:`history`
+            turns (if the variant has one), then the user turn.
 
         Raises:
             MissingVariablesError: The row lacks one or more variables; every
                 missing name is listed.
+            DatasetError: The row's history is not a valid list of turns.
         """
         self._check_row(row, where)
         messages: list[dict[str, str]] = []
@@ -214,6 +227,8 @@ class PromptVariant:
         for example in self.examples:
             messages.append({"role": "user", "content": self._render_template(self.prompt, example)})
             messages.append({"role": "assistant", "content": str(example[EXAMPLE_OUTPUT_KEY])})
+        if self.history:
+            messages += history_turns(row.get(self.history), where=where, column=self.history)
         messages.append({"role": "user", "content": self._render_template(self.prompt, row)})
         return messages
 
@@ -236,6 +251,8 @@ class PromptVariant:
             data["params"] = REDACTOR.data(self.params) if redacted else dict(self.params)
         if self.description:
             data["description"] = self.description
+        if self.history:
+            data["history"] = self.history
         return data
 
     @classmethod

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from workbench.core.conversation import readable_prompt
 from workbench.core.dataset import Case
 from workbench.core.exceptions import DatasetError, ScorerError
 from workbench.core.spec import ExperimentSpec
@@ -37,10 +38,12 @@ class Call:
         return cache_key(self.model, self.messages, self.variant.params, self.repeat)
 
 
-def render_prompt(messages: Sequence[Mapping[str, str]]) -> str:
-    """Readable text of what this case sent, without the few-shot turns (they are in the template)."""
-    shown = [m for m in messages if m["role"] == "system"] + [messages[-1]]
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in shown)
+def render_prompt(messages: Sequence[Mapping[str, str]], *, few_shot: int = 0) -> str:
+    """Readable text of what this case sent: system, a conversation's history compactly, the user turn.
+
+    The ``few_shot`` examples' turns are left out (they are in the variant).
+    """
+    return readable_prompt(messages, few_shot=few_shot)
 
 
 def validate(experiment: ExperimentSpec) -> None:

@@ -128,7 +128,7 @@ class Engine:
             row[col.input_column(name)] = call.case.inputs.get(name)
         for name, value in call.case.expectations.items():
             row[col.expected_column(name)] = value
-        row[col.PROMPT] = render_prompt(call.messages)
+        row[col.PROMPT] = render_prompt(call.messages, few_shot=len(call.variant.examples))
         return row
 
     def _context(self, call: Call, reply: ModelReply) -> ScoringContext:

@@ -13,6 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from workbench.core.html import render
+from workbench.views.conversation import conversation_html, history_columns
 
 
 class ReviewWidget:
@@ -80,7 +81,9 @@ class ReviewWidget:
             "review_position.html.j2", index=review.index + 1, total=len(review.items), item=item,
             labelled=len(review.labels),
         )  # fmt: skip
-        self.content.value = render("review_item.html.j2", item=item, existing=review.label_of(item))
+        history = [c for c in history_columns(review.result.experiment.variants) if c in item.inputs]
+        shown = {"history": history, "conversations": [conversation_html(item.inputs[c]) for c in history]}
+        self.content.value = render("review_item.html.j2", item=item, existing=review.label_of(item), **shown)
         self.prev.disabled = review.index == 0
         self.next.disabled = review.index >= len(review.items) - 1
         self.status.value = render("status.html.j2", text=review.status)

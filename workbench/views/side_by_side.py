@@ -29,6 +29,7 @@ from workbench.core.exceptions import UsageError
 from workbench.core.html import render
 from workbench.core.redaction import REDACTOR
 from workbench.core.result import RunResult
+from workbench.views.conversation import conversation_html, history_columns
 
 Only = Literal["disagreements", "failures"] | None
 
@@ -77,6 +78,8 @@ class SideBySide:
         variants: The variants shown, the first being the diff baseline.
         scorer: The score shown next to each output.
         total: Rows before ``limit`` was applied.
+        history: ``input.*`` columns holding a conversation's earlier turns: shown as turns
+            in a row above the case, not as a cell.
     """
 
     frame: pd.DataFrame
@@ -84,6 +87,7 @@ class SideBySide:
     scorer: str | None
     total: int
     diff: bool = True
+    history: tuple[str, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
         """The table as a DataFrame (plain text, no HTML)."""
@@ -91,7 +95,7 @@ class SideBySide:
 
     def to_html(self) -> str:
         """Self-contained HTML: inline styles, no scripts; every value escaped and redacted."""
-        inputs = col.columns(self.frame.columns, col.INPUT)
+        inputs = [c for c in col.columns(self.frame.columns, col.INPUT) if c not in self.history]
         expected = col.columns(self.frame.columns, col.EXPECTED)
         head = ["case"] + [c.removeprefix(col.INPUT) for c in inputs] + expected
         head += [f"{v} (diff vs {self.variants[0]})" if self.diff and i else v for i, v in enumerate(self.variants)]
@@ -119,6 +123,7 @@ class SideBySide:
                     "repeat": record[col.REPEAT],
                     "values": [_text(record[c]) for c in inputs + expected],
                     "outputs": outputs,
+                    "conversation": [conversation_html(record[c]) for c in self.history],
                 }
             )
         caption = f"{len(self.frame)} of {self.total} rows"
@@ -223,4 +228,5 @@ def side_by_side(
     if limit is not None:
         frame = frame.head(limit)
     columns = keys + inputs + [f"{v}:{name}" for v in chosen for name in fields]
-    return SideBySide(frame[columns].reset_index(drop=True), chosen, metric, total, diff)
+    history = tuple(c for c in map(col.input_column, history_columns(result.experiment.variants)) if c in columns)
+    return SideBySide(frame[columns].reset_index(drop=True), chosen, metric, total, diff, history)
