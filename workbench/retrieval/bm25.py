@@ -4,7 +4,9 @@ Tokenizing is kept simple and documented: bm25s' default tokenizer (lowercased w
 more letters or digits), its English stop words removed, and Harman's "S" stemmer (plural
 endings only: ``returns`` -> ``return``, ``policies`` -> ``policy``), which needs no extra
 package and never merges words of different meaning the way a full Porter stemmer can.
-Scores are BM25 (bm25s' Lucene variant, k1=1.5, b=0.75); higher is better.
+Scores are BM25 (bm25s' Lucene variant, k1=1.5, b=0.75); higher is better. A chunk that shares
+no word with the query scores 0 and is not returned, so a query can get fewer than ``k`` chunks
+(and a hybrid ranking is not padded with arbitrary BM25 ties).
 
 Example:
     >>> s_stem(["returns", "policies", "boxes", "glass", "status"])
@@ -70,10 +72,11 @@ class BM25Retriever:
         if depth == 0:
             return []
         found, scores = self._index.retrieve(tokenize([query]), k=depth, show_progress=False, n_threads=1)
-        return [(int(i), float(s)) for i, s in zip(np.asarray(found)[0], np.asarray(scores)[0], strict=True)]
+        pairs = zip(np.asarray(found)[0], np.asarray(scores)[0], strict=True)
+        return [(int(i), float(s)) for i, s in pairs if s > 0]  # no shared word: not retrieved
 
     def search(self, query: str, k: int) -> tuple[Chunk, ...]:
-        """The ``k`` best chunks for ``query``, ranks 1..k."""
+        """The ``k`` best chunks for ``query`` (fewer when fewer share a word with it), ranks from 1."""
         return tuple(
             _chunk(self.chunks[i], rank, score) for rank, (i, score) in enumerate(self.scores(query, k), start=1)
         )

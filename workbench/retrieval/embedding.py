@@ -27,7 +27,7 @@ from workbench.core.chunks import Chunk
 from workbench.core.exceptions import RetrievalError
 from workbench.core.retrieval_spec import DEFAULT_EMBEDDING_MODEL
 from workbench.retrieval.chunking import IndexedChunk
-from workbench.util.paths import project_root
+from workbench.retrieval.store import store_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is in a wheel: never ask the Hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -41,16 +41,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise RetrievalError(f"{_MISSING} ({exc})") from exc
 
-#: Environment variable that moves the Chroma store.
-STORE_ENV = "WORKBENCH_CHROMA"
 _BATCH = 512
 _MODELS: dict[str, Any] = {}
-
-
-def store_dir() -> Path:
-    """Where the Chroma collections live: ``$WORKBENCH_CHROMA``, else ``.cache/workbench/chroma``."""
-    override = os.environ.get(STORE_ENV)
-    return Path(override) if override else project_root() / ".cache" / "workbench" / "chroma"
 
 
 def _sentence_model(name: str) -> Any:

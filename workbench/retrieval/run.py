@@ -26,6 +26,7 @@ from workbench.core.retrieval_spec import Retrieval
 from workbench.retrieval.bm25 import BM25Retriever
 from workbench.retrieval.chunking import IndexedChunk, chunk_documents
 from workbench.retrieval.kb import KnowledgeBase, load_kb
+from workbench.retrieval.store import store_dir
 from workbench.retrieval.user import as_chunks
 
 
@@ -40,7 +41,7 @@ class Searcher(Protocol):
     def search(self, query: str, k: int) -> tuple[Chunk, ...]: ...
 
 
-#: Built retrievers of this process, by (kind, folder, content hash, chunk size, overlap, model).
+#: Built retrievers of this process, by (kind, folder, content hash, chunk size, overlap, (model, store)).
 _SEARCHERS: dict[tuple[Any, ...], Searcher] = {}
 #: Seconds each built retriever took to build (for benchmarks and notes), same keys.
 BUILD_SECONDS: dict[tuple[Any, ...], float] = {}
@@ -54,7 +55,8 @@ def clear_cache() -> None:
 
 def searcher(kind: str, kb: KnowledgeBase, *, chunk_size: int, overlap: int, model: str) -> Searcher:
     """The built-in retriever ``kind`` over ``kb``, built once per process."""
-    key = (kind, str(kb.path), kb.content_hash, chunk_size, overlap, None if kind == "bm25" else model)
+    dense = None if kind == "bm25" else (model, str(store_dir()))
+    key = (kind, str(kb.path), kb.content_hash, chunk_size, overlap, dense)
     if key in _SEARCHERS:
         return _SEARCHERS[key]
     started = time.perf_counter()
