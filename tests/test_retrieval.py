@@ -268,13 +268,14 @@ def test_the_yaml_retrieval_block(tmp_path):
 
 
 def test_plan_renders_context_and_keeps_the_chunks():
-    dataset = wb.Dataset.from_records([{"id": "q1", "question": "How long is the return window for an item?"}])
+    question = "How long is the return window for an item?"
+    dataset = wb.Dataset.from_records([{"id": "q1", "question": question}])
     exp = wb.Experiment(name="rag", variants=[rag_variant()], dataset=dataset, models=["openai/gpt-4o-mini"])
     (call,) = list(plan(exp))
     assert call.retrieved is not None and call.retrieved[0].doc_id == "returns-window"
     assert len(call.retrieved) == 2
     user = call.messages[-1]["content"]
-    assert user == f"Articles:\n{format_context(call.retrieved)}\n\nQuestion: How long is the return window for an item?"
+    assert user == f"Articles:\n{format_context(call.retrieved)}\n\nQuestion: {question}"
     assert "[returns-window] You can return most items within 14 days" in user
 
 

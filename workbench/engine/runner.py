@@ -30,8 +30,8 @@ from typing import Any, Protocol
 import pyarrow.compute as pc
 
 from workbench.core import schema as col
-from workbench.core.exceptions import BudgetExceededError, RunError, TooManyErrorsError
 from workbench.core.chunks import chunks_to_json
+from workbench.core.exceptions import BudgetExceededError, RunError, TooManyErrorsError
 from workbench.core.outputs import ModelReply, tool_calls_to_json
 from workbench.core.redaction import REDACTOR
 from workbench.core.result import EarlyStop, RunResult
