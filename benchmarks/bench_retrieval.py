@@ -91,7 +91,8 @@ def bench_kb(kb_dir: Path, args: argparse.Namespace, store: Path) -> list[dict[s
             clear_cache()
             started = time.perf_counter()
             reopened = prepare(spec)
-            note = f"reopened unchanged: {time.perf_counter() - started:.2f} s, {reopened.searcher.embedder.texts} embedded"
+            spent, embedded = time.perf_counter() - started, reopened.searcher.embedder.texts
+            note = f"reopened unchanged: {spent:.2f} s, {embedded} texts embedded"
         rows.append(
             row(f"KB {kb_dir.name} ({n_docs} docs)", len(retrieval.searcher.chunks), kind, build, p50, p95, note)
         )
