@@ -378,3 +378,51 @@ def test_the_retrieved_column_exists_only_when_a_variant_retrieves():
 
     assert col.RETRIEVED not in col.table_schema(inputs={}, expected={}, scorers=[]).names
     assert col.RETRIEVED in col.table_schema(inputs={}, expected={}, scorers=[], retrieved=True).names
+
+
+def test_a_python_retriever_is_saved_as_its_import_path_and_loaded_back():
+    spec = wb.Retrieval(retriever=my_retriever, k=2)
+    path = spec.to_dict()["retriever"]
+    assert path.endswith(":my_retriever")
+    assert wb.Retrieval.from_dict(spec.to_dict()).retriever is my_retriever
+    with pytest.raises(wb.ConfigError, match="lambda or nested function"):
+        wb.Retrieval.from_dict({"retriever": "test_retrieval:<lambda>"})
+
+
+def test_saving_a_variant_keeps_its_retrieval_block(tmp_path):
+    from workbench.experiment.yaml_file import write_variant
+
+    (tmp_path / "qa.jsonl").write_text(json.dumps({"id": "q1", "question": "refund?"}) + "\n")
+    target = tmp_path / "rag.yaml"
+    target.write_text(
+        "name: rag\n"
+        "dataset: {path: qa.jsonl}\n"
+        "variants:\n"
+        "  - name: bm25_k3  # the baseline\n"
+        '    prompt: "{{ context }}\\n{{ question }}"\n'
+        "    retrieval:\n"
+        f"      kb: {KB}\n"
+        "      k: 3\n"
+    )
+    exp = wb.load_experiment(target)
+    edited = dataclasses.replace(exp.variants[0], retrieval=dataclasses.replace(exp.variants[0].retrieval, k=8))
+    write_variant(target, edited, experiment=exp, variants=exp.variants)
+    text = target.read_text()
+    assert "# the baseline" in text and "k: 8" in text
+    reloaded = wb.load_experiment(target).variants[0]
+    assert reloaded == edited and reloaded.version == edited.version != exp.variants[0].version
+
+
+def test_mlflow_child_runs_carry_the_retrieval_settings(fake_llm, fake_key, tracking_uri):
+    from mlflow.tracking import MlflowClient
+
+    dataset = wb.Dataset.from_records([{"id": "q1", "question": "How long is the return window?"}])
+    exp = wb.Experiment(name="rag-params", variants=[rag_variant(k=2)], dataset=dataset, models=["openai/gpt-4o-mini"])
+    result = exp.run(acompletion=fake_llm, tracking_uri=tracking_uri, progress=False)
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(result.run_id)
+    (child,) = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert child.data.params["retrieval.k"] == "2" and child.data.params["retrieval.retriever"] == "bm25"
+    assert "[returns-window]" in fake_llm.calls[0]["messages"][-1]["content"]
