@@ -121,6 +121,10 @@ class PromptVariant:
     def __post_init__(self) -> None:
         if isinstance(self.retrieval, Mapping):
             object.__setattr__(self, "retrieval", Retrieval.from_dict(self.retrieval))
+        if self.retrieval is not None and not isinstance(self.retrieval, Retrieval):
+            raise TemplateError(
+                f"variant {self.name!r}: retrieval must be a wb.Retrieval(...) or its dict form, got {self.retrieval!r}"
+            )
         if not self.name or not isinstance(self.name, str):
             raise TemplateError(f"a variant needs a non-empty string name, got {self.name!r}")
         # Freeze containers so a variant (and its version) cannot change after creation.
