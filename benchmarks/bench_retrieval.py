@@ -77,7 +77,7 @@ def bench_kb(kb_dir: Path, args: argparse.Namespace, store: Path) -> list[dict[s
     from workbench.retrieval.embedding import MiniLMEmbedding
 
     MiniLMEmbedding()(["warm up"])  # torch import and model load: once per process, not part of a build
-    print(f"embedding model load (torch import included): {time.perf_counter() - started:.1f} s")
+    print(f"embedding model load (torch import included): {time.perf_counter() - started:.1f} s", flush=True)
     for kind in ("bm25", "embedding", "hybrid"):
         spec = Retrieval(kb=str(kb_dir), retriever=kind, k=5, chunk_size=args.chunk_size, overlap=args.overlap)
         os.environ["WORKBENCH_CHROMA"] = str(store / kind)  # a fresh store: every build embeds every chunk
@@ -132,6 +132,7 @@ def bench_synthetic(args: argparse.Namespace, store: Path) -> list[dict[str, Any
     queries = [" ".join(rng.choice(chunks[int(i)].text.split(), size=6)) for i in rng.integers(0, n, args.queries)]
     rows = []
 
+    print(f"  synthetic: {n} chunks generated", flush=True)
     started = time.perf_counter()
     bm25 = BM25Retriever(chunks)
     build = time.perf_counter() - started
@@ -146,6 +147,7 @@ def bench_synthetic(args: argparse.Namespace, store: Path) -> list[dict[str, Any
         embedder(sample[i : i + 256])
     rate = len(sample) / (time.perf_counter() - started)
     projected = n / rate
+    print(f"  embedding rate: {rate:.1f} chunks/s on {len(sample)} chunks", flush=True)
 
     chroma = client(store)
     collection = chroma.create_collection(
@@ -158,6 +160,7 @@ def bench_synthetic(args: argparse.Namespace, store: Path) -> list[dict[str, Any
     for i in range(0, n, batch):
         collection.add(ids=[c.id for c in chunks[i : i + batch]], embeddings=vectors[i : i + batch])
     insert = time.perf_counter() - started
+    print(f"  Chroma insert of {n} vectors: {insert:.1f} s", flush=True)
     ranker = VectorRanker(collection, chunks)
     p50, p95 = timed_queries(lambda q: ranker.scores(q, 5), queries)
     rows.append(
@@ -172,6 +175,7 @@ def bench_synthetic(args: argparse.Namespace, store: Path) -> list[dict[str, Any
 
 
 def row(corpus: str, chunks: int, kind: str, build: float, p50: float, p95: float, note: str) -> dict[str, Any]:
+    print(f"  {corpus} | {chunks} | {kind}: build {build:.2f} s, p50 {p50:.1f} ms, p95 {p95:.1f} ms", flush=True)
     return {"corpus": corpus, "chunks": chunks, "retriever": kind, "build_s": build, "p50_ms": p50, "p95_ms": p95,
             "note": note}  # fmt: skip
 
