@@ -54,6 +54,7 @@ from workbench.core.exceptions import (  # noqa: E402
     DatasetError,
     MissingVariablesError,
     ModelError,
+    RetrievalError,
     RunError,
     ScorerError,
     TemplateError,
@@ -63,6 +64,7 @@ from workbench.core.exceptions import (  # noqa: E402
 )
 from workbench.core.outputs import ToolCall  # noqa: E402
 from workbench.core.redaction import REDACTOR, Redactor  # noqa: E402
+from workbench.core.retrieval_spec import Retrieval  # noqa: E402
 from workbench.core.schema import SuccessRule  # noqa: E402
 from workbench.core.settings import RetryPolicy, RunSettings  # noqa: E402
 from workbench.core.variant import PromptVariant  # noqa: E402
@@ -179,6 +181,8 @@ __all__ = [
     "RegexMatch",
     "Report",
     "ResponseCache",
+    "Retrieval",
+    "RetrievalError",
     "RetryPolicy",
     "Review",
     "RunError",

@@ -278,6 +278,7 @@ class MlflowObserver(RunObserver):
             "prompt": variant.prompt,
             "n_examples": len(variant.examples),
             **{f"param.{k}": v for k, v in (template.get("params") or {}).items()},
+            **{f"retrieval.{k}": v for k, v in (template.get("retrieval") or {}).items()},  # k, retriever, chunking
         }
         self.writer.log(run_id, params=params, metrics=primary_first(metric_items(row.items()), result.scorer_names))
         self.writer.json(run_id, template, "prompt_template.json")
