@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,42 @@ class FakeLLM:
             return await litellm.acompletion(model=model, messages=messages, mock_response=self.reply(model, messages))
         finally:
             self.in_flight -= 1
+
+
+class NetworkAttempt(OSError):
+    """Raised by the no-network guard: a test tried to reach a host other than this machine."""
+
+
+def _is_loopback(address: Any) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths (str / bytes) never leave the machine
+        return True
+    host = str(address[0])
+    return host in ("localhost", "::1", "0.0.0.0", "") or host.startswith("127.") or host.startswith("::ffff:127.")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every test runs offline: a socket connect to anything but loopback raises :class:`NetworkAttempt`.
+
+    So a test fails if anything (a model hub, a telemetry ping, Chroma's default ONNX model)
+    tries to download. Returns the refused addresses, for tests that also check nothing was
+    tried and swallowed. Subprocesses (papermill kernels, browsers) are not covered.
+    """
+    refused: list[Any] = []
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: socket.socket, address: Any) -> Any:
+            if not _is_loopback(address):
+                refused.append(address)
+                raise NetworkAttempt(f"test tried to connect to {address!r}: tests never use the network")
+            return method(self, address)
+
+        return call
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(connect_ex))
+    return refused
 
 
 @pytest.fixture(autouse=True)

@@ -52,6 +52,7 @@ from workbench.core.exceptions import (  # noqa: E402
     DatasetError,
     MissingVariablesError,
     ModelError,
+    RetrievalError,
     RunError,
     ScorerError,
     TemplateError,
@@ -61,6 +62,7 @@ from workbench.core.exceptions import (  # noqa: E402
 )
 from workbench.core.outputs import ToolCall  # noqa: E402
 from workbench.core.redaction import REDACTOR, Redactor  # noqa: E402
+from workbench.core.retrieval_spec import Retrieval  # noqa: E402
 from workbench.core.schema import SuccessRule  # noqa: E402
 from workbench.core.settings import RetryPolicy, RunSettings  # noqa: E402
 from workbench.core.variant import PromptVariant  # noqa: E402
@@ -77,6 +79,8 @@ from workbench.experiment import (  # noqa: E402
     run_against_baseline,
 )
 from workbench.judge import (  # noqa: E402
+    AnswerRelevance,
+    Faithfulness,
     JudgeAgreement,
     LLMJudge,
     PairwiseJudge,
@@ -87,9 +91,11 @@ from workbench.judge import (  # noqa: E402
 from workbench.notebook import Playground, Review, playground, review  # noqa: E402
 from workbench.providers.local import DEFAULT_LOCAL_MODEL, register_local_provider  # noqa: E402
 from workbench.scorers import (  # noqa: E402
+    MRR,
     AttackResisted,
     BaseScorer,
     CanaryKept,
+    CitationCorrectness,
     CleanUtility,
     Contains,
     ExactMatch,
@@ -98,7 +104,11 @@ from workbench.scorers import (  # noqa: E402
     JsonSchemaValid,
     JsonValid,
     LabelMatch,
+    NDCGAtK,
     NoPiiLeak,
+    PrecisionAtK,
+    RecallAtK,
+    RefusalCorrectness,
     RegexMatch,
     Score,
     ScoringContext,
@@ -124,10 +134,12 @@ register_local_provider()
 
 __all__ = [
     "AgainstBaseline",
+    "AnswerRelevance",
     "AttackResisted",
     "BaseScorer",
     "BudgetExceededError",
     "CanaryKept",
+    "CitationCorrectness",
     "CleanUtility",
     "Comparison",
     "ConfigError",
@@ -139,6 +151,7 @@ __all__ = [
     "Experiment",
     "ExperimentConfig",
     "ExperimentResult",
+    "Faithfulness",
     "FieldMatch",
     "GateResult",
     "Hallucination",
@@ -147,19 +160,26 @@ __all__ = [
     "JudgeAgreement",
     "LLMJudge",
     "LabelMatch",
+    "MRR",
     "MissingVariablesError",
     "ModelError",
+    "NDCGAtK",
     "NoPiiLeak",
     "PairwiseJudge",
     "PairwisePreference",
     "Playground",
+    "PrecisionAtK",
     "PromptVariant",
     "REDACTOR",
+    "RecallAtK",
     "RedTeamReport",
     "Redactor",
+    "RefusalCorrectness",
     "RegexMatch",
     "Report",
     "ResponseCache",
+    "Retrieval",
+    "RetrievalError",
     "RetryPolicy",
     "Review",
     "RunError",

@@ -12,6 +12,7 @@ so a notebook can catch them all in one place::
     ├── TemplateError         a prompt template is malformed
     │   └── MissingVariablesError   a row lacks variables a template uses
     ├── ScorerError           a scorer is unknown or misconfigured
+    ├── RetrievalError        a knowledge base cannot be read or searched, or a retriever misbehaves
     ├── ModelError            a model string or its params cannot be used (unknown provider, no key)
     ├── TrackingError         MLflow was used in a way that cannot work (e.g. logging before a run)
     └── RunError              a run ended without a usable result (partial result kept)
@@ -85,6 +86,10 @@ class MissingVariablesError(TemplateError):
 
 class ScorerError(WorkbenchError):
     """A scorer is unknown, misconfigured, or failed on an output."""
+
+
+class RetrievalError(WorkbenchError):
+    """A knowledge base cannot be read or indexed, the ``rag`` extra is missing, or a retriever returned junk."""
 
 
 class ModelError(WorkbenchError):

@@ -16,7 +16,7 @@ column                 holds
 ``prompt``             the rendered system + last user message, readable
 ``output``             the reply's text ("" when it is only tool calls)
 ``tool_calls``         the reply's tool calls as JSON (``[{"name", "arguments"}]``) or None
-``retrieved``          the retrieved chunks the prompt was built with, as JSON (RAG), or None
+``retrieved``          the retrieved chunks the prompt was built with, as JSON (RAG; only when a variant retrieves)
 ``finish_reason``      why the model stopped (``stop``, ``length``, ``tool_calls``...)
 ``message``            the raw assistant message as JSON
 ``error``              ``Type: message`` of a call that failed after retries, else None
@@ -78,6 +78,7 @@ TYPES: dict[str, pa.DataType] = {
     ATTEMPTS: pa.int64(),
     OUTPUT: pa.string(),
     TOOL_CALLS: pa.string(),
+    RETRIEVED: pa.string(),
     FINISH_REASON: pa.string(),
     MESSAGE: pa.string(),
     PROMPT_TOKENS: pa.int64(),
@@ -102,6 +103,7 @@ def table_schema(
     expected: Mapping[str, pa.DataType],
     scorers: Sequence[str],
     judges: Collection[str] = (),
+    retrieved: bool = False,
 ) -> pa.Schema:
     """The results table's columns and their Arrow types, in the order the engine fills a row.
 
@@ -110,6 +112,7 @@ def table_schema(
         expected: Expected-value columns and their types (the dataset's).
         scorers: Scorer names: a ``score.`` and a ``reason.`` column each.
         judges: The scorers that call models (LLM judges): their own usage columns too.
+        retrieved: Whether some variant retrieves context: only then is there a ``retrieved`` column.
 
     Example:
         >>> table_schema(inputs={"review": pa.string()}, expected={}, scorers=["label_match"]).names[:7]
@@ -119,7 +122,8 @@ def table_schema(
     fields = [pa.field(name, TYPES[name]) for name in head]
     fields += [pa.field(input_column(name), kind) for name, kind in inputs.items()]
     fields += [pa.field(expected_column(name), kind) for name, kind in expected.items()]
-    fields += [pa.field(name, kind) for name, kind in TYPES.items() if name not in head]
+    skip = set(head) if retrieved else {*head, RETRIEVED}
+    fields += [pa.field(name, kind) for name, kind in TYPES.items() if name not in skip]
     for scorer in scorers:
         fields += [pa.field(score_column(scorer), pa.float64()), pa.field(reason_column(scorer), pa.string())]
         if scorer in judges:

@@ -25,6 +25,7 @@ from workbench.core.exceptions import MissingVariablesError, TemplateError
 from workbench.core.redaction import REDACTOR, without_secrets
 from workbench.core.registry import registered_variant
 from workbench.core.response_format import expand_response_format
+from workbench.core.retrieval_spec import CONTEXT_VARIABLE, Retrieval
 
 #: Key of a few-shot example that holds the answer the model should give.
 EXAMPLE_OUTPUT_KEY = "output"
@@ -95,6 +96,8 @@ class PromptVariant:
             a schema file: ``{"json_schema": "data/listing.schema.json"}`` (see
             :mod:`workbench.core.response_format`).
         description: Free text for humans; does not change :attr:`version`.
+        retrieval: What to retrieve before the call (:class:`~workbench.core.retrieval_spec.Retrieval`,
+            or its dict form); the chunks render as ``{{ context }}``, which the templates must use.
 
     Example:
         >>> v = PromptVariant(
@@ -114,8 +117,11 @@ class PromptVariant:
     examples: Sequence[Mapping[str, Any]] = ()
     params: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold a key: see __repr__
     description: str = ""
+    retrieval: Retrieval | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.retrieval, Mapping):
+            object.__setattr__(self, "retrieval", Retrieval.from_dict(self.retrieval))
         if not self.name or not isinstance(self.name, str):
             raise TemplateError(f"a variant needs a non-empty string name, got {self.name!r}")
         # Freeze containers so a variant (and its version) cannot change after creation.
@@ -141,6 +147,11 @@ class PromptVariant:
                     f"key; give each example the answer, e.g. {{'review': ..., 'output': 'positive'}}"
                 )
             self._check_row(example, f"few-shot example {i + 1}")
+        if self.retrieval is not None and CONTEXT_VARIABLE not in self._template_variables:
+            raise TemplateError(
+                f"variant {self.name!r} retrieves context but no template uses it; "
+                f"put {{{{ {CONTEXT_VARIABLE} }}}} in the prompt or system template"
+            )
 
     def _sources(self) -> list[tuple[str, str]]:
         sources = [("prompt", self.prompt)]
@@ -153,11 +164,18 @@ class PromptVariant:
         return set(self._variables)
 
     @cached_property
-    def _variables(self) -> frozenset[str]:
+    def _template_variables(self) -> frozenset[str]:
         names: set[str] = set()
         for _, source in self._sources():
             names |= jinja2.meta.find_undeclared_variables(_ENV.parse(source))
         return frozenset(names)
+
+    @cached_property
+    def _variables(self) -> frozenset[str]:
+        """What a dataset row must give: with retrieval, the query's variables instead of ``context``."""
+        if self.retrieval is None:
+            return self._template_variables
+        return (self._template_variables - {CONTEXT_VARIABLE}) | self.retrieval.variables()
 
     @cached_property
     def version(self) -> str:
@@ -168,13 +186,16 @@ class PromptVariant:
         Credentials (``api_key``, ``extra_headers.Authorization``... at any depth) do not
         change the output, so they are left out.
         """
+        content: dict[str, Any] = {
+            "system": self.system,
+            "prompt": self.prompt,
+            "examples": list(self.examples),
+            "params": without_secrets(self.params),
+        }
+        if self.retrieval is not None:  # only then: variants without retrieval keep their versions
+            content["retrieval"] = self.retrieval.fingerprint()
         payload = json.dumps(
-            {
-                "system": self.system,
-                "prompt": self.prompt,
-                "examples": list(self.examples),
-                "params": without_secrets(self.params),
-            },
+            content,
             sort_keys=True,
             default=str,
         )
@@ -236,6 +257,8 @@ class PromptVariant:
             data["params"] = REDACTOR.data(self.params) if redacted else dict(self.params)
         if self.description:
             data["description"] = self.description
+        if self.retrieval is not None:
+            data["retrieval"] = self.retrieval.to_dict()
         return data
 
     @classmethod

@@ -2,8 +2,10 @@
 
 :func:`validate` checks everything that can be checked before money is spent
 (the dataset has rows and fits the variants, models and keys, params are plain
-JSON, scorers against expected values, the transport); :func:`plan` yields the
-calls lazily, case by case. The engine in :mod:`workbench.engine.runner` runs them.
+JSON, scorers against expected values, the transport, and it builds the knowledge-base
+indexes of variants that retrieve); :func:`plan` yields the calls lazily, case by case, each
+with its retrieved chunks rendered into ``{{ context }}``. The engine in
+:mod:`workbench.engine.runner` runs them.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from workbench.core.chunks import Chunk, format_context
 from workbench.core.dataset import Case
-from workbench.core.exceptions import DatasetError, ScorerError
+from workbench.core.exceptions import DatasetError, RetrievalError, ScorerError
+from workbench.core.retrieval_spec import CONTEXT_VARIABLE
 from workbench.core.spec import ExperimentSpec
 from workbench.core.variant import PromptVariant
 from workbench.engine.cache import cache_key
 from workbench.providers.models import check_model, check_params, is_local
 from workbench.providers.openai_compatible import TRANSPORT, check_compatible
+from workbench.retrieval.run import PreparedRetrieval, prepare
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Call:
     case: Case
     repeat: int
     messages: list[dict[str, str]]
+    retrieved: tuple[Chunk, ...] | None = None  # None: the variant does not retrieve
 
     @functools.cached_property
     def key(self) -> str:
@@ -50,6 +57,7 @@ def validate(experiment: ExperimentSpec) -> None:
         DatasetError: the dataset has no rows, or does not fit the variants.
         ModelError: a model is unknown, lacks its key, or a param is not plain JSON.
         ScorerError: a scorer cannot score a case's expected values.
+        RetrievalError: a variant's knowledge base cannot be read or indexed (or lacks its extra).
     """
     dataset = experiment.dataset
     if len(dataset) == 0:
@@ -58,6 +66,7 @@ def validate(experiment: ExperimentSpec) -> None:
             f"or check the `limit` of experiment {experiment.name!r}"
         )
     dataset.validate(experiment.variants)
+    _prepare_retrieval(experiment)  # indexes are built now, before any call
     for variant in experiment.variants:
         for model in experiment.models:
             direct = experiment.settings.transport == TRANSPORT and not is_local(model)
@@ -76,6 +85,36 @@ def validate(experiment: ExperimentSpec) -> None:
                 raise ScorerError(f"{case.where} (id {case.id!r}): {exc}") from exc
 
 
+def _prepare_retrieval(experiment: ExperimentSpec) -> dict[str, PreparedRetrieval]:
+    """Each retrieving variant's prepared retrieval (built indexes are reused within the process)."""
+    prepared = {}
+    for variant in experiment.variants:
+        spec = variant.retrieval
+        if spec is None:
+            continue
+        if spec.column is not None and spec.column not in experiment.dataset.columns:
+            raise DatasetError(
+                f"dataset {experiment.dataset.source} has no column {spec.column!r} of retrieved contexts "
+                f"used by variant {variant.name!r}; its columns are {sorted(experiment.dataset.columns)}"
+            )
+        try:
+            prepared[variant.name] = prepare(spec)
+        except RetrievalError as exc:
+            raise RetrievalError(f"variant {variant.name!r}: {exc}") from exc
+    return prepared
+
+
+def render_case(
+    variant: PromptVariant, case: Case, retrieval: PreparedRetrieval | None
+) -> tuple[list[dict[str, str]], tuple[Chunk, ...] | None]:
+    """A case's messages for one variant, and the chunks retrieved for them (None without retrieval)."""
+    if retrieval is None:
+        return variant.render(case.inputs, where=case.where), None
+    chunks = retrieval.retrieve(case.inputs, where=case.where)
+    row: dict[str, Any] = {**case.inputs, CONTEXT_VARIABLE: format_context(chunks)}
+    return variant.render(row, where=case.where), chunks
+
+
 def plan(experiment: ExperimentSpec) -> Iterator[Call]:
     """Every call of the experiment, rendered lazily, case by case.
 
@@ -83,10 +122,11 @@ def plan(experiment: ExperimentSpec) -> Iterator[Call]:
     an interrupted run has comparable partial results.
     """
     index = 0
+    retrievals = _prepare_retrieval(experiment)
     for case in experiment.dataset.cases():
         for variant in experiment.variants:
-            messages = variant.render(case.inputs, where=case.where)
+            messages, chunks = render_case(variant, case, retrievals.get(variant.name))
             for model in experiment.models:
                 for repeat in range(experiment.repeats):
-                    yield Call(index, variant, model, case, repeat, messages)
+                    yield Call(index, variant, model, case, repeat, messages, chunks)
                     index += 1

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from workbench.core import schema as col
 from workbench.core.exceptions import BudgetExceededError, RunError, TooManyErrorsError
+from workbench.core.chunks import chunks_to_json
 from workbench.core.outputs import ModelReply, tool_calls_to_json
 from workbench.core.redaction import REDACTOR
 from workbench.core.result import EarlyStop, RunResult
@@ -96,11 +97,13 @@ class Engine:
         self.contextual = {s.name for s in experiment.scorers if accepts_context(s)}
         self.judges = {s.name for s in experiment.scorers if getattr(s, "calls_models", False)}
         types = experiment.dataset.arrow_types()
+        self.retrieves = any(v.retrieval is not None for v in experiment.variants)
         schema = col.table_schema(
             inputs={name: types[name] for name in self.input_names},
             expected={name: types[name] for name in experiment.dataset.expected},
             scorers=experiment.scorer_names,
             judges=self.judges,
+            retrieved=self.retrieves,
         )
         about = {
             "experiment": experiment.name,
@@ -129,6 +132,8 @@ class Engine:
         for name, value in call.case.expectations.items():
             row[col.expected_column(name)] = value
         row[col.PROMPT] = render_prompt(call.messages)
+        if self.retrieves:
+            row[col.RETRIEVED] = chunks_to_json(call.retrieved)
         return row
 
     def _context(self, call: Call, reply: ModelReply) -> ScoringContext:
@@ -144,6 +149,7 @@ class Engine:
                 col.REPEAT: call.repeat,
             },
             tool_calls=reply.tool_calls,
+            retrieved=call.retrieved,
             finish_reason=reply.finish_reason,
             message=reply.message,
             prompt_tokens=reply.prompt_tokens,

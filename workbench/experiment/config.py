@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workbench.core.dataset import Dataset
 from workbench.core.exceptions import ConfigError, TemplateError, UsageError
+from workbench.core.retrieval_spec import DEFAULT_EMBEDDING_MODEL
 from workbench.core.schema import SuccessRule
 from workbench.core.settings import RetryPolicy, RunSettings, Transport
 from workbench.core.variant import PromptVariant
@@ -38,6 +39,19 @@ class DatasetConfig(_Strict):
     limit: int | None = Field(default=None, ge=1)
 
 
+class RetrievalConfig(_Strict):
+    """A variant's ``retrieval:`` block (see :class:`~workbench.core.retrieval_spec.Retrieval`)."""
+
+    kb: str | None = None
+    retriever: str = "bm25"
+    k: int = Field(default=5, ge=1)
+    chunk_size: int = Field(default=128, ge=1)
+    overlap: int = Field(default=32, ge=0)
+    query: str = "{{ question }}"
+    column: str | None = None
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+
+
 class VariantConfig(_Strict):
     name: str
     prompt: str
@@ -45,6 +59,7 @@ class VariantConfig(_Strict):
     examples: list[dict[str, Any]] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    retrieval: RetrievalConfig | None = None
 
 
 class SettingsConfig(_Strict):
@@ -138,7 +153,7 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
     variants = []
     for i, variant in enumerate(config.variants):
         try:
-            variants.append(PromptVariant(**variant.model_dump()))
+            variants.append(PromptVariant(**variant.model_dump(exclude_unset=True)))
         except (TemplateError, ConfigError) as exc:
             raise ConfigError(f"{source} key 'variants[{i}]': {exc}") from exc
     scorers = [scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)]

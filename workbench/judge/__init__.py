@@ -3,6 +3,8 @@
 - :class:`LLMJudge` is a scorer (spec type ``llm_judge``): a rubric, any litellm
   model as the judge, a robustly parsed verdict, cached calls, and its own
   tokens and cost in the ``judge.<name>.*`` columns.
+- :class:`Faithfulness` and :class:`AnswerRelevance` score RAG answers: a lexical
+  approximation offline, per-claim verdicts (ragas-style) with ``judge_model``.
 - :func:`pairwise_preference` asks a :class:`PairwiseJudge` which of two
   variants' outputs is better, in both orders to cancel position bias.
 - :func:`judge_agreement` compares judge verdicts with human labels: agreement
@@ -18,11 +20,14 @@ Example:
 """
 
 from workbench.judge.agreement import JudgeAgreement, judge_agreement
+from workbench.judge.grounding import AnswerRelevance, Faithfulness
 from workbench.judge.llm import LLMJudge
 from workbench.judge.pairwise import PairwiseJudge, PairwisePreference, pairwise_preference
 from workbench.judge.parsing import Scale, Verdict, parse_verdict
 
 __all__ = [
+    "AnswerRelevance",
+    "Faithfulness",
     "JudgeAgreement",
     "LLMJudge",
     "PairwiseJudge",

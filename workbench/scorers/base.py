@@ -80,7 +80,8 @@ class BaseScorer:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("type_name"):
             cls.type_name = _snake(cls.__name__)
-        SCORER_TYPES[cls.type_name] = cls
+        if not cls.__name__.startswith("_"):  # a private class is a shared base, not a type of its own
+            SCORER_TYPES[cls.type_name] = cls
 
     @property
     def name(self) -> str:
