@@ -264,6 +264,11 @@ def test_kb_folder_and_bad_kb(tmp_path):
         # a real answer that ends by pointing to support is not a refusal
         ("Parcels arrive in 3-7 days. Track it under My orders. If it is late, contact support.", False),
         ("Вернуть товар можно в течение 14 дней после получения.", False),
+        # answers that merely contain a negative phrase (from the project's reference answers)
+        ("Give the RRN to your bank. If the bank can't find it, write to Help > Chat with support.", False),
+        ("A full refund if the order never arrives. Change-of-mind returns are not covered.", False),
+        ("The help centre says nothing about price matching; I suggest contacting support.", True),
+        ("The help centre doesn't explain how to change the phone number. Please ask support.", True),
     ],
 )
 def test_refusal_markers_in_english_and_russian(reply, refuses):
@@ -284,11 +289,14 @@ def test_refusal_correctness_scores_and_rates():
         (answer, {"relevant_ids": []}, {}, 0.0),  # missed refusal
         (answer, {"relevant_ids": ["x"]}, {"kind": "unanswerable"}, 0.0),  # the kind says so too
         (refusal, {"kind": "unanswerable"}, {}, 1.0),
+        # conversation turns say what the reply should do
+        (refusal, {"relevant_ids": [], "expected_behaviour": "refuse"}, {}, 1.0),
+        (refusal, {"relevant_ids": []}, {"expected_behaviour": "clarify"}, 0.0),
     ]
     for output, expectations, inputs, expected in cases:
         assert score(scorer, ctx(output, inputs=inputs, **expectations)).value == expected, output
     metrics = scorer.aggregate([c[0] for c in cases], [c[1] for c in cases], inputs=[c[2] for c in cases])
-    assert metrics == {"false_refusal_rate": 0.5, "missed_refusal_rate": 0.5, "unanswerable_cases": 4.0}
+    assert metrics == {"false_refusal_rate": 2 / 3, "missed_refusal_rate": 0.4, "unanswerable_cases": 5.0}
     with pytest.raises(ScorerError, match="needs expected column 'relevant_ids'"):
         scorer.score(inputs={}, outputs="x", expectations={"label": "y"})
     custom = RefusalCorrectness(markers=["no idea"])
@@ -420,3 +428,126 @@ def test_answer_relevance_lexical_and_judged():
     assert (judged.value, judged.reason, judged.prompt_tokens) == (0.75, "partly", 10)
     with pytest.raises(ScorerError, match="needs `question=`"):
         score(AnswerRelevance(), ctx("x", inputs={"a": "1", "b": "2"}))
+
+
+def test_numbers_must_match_in_any_reading_and_computed_numbers_are_unsupported():
+    from workbench.scorers.support import support
+
+    passage = "The refund is 2,851 RUB after 149 RUB return shipping is deducted; it arrives in 3-7 days."
+    assert support("Your refund is 2,851 RUB.", [passage]).supported  # "2,851" read as 2851 or 2.851
+    assert support("Return shipping of 149 RUB is deducted from the refund.", [passage]).supported
+    computed = support("The refund is 3,100 RUB before the return shipping is deducted.", [passage])
+    assert computed.coverage == 1.0 and computed.numbers_missing == (3.1,)  # 3,100: 3.1 or 3100, neither written
+    assert not computed.supported
+
+
+def test_judge_faithfulness_through_the_fake_openai_server_and_the_response_cache(tmp_path):
+    """The real call path (litellm to a local fake server, a SQLite cache): a re-score makes no call."""
+    import json
+    import re
+
+    from workbench.core.settings import RunSettings
+    from workbench.engine.cache import ResponseCache
+    from workbench.engine.calls import CallPath
+    from workbench.judge.grounding import Faithfulness
+    from workbench.testing import FakeOpenAIServer
+
+    def reply(body: dict) -> str:
+        text = body["messages"][-1]["content"]
+        if text.startswith("Break the answer"):
+            return json.dumps(["Buyers can return items within 14 days.", "Return shipping costs 300 RUB."])
+        claim = re.search(r'Response to judge:\n"""\n(.*?)\n"""', text, re.S).group(1)
+        return json.dumps({"reason": "checked", "score": "PASS" if "14 days" in claim else "FAIL"})
+
+    answer = "You can return items within 14 days, and return shipping costs 300 RUB [returns-window]."
+    with FakeOpenAIServer(reply=reply) as server:
+        scorer = Faithfulness(judge_model="openai/judge", params={"api_base": server.base_url, "api_key": "sk-fake-1"})
+        models = CallPath(RunSettings(), cache=ResponseCache(str(tmp_path / "cache.sqlite")))
+        context = ScoringContext(
+            inputs={"question": "returns?"}, output=answer, expectations={}, retrieved=RETRIEVED, models=models
+        )
+        first = score(scorer, context)
+        calls = server.requests
+        again = score(scorer, context)
+        assert server.requests == calls == 3  # one extraction, two verdicts; none the second time
+    assert first.value == again.value == 0.5
+    assert 'unsupported: "Return shipping costs 300 RUB."' in first.reason
+    assert first.cached is False and again.cached is True and first.prompt_tokens > 0
+
+
+def test_group_metrics_reach_the_summary_row():
+    """The engine's summary calls each aggregate with the group's outputs, expected values and inputs."""
+    import pandas as pd
+
+    from workbench.engine.summary import summarize
+    from workbench.scorers.refusal import RefusalCorrectness
+
+    scorers = [RecallAtK(k=5), RefusalCorrectness()]
+    outputs = ["Returns are free within 14 days.", "I don't know, please contact support.", "It costs 5%."]
+    relevant = [["returns-window"], ["returns-window"], []]
+    frame = pd.DataFrame(
+        {
+            "case_id": ["a", "b", "c"], "variant": "v", "variant_version": "1", "model": "m", "error": None,
+            "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.0, "cached": False, "latency_s": 0.1,
+            "output": outputs, "expected.relevant_ids": relevant, "input.question": ["q1", "q2", "q3"],
+            "score.recall_at_5": [1.0, 0.0, math.nan], "score.refusal_correctness": [1.0, 0.0, 0.0],
+        }
+    )  # fmt: skip
+    row = summarize(frame, scorers).iloc[0]
+    assert row["recall_at_5"] == 0.5 and row["recall_at_5.no_relevant_cases"] == 1.0
+    assert row["refusal_correctness.false_refusal_rate"] == 0.5
+    assert row["refusal_correctness.missed_refusal_rate"] == 1.0
+
+
+def test_a_sentence_joining_facts_of_two_chunks_is_supported_clause_by_clause():
+    from workbench.scorers.support import support
+
+    review = "You can write a review within 90 days of delivery."
+    edit = "A published review can be edited within 30 days of publishing."
+    sentence = "You can write a review within 90 days of delivery, and edit it within 30 days of publishing."
+    both = support(sentence, [review, edit])
+    assert both.supported and both.passage is None
+    assert not support(sentence, [review]).supported  # the second clause has no passage
+    wrong = "You can write a review within 90 days of delivery; it can be edited within 60 days of publishing."
+    assert not support(wrong, [review, edit]).supported
+
+
+def test_answers_in_another_script_than_the_articles_are_not_scored_lexically():
+    from workbench.judge.grounding import AnswerRelevance, Faithfulness
+    from workbench.scorers.citations import CitationCorrectness
+
+    answer = "Вернуть товар можно в течение 14 дней после доставки [returns-window]."
+    result = score(Faithfulness(), ctx(answer, retrieved=RETRIEVED, relevant=["returns-window"]))
+    assert math.isnan(result.value) and "different scripts" in result.reason and "judge_model" in result.reason
+    result = score(CitationCorrectness(), ctx(answer, retrieved=RETRIEVED, relevant=["returns-window"]))
+    assert math.isnan(result.value)
+    assert result.reason == "1 left out: support not checkable (answer and article in different scripts)"
+    cited_wrong = answer.replace("[returns-window]", "[returns-window][payouts]")  # payouts: not retrieved
+    result = score(CitationCorrectness(), ctx(cited_wrong, retrieved=RETRIEVED, relevant=["r"]))
+    assert result.value == 0.0 and result.reason.startswith("0 of 1 citations correct; [payouts] is not in")
+    question = {"question": "Сколько дней на возврат?"}
+    assert math.isnan(score(AnswerRelevance(), ctx("Returns: 14 days.", inputs=question, relevant=["r"])).value)
+    assert score(AnswerRelevance(), ctx("Возврат возможен 14 дней.", inputs=question, relevant=["r"])).value == 1.0
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "recall_at_k", "k": 3},
+        {"type": "precision_at_k", "k": 8},
+        {"type": "mrr"},
+        {"type": "ndcg_at_k", "k": 5},
+        {"type": "faithfulness", "threshold": 0.7},
+        {"type": "answer_relevance", "question": "question"},
+        {"type": "citation_correctness", "kb": ["returns-window", "payouts"]},
+        {"type": "refusal_correctness"},
+    ],
+)
+def test_every_rag_scorer_is_a_yaml_type_exported_from_workbench(spec):
+    import workbench as wb
+
+    built = scorer_from_spec(spec, where="experiments/support_rag.yaml key 'scorers[0]'")
+    assert type(built).__name__ in wb.__all__
+    assert scorer_from_spec(built.spec()) == built
+    with pytest.raises(ScorerError, match="has no option\\(s\\) \\['colour'\\]"):
+        scorer_from_spec({**spec, "colour": 1})

@@ -25,7 +25,7 @@ from workbench.scorers.base import BaseScorer, Score
 from workbench.scorers.context import ScoringContext
 from workbench.scorers.json import parse_json_output
 from workbench.scorers.refusal import answerable, is_refusal
-from workbench.scorers.support import claims, content_words, coverage, support, without_citations
+from workbench.scorers.support import claims, comparable, content_words, coverage, support, without_citations
 
 LEXICAL = "lexical approximation: content-word overlap and exact numbers, not entailment"
 _CLAIM_RUBRIC = (
@@ -169,7 +169,11 @@ class Faithfulness(_Judged):
         if is_refusal(outputs):
             return Score(math.nan, "a refusal claims nothing: scored by refusal_correctness")
         if self._judge is None:  # type: ignore[attr-defined]
-            return self._lexical(outputs, [c.text for c in context.retrieved])
+            passages = [c.text for c in context.retrieved]
+            if passages and not comparable(outputs, passages):
+                return Score(math.nan, f"not scored: the answer and the context are in different scripts ({LEXICAL}); "
+                             "give `judge_model` to score answers in another language")  # fmt: skip
+            return self._lexical(outputs, passages)
         return await self._with_judge(inputs, outputs, context)
 
     def _lexical(self, answer: str, passages: list[str]) -> Score:
@@ -264,6 +268,8 @@ class AnswerRelevance(_Judged):
         if self._judge is not None:  # type: ignore[attr-defined]
             judge: LLMJudge = self._judge  # type: ignore[attr-defined]
             return await judge.score(inputs={"question": question}, outputs=outputs, expectations={}, context=context)
+        if not comparable(outputs, [question]):
+            return Score(math.nan, f"not scored: the question and the answer are in different scripts ({LEXICAL})")
         wanted = content_words(question)
         if not wanted:
             return Score(math.nan, "the question has no content words to look for")

@@ -14,7 +14,9 @@ A citation is correct when its id
 3. **supports the sentence**: the sentence is supported lexically
    (:mod:`~workbench.scorers.support`, an approximation: word overlap and exact numbers, not
    entailment) by the text of the sentence's cited documents together (a sentence may combine two
-   articles), and this document gives at least one of the sentence's words or numbers.
+   articles), and this document gives at least one of the sentence's words or numbers. A sentence
+   in another script than the articles (a Russian answer) cannot be checked for support: its
+   citation is left out of the score unless it already fails 1 or 2 (NaN when none is left).
 
 The score is the share of correct citations. An answer with **no citation** scores 0 when an
 answer was expected (a grounded assistant cites), and is not scored (NaN) when nothing was to be
@@ -35,11 +37,13 @@ from workbench.core.chunks import Chunk, doc_ids
 from workbench.core.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score
 from workbench.scorers.context import ScoringContext
-from workbench.scorers.refusal import answerable, is_refusal
-from workbench.scorers.support import CITATION, content_words, sentences, support
+from workbench.scorers.refusal import answerable, case_label, is_refusal
+from workbench.scorers.support import CITATION, comparable, content_words, sentences, support
 from workbench.scorers.values import numbers_in
 from workbench.util.paths import resolve
 
+#: The problem of a citation whose support could not be read (answer and article in different scripts).
+UNCHECKED = "support not checked"
 _LABEL = re.compile(r"^(?:source|sources|doc|docs|doc_id|id|ref|article|источник)\s*:\s*", re.IGNORECASE)
 _ID = re.compile(r"^[\w][\w.\-/:]*$", re.UNICODE)
 
@@ -116,8 +120,11 @@ class CitationCorrectness(BaseScorer):
             raise ScorerError(f"citation_correctness `threshold` is a share in (0, 1], got {self.threshold!r}")
 
     def _expects_citations(self, output: str, expectations: Mapping[str, Any], inputs: Mapping[str, Any]) -> bool:
-        kind = expectations.get("kind", inputs.get("kind"))
-        if is_refusal(output) or (isinstance(kind, str) and kind.strip().lower() == "clarify"):
+        clarify = "clarify" in (
+            case_label(expectations, inputs, "kind"),
+            case_label(expectations, inputs, "expected_behaviour"),
+        )
+        if is_refusal(output) or clarify:
             return False
         try:
             return answerable(expectations, inputs, expected=self.expected)
@@ -125,7 +132,11 @@ class CitationCorrectness(BaseScorer):
             return True
 
     def verdicts(self, answer: str, retrieved: Sequence[Chunk]) -> list[tuple[str, str, str | None]]:
-        """``(sentence, doc_id, problem)`` per citation; problem None when it is correct."""
+        """``(sentence, doc_id, problem)`` per citation; problem None when it is correct.
+
+        A sentence in another script than its documents (a Russian answer, English articles) is
+        checked for existence and retrieval only: its problem is :data:`UNCHECKED` (left out of the score).
+        """
         retrieved_ids = set(doc_ids(retrieved))
         known = self._kb_ids if self._kb_ids is not None else retrieved_ids  # type: ignore[attr-defined]
         texts = {doc: " ".join(c.text for c in retrieved if c.doc_id == doc) for doc in retrieved_ids}
@@ -139,6 +150,9 @@ class CitationCorrectness(BaseScorer):
                 out.append((sentence, doc, "was not retrieved"))
                 continue
             together = " ".join(texts[d] for d in cited_ids(sentence) if d in texts)
+            if not comparable(sentence, [together]):
+                out.append((sentence, doc, UNCHECKED))
+                continue
             plain = CITATION.sub(" ", sentence)
             own = texts[doc]
             gives = bool(content_words(plain) & content_words(own) or numbers_in(plain) & numbers_in(own))
@@ -161,10 +175,15 @@ class CitationCorrectness(BaseScorer):
             if self._expects_citations(outputs, expectations, inputs):
                 return Score(0.0, "no citations though an answer was expected")
             return Score(math.nan, "nothing to cite: a refusal, an unanswerable or a clarify case")
-        wrong = [f"[{doc}] {problem}" for _, doc, problem in verdicts if problem]
-        correct = len(verdicts) - len(wrong)
-        reason = f"{correct} of {len(verdicts)} citations correct" + ("; " + "; ".join(wrong) if wrong else "")
-        return Score(correct / len(verdicts), reason)
+        wrong = [f"[{doc}] {problem}" for _, doc, problem in verdicts if problem and problem != UNCHECKED]
+        unchecked = sum(problem == UNCHECKED for _, _, problem in verdicts)
+        checked = len(verdicts) - unchecked
+        note = f"{unchecked} left out: support not checkable (answer and article in different scripts)"
+        if not checked:
+            return Score(math.nan, note)
+        correct = checked - len(wrong)
+        reason = f"{correct} of {checked} citations correct" + ("; " + "; ".join(wrong) if wrong else "")
+        return Score(correct / checked, reason + (f"; {note}" if unchecked else ""))
 
     def aggregate(
         self,

@@ -1,7 +1,8 @@
 """Refusal correctness: refuse (or defer to support) exactly when the knowledge base has no answer.
 
-A case is *unanswerable* when its relevant ids are ``[]`` or its ``kind`` is ``"unanswerable"``
-(the issue-14 question format); every other case (``single``, ``multi``, ``clarify``) must get
+A case is *unanswerable* when its relevant ids are ``[]``, its ``kind`` is ``"unanswerable"``
+(the issue-14 question format) or its ``expected_behaviour`` is ``"refuse"`` (a conversation
+turn); every other case (``single``, ``multi``, ``clarify``; ``answer``, ``clarify``) must get
 an answer or a clarifying question, not a refusal.
 
 A reply *refuses* (:func:`is_refusal`) when, after :func:`~workbench.scorers.values.normalize`,
@@ -33,10 +34,14 @@ from workbench.scorers.values import normalize
 #: Phrases that say the answer is not known or not covered (English, Russian; normalised, lowercase).
 NOT_COVERED: tuple[str, ...] = (
     "i don't know", "i do not know", "i'm not sure", "i am not sure", "i don't have", "i do not have",
-    "no information", "not have information", "don't have any information", "not covered", "isn't covered",
-    "is not covered", "doesn't cover", "does not cover", "doesn't mention", "does not mention",
-    "doesn't say", "does not say", "doesn't specify", "does not specify", "not mentioned", "not specified",
-    "couldn't find", "could not find", "can't find", "cannot find", "unable to find", "unable to answer",
+    "i'm afraid i", "i am afraid i", "i can't tell", "i cannot tell",
+    "no information", "not have information", "has no information", "have no information",
+    "not covered in", "not covered by the help", "isn't covered", "doesn't cover", "does not cover",
+    "doesn't mention", "does not mention", "doesn't say", "does not say", "says nothing about",
+    "doesn't specify", "does not specify", "doesn't describe", "does not describe", "doesn't explain",
+    "does not explain", "doesn't give", "does not give", "gives no", "give no", "lists no", "not mentioned",
+    "not specified", "not documented", "not listed in",
+    "i couldn't find", "i could not find", "i can't find", "i cannot find", "unable to find", "unable to answer",
     "can't answer", "cannot answer", "can't help with", "cannot help with", "not able to answer",
     "no details", "not in the help", "outside the scope",
     "не знаю", "нет информации", "нет данных", "нет сведений", "не могу ответить", "не могу сказать",
@@ -46,7 +51,8 @@ NOT_COVERED: tuple[str, ...] = (
 #: Phrases that hand the question to people; a refusal only in a short reply.
 DEFERRAL: tuple[str, ...] = (
     "contact support", "contact our support", "contact customer support", "contact the support",
-    "reach out to support", "reach out to our support", "support team", "customer service",
+    "contacting support", "reach out to support", "reach out to our support", "support team", "customer service",
+    "seller support", "bazaar support",
     "обратитесь в поддержку", "обратитесь в службу поддержки", "служб поддержки", "службу поддержки",
     "службой поддержки", "напишите в поддержку", "свяжитесь с поддержкой",
 )  # fmt: skip
@@ -75,19 +81,32 @@ def is_refusal(
     return any(normalize(m) in said for m in deferral) and len(sentences(text)) <= deferral_sentences
 
 
+def case_label(expectations: Mapping[str, Any], inputs: Mapping[str, Any], name: str) -> str | None:
+    """A case's ``kind`` or ``expected_behaviour`` (an expected column or an input), lowercased."""
+    value = expectations.get(name, inputs.get(name))
+    return value.strip().lower() if isinstance(value, str) else None
+
+
 def answerable(expectations: Mapping[str, Any], inputs: Mapping[str, Any], *, expected: str = "relevant_ids") -> bool:
-    """False when the case's relevant ids are ``[]`` or its ``kind`` (expected or input) is ``unanswerable``.
+    """Whether a case should get an answer rather than a refusal.
+
+    False when its ``expected_behaviour`` is ``refuse`` (conversation turns), its ``kind`` is
+    ``unanswerable``, or its relevant ids are ``[]``; an ``expected_behaviour`` of ``answer`` or
+    ``clarify`` says True whatever the ids. Each may be an expected column or an input.
 
     Raises:
-        ScorerError: the case has neither relevant ids nor a kind.
+        ScorerError: the case has none of them.
     """
-    kind = expectations.get("kind", inputs.get("kind"))
+    behaviour = case_label(expectations, inputs, "expected_behaviour")
+    if behaviour is not None:
+        return behaviour != "refuse"
+    kind = case_label(expectations, inputs, "kind")
     if expected not in expectations and kind is None:
         raise ScorerError(
-            f"refusal_correctness needs expected column {expected!r} (relevant document ids; [] = unanswerable) "
-            f"or a `kind` column; the expected columns are {sorted(expectations)}"
+            f"refusal_correctness needs expected column {expected!r} (relevant document ids; [] = unanswerable), "
+            f"a `kind` or an `expected_behaviour` column; the expected columns are {sorted(expectations)}"
         )
-    if isinstance(kind, str) and kind.strip().lower() == "unanswerable":
+    if kind == "unanswerable":
         return False
     return expected not in expectations or bool(relevant_ids(expectations, expected))
 

@@ -177,7 +177,7 @@ class RecallAtK(_RetrievalMetric):
     """Share of the relevant documents among the first ``k`` retrieved ones (column ``recall_at_<k>``).
 
     Args:
-        k: How many distinct retrieved documents count.
+        k: How many distinct retrieved documents count (None: all retrieved).
         expected: The expected column holding the relevant ids.
         metric_name: Column and metric name.
 
@@ -198,7 +198,7 @@ class PrecisionAtK(_RetrievalMetric):
     """Relevant documents among the first ``k`` retrieved ones, divided by ``k`` (column ``precision_at_<k>``).
 
     Args:
-        k: How many distinct retrieved documents count (also the divisor).
+        k: How many distinct retrieved documents count, also the divisor (None: all retrieved).
         expected: The expected column holding the relevant ids.
         metric_name: Column and metric name.
 
@@ -241,7 +241,7 @@ class NDCGAtK(_RetrievalMetric):
     """Binary-relevance nDCG@k with the log2 discount (column ``ndcg_at_<k>``).
 
     Args:
-        k: How many distinct retrieved documents count.
+        k: How many distinct retrieved documents count (None: all retrieved).
         expected: The expected column holding the relevant ids.
         metric_name: Column and metric name.
 

@@ -9,10 +9,16 @@ passage when
   Russian) removed, light stemming (a plural ``s`` dropped, words cut to 6 characters, so
   "delivered" meets "delivery"), and a rapidfuzz ``fuzz.ratio`` >= 85 for a typo;
 - and every number it writes is one the passage writes (``14 days`` is not backed by ``30 days``;
-  read unit-aware by :func:`~workbench.scorers.values.numbers_in`: ``5 000 ₽`` is 5000).
+  read as :func:`~workbench.scorers.values.numbers_in` does: ``5 000 ₽`` is 5000, and any reading
+  of an ambiguous number will do: ``2,851`` is 2851 or 2.851). A number the answer computed
+  (a total, a difference) is not written in the passage, so its claim is unsupported.
 
-It misses paraphrase ("two weeks" for "14 days"), answers in another language than the knowledge
-base, and negation ("not refundable" is supported by "refundable"). Use a judge model for those.
+A sentence joining facts of two passages is supported when each of its clauses is (:func:`support`).
+
+It misses paraphrase ("two weeks" for "14 days") and negation ("not refundable" is supported by
+"refundable"), and cannot compare an answer in another script than the knowledge base (a Russian
+answer from English articles: :func:`comparable`; the scorers leave those unscored, NaN). Use a
+judge model for those.
 
 Example:
     >>> passage = "Items can be returned within 14 days after delivery."
@@ -28,7 +34,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from workbench.scorers.values import normalize, numbers_in
+from workbench.scorers.values import normalize, number_groups, numbers_in
 
 #: Words that carry no claim (English and Russian), after :func:`normalize`.
 STOP_WORDS = frozenset(
@@ -50,7 +56,24 @@ CITATION = re.compile(r"\[([^\[\]\n]{1,200})\](?!\()")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # A sentence ends at . ! ? or a line break; citation markers after the stop stay with it.
 _SENTENCE = re.compile(r"(?:[^.!?\n]|\.(?=\d)|[.!?](?=\S))+[.!?]*(?:\s*\[[^\[\]\n]*\])*", re.UNICODE)
+_CLAUSE = re.compile(r";\s*|,\s+(?:and|plus|but|while|whereas)\s+", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+
+
+def script(text: str) -> str:
+    """``"cyrillic"`` when most letters of ``text`` are Cyrillic, else ``"latin"``."""
+    letters = [c for c in text if c.isalpha()]
+    cyrillic = sum("\u0400" <= c <= "\u04ff" for c in letters)
+    return "cyrillic" if letters and cyrillic / len(letters) > 0.5 else "latin"
+
+
+def comparable(answer: str, passages: Iterable[str]) -> bool:
+    """Whether word overlap can compare ``answer`` with ``passages``: both in the same script.
+
+    A Russian answer from an English help centre shares no words with it: scoring it 0 would
+    call a faithful answer a hallucination, so the lexical scorers do not score it (NaN).
+    """
+    return script(answer) == script(" ".join(passages))
 
 
 def stem(word: str) -> str:
@@ -80,9 +103,13 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+def _claims_something(text: str) -> bool:
+    return len(content_words(text)) >= 2 or bool(numbers_in(CITATION.sub(" ", text)))
+
+
 def claims(text: str) -> list[str]:
     """The sentences of an answer that claim something: at least two content words, or a number."""
-    return [s for s in sentences(text) if len(content_words(s)) >= 2 or numbers_in(CITATION.sub(" ", s))]
+    return [s for s in sentences(text) if _claims_something(s)]
 
 
 def coverage(words: set[str], passage_words: set[str]) -> float:
@@ -108,7 +135,7 @@ class Support:
         claim: The sentence checked (citation markers included).
         supported: Whether it passed: enough words and every number.
         coverage: Share of its content words in the best passage.
-        passage: Index of the best passage (None when there was none).
+        passage: Index of the best passage (None when there was none, or each clause had its own).
         numbers_missing: Numbers of the claim that the best passage does not write.
     """
 
@@ -120,12 +147,35 @@ class Support:
 
 
 def support(claim: str, passages: Iterable[str], *, threshold: float = 0.6) -> Support:
-    """Check one claim against each passage; the best one decides (see the module docstring)."""
+    """Check one claim against each passage; the best one decides (see the module docstring).
+
+    A sentence that no single passage supports may join two facts from two passages ("returns
+    are free within 14 days, and refunds take 5 days"): it is supported when each of its
+    clauses (split at ``;`` and at ``, and`` / ``, plus`` / ``, but``) that claims something is.
+    """
+    passages = list(passages)
+    best = _best(claim, passages, threshold)
+    if best.supported:
+        return best
+    parts = [part for part in _CLAUSE.split(CITATION.sub(" ", claim)) if _claims_something(part)]
+    if len(parts) < 2:
+        return best
+    checked = [_best(part, passages, threshold) for part in parts]
+    if all(c.supported for c in checked):
+        return Support(claim, True, min(c.coverage for c in checked), None)
+    return best
+
+
+def _best(claim: str, passages: list[str], threshold: float) -> Support:
     plain = CITATION.sub(" ", claim)
-    words, numbers = content_words(plain), numbers_in(plain)
-    best = Support(claim, False, 0.0, None, tuple(sorted(numbers)))
+    words = content_words(plain)
+    # one list of readings per number written ("2,851" is 2851 or 2.851): any reading will do
+    groups = [[v for v, dimension in g if dimension is None] for g in number_groups(plain)]
+    groups = [g for g in groups if g]
+    best = Support(claim, False, 0.0, None, tuple(g[0] for g in groups))
     for index, passage in enumerate(passages):
-        missing = tuple(sorted(numbers - numbers_in(passage)))
+        written = numbers_in(passage)
+        missing = tuple(g[0] for g in groups if not written.intersection(g))
         share = coverage(words, content_words(passage))
         candidate = Support(claim, share >= threshold and not missing, share, index, missing)
         if (candidate.supported, -len(missing), share) > (best.supported, -len(best.numbers_missing), best.coverage):
