@@ -32,6 +32,7 @@ from workbench.analysis import (  # noqa: E402
     Comparison,
     GateResult,
     RedTeamReport,
+    RetrievalReport,
     Sequential,
     cheapest_meeting,
     compare,
@@ -42,6 +43,7 @@ from workbench.analysis import (  # noqa: E402
     min_detectable_diff,
     pareto_frontier,
     redteam_report,
+    retrieval_report,
     sample_size,
 )
 from workbench.attacks.strategies import STRATEGIES  # noqa: E402
@@ -173,6 +175,7 @@ __all__ = [
     "REDACTOR",
     "RecallAtK",
     "RedTeamReport",
+    "RetrievalReport",
     "Redactor",
     "RefusalCorrectness",
     "RegexMatch",
@@ -224,6 +227,7 @@ __all__ = [
     "plot_scores",
     "redteam",
     "redteam_report",
+    "retrieval_report",
     "register_local_provider",
     "review",
     "run_against_baseline",
