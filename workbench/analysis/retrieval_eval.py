@@ -9,8 +9,9 @@ intervals (``scipy.stats.bootstrap``, percentile); cases labelled with no releva
 are left out and counted, as the scorers do.
 
 Example:
-    >>> report = retrieval_report(dataset, {"bm25 k=3": Retrieval(kb="data/kb", k=3),
-    ...                                     "hybrid k=5": Retrieval(kb="data/kb", retriever="hybrid", k=5)})  # doctest: +SKIP
+    >>> configs = {"bm25 k=3": Retrieval(kb="data/kb", k=3),
+    ...            "hybrid k=5": Retrieval(kb="data/kb", retriever="hybrid", k=5)}
+    >>> report = retrieval_report(dataset, configs)  # doctest: +SKIP
     >>> report.table  # doctest: +SKIP
 """
 
@@ -28,7 +29,7 @@ from workbench.core.chunks import doc_ids
 from workbench.core.dataset import Dataset
 from workbench.core.retrieval_spec import Retrieval
 from workbench.retrieval.run import prepare
-from workbench.scorers.retrieval_metrics import ndcg_at_k, precision_at_k, reciprocal_rank, recall_at_k, relevant_ids
+from workbench.scorers.retrieval_metrics import ndcg_at_k, precision_at_k, recall_at_k, reciprocal_rank, relevant_ids
 
 #: The metrics of the report, in table order.
 METRICS = ("recall", "precision", "mrr", "ndcg")
