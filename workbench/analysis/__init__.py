@@ -1,6 +1,6 @@
 """Honest statistics on results: paired comparisons, power and sample size, multiplicity,
-pass@k, Pareto frontiers, per-field tables, retrieval scored without a model, the ship / don't-ship gate, sequential tests that stop
-a run early, and red-team rates (attack success per category and strategy)."""
+pass@k, Pareto frontiers, per-field tables, retrieval scored without a model, the ship / don't-ship
+gate, sequential tests that stop a run early, and red-team rates (attack success per category and strategy)."""
 
 from workbench.analysis.compare import Comparison, ScorerComparison, compare, compare_many, compare_results
 from workbench.analysis.fields import field_report
