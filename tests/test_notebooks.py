@@ -19,12 +19,15 @@ SMALL = {
     "redteam.ipynb": {"per_category": 1, "strategies": ["none", "base64"]},
     # 6 listings x 3 variants on SmolLM2 (the constrained one up to 200 tokens a call)
     "extraction.ipynb": {"limit": 6},
+    # 3 questions x 2 retrieval variants on SmolLM2 (prompts of 600-1,000 tokens); retrieval alone on 12
+    "rag.ipynb": {"limit": 3, "retrieval_limit": 12},
 }
 #: What each notebook's outputs must say: its paired verdict (the red team's is on the attacks, 16 of them).
 VERDICTS = {
     "redteam.ipynb": ("on attack_resisted", "(Holm-adjusted; exact McNemar, n = 16)"),
     # extraction: the share of fields right per listing, a paired permutation test
     "extraction.ipynb": ("on field_match", "paired permutation, n = 6)"),
+    "rag.ipynb": ("on recall_at_5", "paired permutation, n = 3)"),
 }
 
 
@@ -67,6 +70,9 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
     if notebook.name == "extraction.ipynb":  # per-field F1, hallucination per field, schema validity, the gate
         assert "Field F1 per variant" in html and "hallucination_rate" in html and "json_schema_valid" in html
         assert "Gate, constrained vs few_shot:" in html
+    if notebook.name == "rag.ipynb":  # retrieval alone with its intervals, the answers, the gate
+        assert "Recall@k per retriever" in html and "hybrid k=5, 256-word chunks" in html
+        assert "citation_correctness" in html and "Gate, hybrid_k5 vs bm25_k3:" in html
     if notebook.name == "ab_test.ipynb":  # the report opens with the verdict, developer notes last
         verdict, chart, notes = (html.index(s) for s in ("exact McNemar, n = 12", "plotly-graph-div", "Running this"))
         assert verdict < chart < notes

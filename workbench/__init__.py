@@ -33,6 +33,7 @@ from workbench.analysis import (  # noqa: E402
     ConversationReport,
     GateResult,
     RedTeamReport,
+    RetrievalReport,
     Sequential,
     cheapest_meeting,
     compare,
@@ -44,6 +45,7 @@ from workbench.analysis import (  # noqa: E402
     min_detectable_diff,
     pareto_frontier,
     redteam_report,
+    retrieval_report,
     sample_size,
 )
 from workbench.attacks.strategies import STRATEGIES  # noqa: E402
@@ -176,6 +178,7 @@ __all__ = [
     "REDACTOR",
     "RecallAtK",
     "RedTeamReport",
+    "RetrievalReport",
     "Redactor",
     "RefusalCorrectness",
     "RegexMatch",
@@ -228,6 +231,7 @@ __all__ = [
     "plot_scores",
     "redteam",
     "redteam_report",
+    "retrieval_report",
     "register_local_provider",
     "review",
     "run_against_baseline",

@@ -1,6 +1,7 @@
 """Honest statistics on results: paired comparisons, power and sample size, multiplicity,
-pass@k, Pareto frontiers, per-field tables, the ship / don't-ship gate, sequential tests that stop
-a run early, conversation-level pass rates, and red-team rates (attack success per category and strategy)."""
+pass@k, Pareto frontiers, per-field tables, retrieval scored without a model, the ship / don't-ship
+gate, sequential tests that stop a run early, conversation-level pass rates, and red-team rates
+(attack success per category and strategy)."""
 
 from workbench.analysis.compare import Comparison, ScorerComparison, compare, compare_many, compare_results
 from workbench.analysis.conversations import ConversationReport, conversation_report
@@ -9,6 +10,7 @@ from workbench.analysis.gate import GateResult, gate
 from workbench.analysis.pareto import cheapest_meeting, pareto_frontier
 from workbench.analysis.power import min_detectable_diff, sample_size
 from workbench.analysis.redteam import RedTeamReport, redteam_report
+from workbench.analysis.retrieval_eval import RetrievalReport, retrieval_report
 from workbench.analysis.sequential import Sequential
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "ConversationReport",
     "GateResult",
     "RedTeamReport",
+    "RetrievalReport",
     "ScorerComparison",
     "Sequential",
     "cheapest_meeting",
@@ -28,5 +31,6 @@ __all__ = [
     "min_detectable_diff",
     "pareto_frontier",
     "redteam_report",
+    "retrieval_report",
     "sample_size",
 ]
