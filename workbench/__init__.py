@@ -30,6 +30,8 @@ apply_offline_defaults()
 
 from workbench.analysis import (  # noqa: E402
     Comparison,
+    DriftReport,
+    FeedbackCases,
     GateResult,
     RedTeamReport,
     Sequential,
@@ -37,6 +39,8 @@ from workbench.analysis import (  # noqa: E402
     compare,
     compare_many,
     compare_results,
+    drift_report,
+    feedback_cases,
     field_report,
     gate,
     min_detectable_diff,
@@ -60,6 +64,7 @@ from workbench.core.exceptions import (  # noqa: E402
     WorkbenchError,
 )
 from workbench.core.outputs import ToolCall  # noqa: E402
+from workbench.core.production_log import ProductionLog  # noqa: E402
 from workbench.core.redaction import REDACTOR, Redactor  # noqa: E402
 from workbench.core.schema import SuccessRule  # noqa: E402
 from workbench.core.settings import RetryPolicy, RunSettings  # noqa: E402
@@ -105,7 +110,14 @@ from workbench.scorers import (  # noqa: E402
     ToolCallMatch,
     scorer,
 )
-from workbench.tracking import Report, default_tracking_uri, run_report, set_alias, ui_command  # noqa: E402
+from workbench.tracking import (  # noqa: E402
+    Report,
+    default_tracking_uri,
+    log_drift_report,
+    run_report,
+    set_alias,
+    ui_command,
+)
 from workbench.tracking import list_runs as runs  # noqa: E402
 from workbench.views import (  # noqa: E402
     SideBySide,
@@ -114,6 +126,9 @@ from workbench.views import (  # noqa: E402
     plot_confusion,
     plot_cost_quality,
     plot_diff,
+    plot_drift,
+    plot_drift_metric,
+    plot_feedback,
     plot_flips,
     plot_latency,
     plot_means,
@@ -135,10 +150,12 @@ __all__ = [
     "DEFAULT_LOCAL_MODEL",
     "Dataset",
     "DatasetError",
+    "DriftReport",
     "ExactMatch",
     "Experiment",
     "ExperimentConfig",
     "ExperimentResult",
+    "FeedbackCases",
     "FieldMatch",
     "GateResult",
     "Hallucination",
@@ -153,6 +170,7 @@ __all__ = [
     "PairwiseJudge",
     "PairwisePreference",
     "Playground",
+    "ProductionLog",
     "PromptVariant",
     "REDACTOR",
     "RedTeamReport",
@@ -184,12 +202,15 @@ __all__ = [
     "compare_many",
     "compare_results",
     "default_tracking_uri",
+    "drift_report",
     "experiment_from_dict",
+    "feedback_cases",
     "field_report",
     "gate",
     "judge_agreement",
     "load_experiment",
     "load_run",
+    "log_drift_report",
     "min_detectable_diff",
     "pairwise_preference",
     "pareto_frontier",
@@ -198,6 +219,9 @@ __all__ = [
     "plot_confusion",
     "plot_cost_quality",
     "plot_diff",
+    "plot_drift",
+    "plot_drift_metric",
+    "plot_feedback",
     "plot_flips",
     "plot_latency",
     "plot_means",

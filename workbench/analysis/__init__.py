@@ -1,8 +1,11 @@
 """Honest statistics on results: paired comparisons, power and sample size, multiplicity,
 pass@k, Pareto frontiers, per-field tables, the ship / don't-ship gate, sequential tests that stop
-a run early, and red-team rates (attack success per category and strategy)."""
+a run early, red-team rates (attack success per category and strategy), and production: drift
+reports and feedback that becomes test cases."""
 
 from workbench.analysis.compare import Comparison, ScorerComparison, compare, compare_many, compare_results
+from workbench.analysis.drift import DriftReport, drift_report
+from workbench.analysis.feedback import FeedbackCases, feedback_cases
 from workbench.analysis.fields import field_report
 from workbench.analysis.gate import GateResult, gate
 from workbench.analysis.pareto import cheapest_meeting, pareto_frontier
@@ -12,6 +15,8 @@ from workbench.analysis.sequential import Sequential
 
 __all__ = [
     "Comparison",
+    "DriftReport",
+    "FeedbackCases",
     "GateResult",
     "RedTeamReport",
     "ScorerComparison",
@@ -20,6 +25,8 @@ __all__ = [
     "compare",
     "compare_many",
     "compare_results",
+    "drift_report",
+    "feedback_cases",
     "field_report",
     "gate",
     "min_detectable_diff",

@@ -313,6 +313,10 @@ def _table(rows: list[Interaction], *, json_tasks: set[str]) -> pd.DataFrame:
             }
         )
     frame = pd.DataFrame.from_records(records)
+    for column in ("prompt_version", "output", "thumb", "comment", "problem", "category"):
+        # object columns with None for missing, whatever the first rows hold (pandas would infer
+        # a string dtype with NaN when every value is text, and object when every value is None)
+        frame[column] = pd.Series([r[column] for r in records], dtype=object)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     frame["json_valid"] = frame["json_valid"].astype("boolean")
     return frame.sort_values(["timestamp", "id"], kind="stable").reset_index(drop=True)
