@@ -19,12 +19,16 @@ SMALL = {
     "redteam.ipynb": {"per_category": 1, "strategies": ["none", "base64"]},
     # 6 listings x 3 variants on SmolLM2 (the constrained one up to 200 tokens a call)
     "extraction.ipynb": {"limit": 6},
+    # the whole sample log (4,000 interactions), then 4 new cases x 2 variants on SmolLM2
+    "monitoring.ipynb": {"run_cases": 4},
 }
 #: What each notebook's outputs must say: its paired verdict (the red team's is on the attacks, 16 of them).
 VERDICTS = {
     "redteam.ipynb": ("on attack_resisted", "(Holm-adjusted; exact McNemar, n = 16)"),
     # extraction: the share of fields right per listing, a paired permutation test
     "extraction.ipynb": ("on field_match", "paired permutation, n = 6)"),
+    # monitoring: the candidate prompt on the cases production feedback made
+    "monitoring.ipynb": ("on field_match", "paired permutation, n = 4)"),
 }
 
 
@@ -67,6 +71,9 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
     if notebook.name == "extraction.ipynb":  # per-field F1, hallucination per field, schema validity, the gate
         assert "Field F1 per variant" in html and "hallucination_rate" in html and "json_schema_valid" in html
         assert "Gate, constrained vs few_shot:" in html
+    if notebook.name == "monitoring.ipynb":  # the planted drift is found (its first day), cases are proposed
+        assert "Windows with drift: 2026-10-26" in html and "Drift per 1D window against 2026-10-05" in html
+        assert "with the user&#39;s correction as the expected value" in html or "correction as the expected" in html
     if notebook.name == "ab_test.ipynb":  # the report opens with the verdict, developer notes last
         verdict, chart, notes = (html.index(s) for s in ("exact McNemar, n = 12", "plotly-graph-div", "Running this"))
         assert verdict < chart < notes

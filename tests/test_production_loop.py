@@ -250,3 +250,33 @@ def test_drift_charts_and_the_mlflow_run(log, tmp_path):
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run_id, "drift")}
     assert {"drift/drift_report.json", "drift/charts.html", "drift/summary.txt"} <= artifacts
     assert Path(run.info.artifact_uri.removeprefix("file://"), "drift", "charts.html").stat().st_size < 2_500_000
+
+
+def test_mlflow_traces_load_as_a_production_log(tmp_path):
+    """What `mlflow.search_traces()` returns: inputs, output, latency, tags and a human 👎 as explicit feedback."""
+    import mlflow
+    from mlflow.entities import AssessmentSource
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.set_experiment("production")
+    trace_ids = []
+    for text, output in [("Кроссовки Nike, синие", '{"colour": "blue"}'), ("Sofa, grey", "not JSON")]:
+        with mlflow.start_span(name="extraction") as span:
+            span.set_inputs({"text": text})
+            span.set_outputs(output)
+            mlflow.update_current_trace(tags={"workbench.variant": "few_shot", "workbench.model": "local/x"})
+        trace_ids.append(span.trace_id)
+    mlflow.flush_trace_async_logging()
+    human = AssessmentSource(source_type="HUMAN", source_id="user-1")
+    mlflow.log_feedback(trace_id=trace_ids[1], name="thumb", value=False, rationale="no fields", source=human)
+    traces = mlflow.search_traces(locations=[experiment.experiment_id])
+
+    log = wb.ProductionLog.load(traces)
+    frame = log.frame.set_index("id")
+    assert log.source == "MLflow traces" and len(log) == 2
+    assert set(frame["task"]) == {"extraction"} and set(frame["variant"]) == {"few_shot"}  # the trace name, a tag
+    assert frame.loc[trace_ids[0], "json_valid"] and not frame.loc[trace_ids[1], "json_valid"]
+    assert frame.loc[trace_ids[1], "thumb"] == "down" and frame.loc[trace_ids[1], "comment"] == "no fields"
+    assert frame.loc[trace_ids[0], "lang"] == "ru" and (frame["latency_s"] >= 0).all()
+    cases = wb.feedback_cases(log)
+    assert list(cases.candidates["id"]) == [trace_ids[1]]

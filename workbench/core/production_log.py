@@ -1,9 +1,9 @@
 """Production traffic as a validated table: what users sent, what the model said, what they did next.
 
 :meth:`ProductionLog.load` reads a JSONL file (one interaction a line, the format of
-``data/production_log.jsonl``, written by ``data/make_production_log.py``) or a DataFrame of the
-same records, checks every row with pydantic, and adds the columns the drift report and the
-feedback ranking read:
+``data/production_log.jsonl``, written by ``data/make_production_log.py``), a DataFrame of the
+same records or MLflow traces (``mlflow.search_traces()``), checks every row with pydantic, and
+adds the columns the drift report and the feedback ranking read:
 
 ==================  ====================================================================
 column              meaning
@@ -45,6 +45,8 @@ import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from workbench.core.exceptions import DatasetError
+from workbench.core.production_traces import is_traces_frame, records_from_traces
+from workbench.util.paths import resolve
 
 __all__ = ["REFUSAL_PATTERN", "Interaction", "ProductionLog"]
 
@@ -136,7 +138,8 @@ class ProductionLog:
         """Read and validate a production log.
 
         Args:
-            data: A JSONL file (one interaction a line) or a DataFrame of the same records.
+            data: A JSONL file (one interaction a line), a DataFrame of the same records, or
+                the frame ``mlflow.search_traces()`` returns (:mod:`~workbench.core.production_traces`).
             json_tasks: Tasks whose outputs must be a JSON object (``json_valid``, ``null_rate``).
 
         Raises:
@@ -148,13 +151,17 @@ class ProductionLog:
             >>> len(log)  # doctest: +SKIP
             4000
         """
-        if isinstance(data, pd.DataFrame):
+        if isinstance(data, pd.DataFrame) and is_traces_frame(data):
+            source = "MLflow traces"
+            records = [(i + 1, r) for i, r in enumerate(records_from_traces(data))]
+            where = "trace"
+        elif isinstance(data, pd.DataFrame):
             source = "DataFrame"
             records = [(i + 1, _plain(r)) for i, r in enumerate(data.to_dict(orient="records"))]
             where = "row"
         else:
-            path = Path(data)
-            source = str(path)
+            path = resolve(data)  # as datasets: from the project or from notebooks/
+            source = str(data)
             if not path.is_file():
                 raise DatasetError(f"production log {source!r} does not exist; check the path")
             records = list(_read_jsonl(path))
