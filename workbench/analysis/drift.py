@@ -54,8 +54,9 @@ import pandas as pd
 from scipy import stats
 
 from workbench.analysis.multiplicity import adjust_pvalues
+from workbench.core.dataset import Dataset
 from workbench.core.exceptions import UsageError
-from workbench.core.production_log import ProductionLog
+from workbench.core.production_log import ProductionLog, language_of
 
 __all__ = ["DRIFT_METRICS", "PSI_BANDS", "RELATIVE_BANDS", "DriftReport", "drift_report", "psi"]
 
@@ -112,9 +113,9 @@ def _categorical(column: str, name: str) -> Callable[[pd.DataFrame, pd.DataFrame
         levels = sorted(set(r) | set(c))
         counts = np.array([[int((r == v).sum()) for v in levels], [int((c == v).sum()) for v in levels]])
         p = stats.chi2_contingency(counts, correction=False).pvalue if len(levels) > 1 else 1.0
-        top = pd.Series(counts[1], index=levels).idxmax()
-        share = lambda s: f"{top} {(s == top).mean():.0%}"  # noqa: E731
-        return _Test(share(r), share(c), psi(counts[0], counts[1]), "psi", "chi-square", float(p), len(r), len(c))
+        top = pd.Series(counts[1], index=levels).idxmax()  # shown as the current window's commonest level
+        shares = (f"{top} {(r == top).mean():.0%}", f"{top} {(c == top).mean():.0%}")
+        return _Test(*shares, psi(counts[0], counts[1]), "psi", "chi-square", float(p), len(r), len(c))
 
     measure.__name__ = name
     return measure
@@ -196,6 +197,22 @@ _MEASURES: dict[str, Callable[[pd.DataFrame, pd.DataFrame], _Test | None]] = {
 }
 
 
+#: The log column each metric reads.
+_COLUMNS = {
+    "input_length": "input_chars",
+    "language": "lang",
+    "category": "category",
+    "json_invalid": "json_valid",
+    "refusal": "refusal",
+    "null_rate": "null_rate",
+    "judge": "judge",
+    "cost_per_query": "cost_usd",
+    "latency_p95": "latency_s",
+    "thumbs_down": "thumb_down",
+    "implicit": "implicit",
+}
+
+
 @dataclass(frozen=True)
 class DriftReport:
     """Per window, task and metric: reference and current values, effect, p-values and a verdict.
@@ -237,7 +254,8 @@ class DriftReport:
     def summary(self) -> str:
         """One line per flagged metric, and how many tests the report made."""
         lines = [
-            f"Drift against {self.reference}, {self.window} windows: {len(self.flagged)} of {len(self.table)} "
+            f"Drift against {self.reference}, {self.window} windows: {len(self.flagged)} of "
+            f"{int(self.table['p_value'].notna().sum())} "
             f"tests flagged ({self.adjust.upper()}-adjusted p < {self.alpha}; significant: PSI >= {PSI_BANDS[1]} or "
             f"a change >= {RELATIVE_BANDS[1]:.0%}, moderate: PSI >= {PSI_BANDS[0]} or >= {RELATIVE_BANDS[0]:.0%})."
         ]
@@ -270,12 +288,14 @@ def _reference_frame(log: ProductionLog, reference: Any) -> tuple[pd.DataFrame, 
     frame = log.frame
     if isinstance(reference, ProductionLog):
         return reference.frame, f"{reference.source} ({len(reference)} interactions)", None
+    if isinstance(reference, Dataset | pd.DataFrame):
+        return (*_golden_reference(reference.frame if isinstance(reference, Dataset) else reference), None)
     if reference is None:
         start = frame["timestamp"].min().normalize()
         reference = (start, start + pd.Timedelta(days=7))
     if not (isinstance(reference, tuple | list) and len(reference) == 2):
         raise UsageError(
-            f"reference={reference!r}: give (start, end) dates, a ProductionLog, or None (the first 7 days)"
+            f"reference={reference!r}: give (start, end) dates, a ProductionLog, a golden set or None (the first week)"
         )
     start, end = (pd.Timestamp(t) for t in reference)
     start, end = (t.tz_localize("UTC") if t.tzinfo is None else t for t in (start, end))
@@ -285,10 +305,30 @@ def _reference_frame(log: ProductionLog, reference: Any) -> tuple[pd.DataFrame, 
     return chosen, f"{start:%Y-%m-%d} .. {end:%Y-%m-%d} ({len(chosen)} interactions)", end
 
 
+def _golden_reference(golden: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """A golden set as a reference for the input metrics: its text, language and expected category."""
+    text_column = next((c for c in ("text", "question", "input") if c in golden), None)
+    if text_column is None:
+        raise UsageError(
+            f"a golden set as the reference needs a 'text', 'question' or 'input' column; it has {list(golden.columns)}"
+        )
+    texts = golden[text_column].fillna("").astype(str)
+    expected = golden["expected"] if "expected" in golden else pd.Series([None] * len(golden), index=golden.index)
+    reference = pd.DataFrame(
+        {
+            "input_text": texts,
+            "input_chars": texts.str.len(),
+            "lang": texts.map(language_of),
+            "category": [e.get("category") if isinstance(e, dict) else None for e in expected],
+        }
+    )
+    return reference, f"a golden set ({len(reference)} cases; input metrics only)"
+
+
 def drift_report(
     log: ProductionLog,
     *,
-    reference: tuple[Any, Any] | ProductionLog | None = None,
+    reference: tuple[Any, Any] | ProductionLog | Dataset | pd.DataFrame | None = None,
     window: str = "1D",
     metrics: Sequence[str] | None = None,
     tasks: Sequence[str] | None = None,
@@ -300,8 +340,10 @@ def drift_report(
 
     Args:
         log: The production log.
-        reference: ``(start, end)`` dates (end excluded), another log (a golden period, say),
-            or ``None``: the log's first 7 days. With dates, only windows after ``end`` are judged.
+        reference: ``(start, end)`` dates (end excluded), another log (a good period, say), a
+            golden set (a :class:`~workbench.core.dataset.Dataset` or DataFrame with a ``text`` or
+            ``question`` column: the input metrics only, against every task asked), or ``None``:
+            the log's first 7 days. With dates, only windows after ``end`` are judged.
         window: A pandas frequency: ``"1D"``, ``"7D"``, ``"12h"``...
         metrics: Which of :data:`DRIFT_METRICS` (all by default; a metric a task lacks is skipped).
         tasks: Which tasks (all by default).
@@ -326,7 +368,8 @@ def drift_report(
     origin = after.tz_convert(None) if after is not None else "start_day"
     rows: list[dict[str, Any] | None] = []
     for task in tasks or sorted(set(log.frame["task"])):
-        ref_task, cur_task = ref[ref["task"] == task], naive[naive["task"] == task]
+        ref_task = ref[ref["task"] == task] if "task" in ref else ref  # a golden set stands for every task
+        cur_task = naive[naive["task"] == task]
         for start, cur in cur_task.groupby(pd.Grouper(key="utc", freq=window, origin=origin)):
             for metric in chosen:
                 rows.append(_row(metric, task, pd.Timestamp(start).tz_localize("UTC"), window, ref_task, cur, min_n))
@@ -347,9 +390,9 @@ def drift_report(
 def _row(
     metric: str, task: str, start: pd.Timestamp, window: str, ref: pd.DataFrame, cur: pd.DataFrame, min_n: int
 ) -> dict[str, Any] | None:
-    column = {"json_invalid": "json_valid", "judge": "judge", "null_rate": "null_rate", "cost_per_query": "cost_usd"}
-    if metric in column and (ref[column[metric]].isna().all() or cur[column[metric]].isna().all()):
-        return None  # this task does not have the metric (support answers are not JSON)
+    column = _COLUMNS[metric]
+    if column not in ref or ref[column].isna().all() or cur[column].isna().all():
+        return None  # this task (or the reference) does not have the metric: support answers are not JSON
     base = {
         "window_start": start,
         "window_end": start + pd.tseries.frequencies.to_offset(window),

@@ -48,7 +48,7 @@ from workbench.core.exceptions import DatasetError
 from workbench.core.production_traces import is_traces_frame, records_from_traces
 from workbench.util.paths import resolve
 
-__all__ = ["REFUSAL_PATTERN", "Interaction", "ProductionLog"]
+__all__ = ["REFUSAL_PATTERN", "Interaction", "ProductionLog", "language_of"]
 
 #: What counts as a refusal (English and Russian), matched case-insensitively anywhere in the output.
 REFUSAL_PATTERN = re.compile(
@@ -264,7 +264,8 @@ def _input_text(inputs: dict[str, Any]) -> str:
     return "\n".join(str(v) for v in inputs.values() if isinstance(v, str))
 
 
-def _lang(text: str) -> str:
+def language_of(text: str) -> str:
+    """``"ru"`` when at least 30% of the letters of ``text`` are Cyrillic, else ``"en"``."""
     letters = len(_LETTER.findall(text))
     return "ru" if letters and len(_CYRILLIC.findall(text)) / letters >= 0.3 else "en"
 
@@ -309,7 +310,7 @@ def _table(rows: list[Interaction], *, json_tasks: set[str]) -> pd.DataFrame:
                 "judge": (row.scores or {}).get("judge", np.nan),
                 "input_text": text,
                 "input_chars": len(text),
-                "lang": _lang(text),
+                "lang": language_of(text),
                 "category": category if isinstance(category, str) else None,
                 "json_valid": (fields is not None) if row.task in json_tasks else pd.NA,
                 "null_rate": (sum(v is None for v in fields.values()) / len(fields)) if fields else np.nan,
