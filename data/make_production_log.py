@@ -126,7 +126,7 @@ def _latency(rng: random.Random, tokens_out: int, rates: dict) -> float:
 def _wrong(rng: random.Random, field: str, value):
     """A plausible mistake for one field: a null, or another value."""
     if value is None or rng.random() < 0.4:
-        return None if value is not None else {"colour": rng.choice(COLOURS), "condition": "new"}.get(field, None)
+        return None if value is not None else {"colour": rng.choice(COLOURS), "condition": "new"}.get(field)
     if field == "colour":
         return rng.choice([c for c in COLOURS if c != value])
     if field == "price":
@@ -145,7 +145,9 @@ def _extraction(rng: random.Random, listings: dict, rates: dict) -> tuple[dict, 
     listing = rng.choices(pool, weights=weights)[0]
     text = listing["text"]
     if rng.random() < P_REPOST:
-        text = rng.choice([text + " !", text.replace("\n", " \n"), text + " 🔥", text.upper() if len(text) < 60 else text + "."])
+        text = rng.choice(
+            [text + " !", text.replace("\n", " \n"), text + " 🔥", text.upper() if len(text) < 60 else text + "."]
+        )
     if rng.random() < rates["long_input"]:
         text = text + "\n" + " ".join(rng.sample(FILLER[lang], k=rng.randint(3, 6)))
     expected = dict(listing["expected"])
@@ -155,7 +157,13 @@ def _extraction(rng: random.Random, listings: dict, rates: dict) -> tuple[dict, 
             output_fields[field] = _wrong(rng, field, expected[field])
     rendered = json.dumps(output_fields, ensure_ascii=False)
     valid = rng.random() >= rates["json_invalid"]
-    output = rendered if valid else rng.choice([rendered[: rng.randint(20, len(rendered) - 5)], "Here are the fields: " + rendered.replace('"', "'")])
+    output = (
+        rendered
+        if valid
+        else rng.choice(
+            [rendered[: rng.randint(20, len(rendered) - 5)], "Here are the fields: " + rendered.replace('"', "'")]
+        )
+    )
     wrong = {f: expected[f] for f in FIELDS if output_fields[f] != expected[f]}
     implicit = {"edited": None, "retried": False, "abandoned": False, "escalated": False}
     feedback = None
@@ -172,7 +180,11 @@ def _extraction(rng: random.Random, listings: dict, rates: dict) -> tuple[dict, 
         if rng.random() < P_EDIT_WRONG_FIELD:
             implicit["edited"] = wrong
         if rng.random() < P_THUMB_DOWN_WRONG:
-            feedback = {"thumb": "down", "comment": rng.choice(COMMENTS_EXTRACTION) if rng.random() < 0.6 else None, "problem": "wrong_field" if rng.random() < 0.5 else None}
+            feedback = {
+                "thumb": "down",
+                "comment": rng.choice(COMMENTS_EXTRACTION) if rng.random() < 0.6 else None,
+                "problem": "wrong_field" if rng.random() < 0.5 else None,
+            }
     elif rng.random() < P_THUMB_UP_RIGHT:
         feedback = {"thumb": "up", "comment": None, "problem": None}
     if rng.random() < P_ABANDON:
@@ -183,7 +195,9 @@ def _extraction(rng: random.Random, listings: dict, rates: dict) -> tuple[dict, 
 def _support(rng: random.Random, questions: dict, rates: dict) -> tuple[dict, str, dict, dict | None, str, float]:
     lang = "ru" if rng.random() < rates["ru_support"] else "en"
     qa = rng.choice(questions[lang])
-    same_section = [q for q in questions[lang] if q["section"] == qa["section"] and q["id"] != qa["id"] and q["kind"] == "single"]
+    same_section = [
+        q for q in questions[lang] if q["section"] == qa["section"] and q["id"] != qa["id"] and q["kind"] == "single"
+    ]
     outcome = "right"
     if qa["kind"] == "unanswerable":
         output = DONT_KNOW[lang]
@@ -201,7 +215,11 @@ def _support(rng: random.Random, questions: dict, rates: dict) -> tuple[dict, st
     implicit["abandoned"] = rng.random() < P_ABANDON
     p_down = {"right": 0.005, "wrong": P_THUMB_DOWN_WRONG, "refused": P_THUMB_DOWN_REFUSED}[outcome]
     if rng.random() < p_down:
-        feedback = {"thumb": "down", "comment": rng.choice(COMMENTS_SUPPORT) if rng.random() < 0.7 else None, "problem": rng.choice(PROBLEMS[:2]) if rng.random() < 0.4 else None}
+        feedback = {
+            "thumb": "down",
+            "comment": rng.choice(COMMENTS_SUPPORT) if rng.random() < 0.7 else None,
+            "problem": rng.choice(PROBLEMS[:2]) if rng.random() < 0.4 else None,
+        }
     elif not bad and rng.random() < P_THUMB_UP_RIGHT:
         feedback = {"thumb": "up", "comment": None, "problem": None}
     judge = {"right": 0.85, "wrong": 0.2, "refused": 0.3}[outcome]
@@ -221,7 +239,9 @@ def generate(seed: int = SEED) -> list[dict]:
         scores = None
         if rng.random() < EXTRACTION_SHARE:
             task = "extraction"
-            variant, version = rng.choices([(v, n) for v, n, _ in EXTRACTION_VARIANTS], weights=[w for *_, w in EXTRACTION_VARIANTS])[0]
+            variant, version = rng.choices(
+                [(v, n) for v, n, _ in EXTRACTION_VARIANTS], weights=[w for *_, w in EXTRACTION_VARIANTS]
+            )[0]
             inputs, output, implicit, feedback, lang = _extraction(rng, listings, rates)
             prompt_tokens = 420 + _tokens(inputs["text"], lang)
         else:
