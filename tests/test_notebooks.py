@@ -21,6 +21,8 @@ SMALL = {
     "extraction.ipynb": {"limit": 6},
     # 3 questions x 2 retrieval variants on SmolLM2 (prompts of 600-1,000 tokens); retrieval alone on 12
     "rag.ipynb": {"limit": 3, "retrieval_limit": 12},
+    # the whole sample log (4,000 interactions), then 4 new cases x 2 variants on SmolLM2
+    "monitoring.ipynb": {"run_cases": 4},
 }
 #: What each notebook's outputs must say: its paired verdict (the red team's is on the attacks, 16 of them).
 VERDICTS = {
@@ -28,6 +30,8 @@ VERDICTS = {
     # extraction: the share of fields right per listing, a paired permutation test
     "extraction.ipynb": ("on field_match", "paired permutation, n = 6)"),
     "rag.ipynb": ("on recall_at_5", "paired permutation, n = 3)"),
+    # monitoring: the candidate prompt on the cases production feedback made
+    "monitoring.ipynb": ("on field_match", "paired permutation, n = 4)"),
 }
 
 
@@ -73,6 +77,9 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
     if notebook.name == "rag.ipynb":  # retrieval alone with its intervals, the answers, the gate
         assert "Recall@k per retriever" in html and "hybrid k=5, 256-word chunks" in html
         assert "citation_correctness" in html and "Gate, hybrid_k5 vs bm25_k3:" in html
+    if notebook.name == "monitoring.ipynb":  # the planted drift is found (its first day), cases are proposed
+        assert "Windows with drift: 2026-10-26" in html and "Drift per 1D window against 2026-10-05" in html
+        assert "with the user&#39;s correction as the expected value" in html or "correction as the expected" in html
     if notebook.name == "ab_test.ipynb":  # the report opens with the verdict, developer notes last
         verdict, chart, notes = (html.index(s) for s in ("exact McNemar, n = 12", "plotly-graph-div", "Running this"))
         assert verdict < chart < notes

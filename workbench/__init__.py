@@ -31,6 +31,8 @@ apply_offline_defaults()
 from workbench.analysis import (  # noqa: E402
     Comparison,
     ConversationReport,
+    DriftReport,
+    FeedbackCases,
     GateResult,
     RedTeamReport,
     RetrievalReport,
@@ -40,6 +42,8 @@ from workbench.analysis import (  # noqa: E402
     compare_many,
     compare_results,
     conversation_report,
+    drift_report,
+    feedback_cases,
     field_report,
     gate,
     min_detectable_diff,
@@ -65,6 +69,7 @@ from workbench.core.exceptions import (  # noqa: E402
     WorkbenchError,
 )
 from workbench.core.outputs import ToolCall  # noqa: E402
+from workbench.core.production_log import ProductionLog  # noqa: E402
 from workbench.core.redaction import REDACTOR, Redactor  # noqa: E402
 from workbench.core.retrieval_spec import Retrieval  # noqa: E402
 from workbench.core.schema import SuccessRule  # noqa: E402
@@ -119,7 +124,14 @@ from workbench.scorers import (  # noqa: E402
     ToolCallMatch,
     scorer,
 )
-from workbench.tracking import Report, default_tracking_uri, run_report, set_alias, ui_command  # noqa: E402
+from workbench.tracking import (  # noqa: E402
+    Report,
+    default_tracking_uri,
+    log_drift_report,
+    run_report,
+    set_alias,
+    ui_command,
+)
 from workbench.tracking import list_runs as runs  # noqa: E402
 from workbench.views import (  # noqa: E402
     SideBySide,
@@ -128,6 +140,9 @@ from workbench.views import (  # noqa: E402
     plot_confusion,
     plot_cost_quality,
     plot_diff,
+    plot_drift,
+    plot_drift_metric,
+    plot_feedback,
     plot_flips,
     plot_latency,
     plot_means,
@@ -152,11 +167,13 @@ __all__ = [
     "DEFAULT_LOCAL_MODEL",
     "Dataset",
     "DatasetError",
+    "DriftReport",
     "ExactMatch",
     "Experiment",
     "ExperimentConfig",
     "ExperimentResult",
     "Faithfulness",
+    "FeedbackCases",
     "FieldMatch",
     "GateResult",
     "Hallucination",
@@ -174,6 +191,7 @@ __all__ = [
     "PairwisePreference",
     "Playground",
     "PrecisionAtK",
+    "ProductionLog",
     "PromptVariant",
     "REDACTOR",
     "RecallAtK",
@@ -211,12 +229,15 @@ __all__ = [
     "compare_results",
     "conversation_report",
     "default_tracking_uri",
+    "drift_report",
     "experiment_from_dict",
+    "feedback_cases",
     "field_report",
     "gate",
     "judge_agreement",
     "load_experiment",
     "load_run",
+    "log_drift_report",
     "min_detectable_diff",
     "pairwise_preference",
     "pareto_frontier",
@@ -225,6 +246,9 @@ __all__ = [
     "plot_confusion",
     "plot_cost_quality",
     "plot_diff",
+    "plot_drift",
+    "plot_drift_metric",
+    "plot_feedback",
     "plot_flips",
     "plot_latency",
     "plot_means",

@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +40,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from workbench.core import schema as col
-from workbench.core.dataset import read_table
 from workbench.core.exceptions import OutOfRangeError, UsageError
+from workbench.core.golden import append_to_golden_set
 from workbench.core.labels import Label, LabelStore, ReviewItem, default_labels_path, output_hash, stored_case_id
 from workbench.experiment.result import ExperimentResult
 from workbench.notebook.review_widget import ReviewWidget
@@ -259,9 +258,6 @@ class Review:
         Returns:
             The rows that were appended.
         """
-        target = resolve(path) if not Path(path).is_absolute() else Path(path)
-        if target.suffix.lower() not in (".csv", ".jsonl"):
-            raise UsageError(f"golden set {str(path)!r}: use a .csv or .jsonl file")
         chosen = self.labels
         chosen = chosen[chosen["label"] == label] if not chosen.empty else chosen
         wanted = list(dict.fromkeys(chosen["case_id"])) if not chosen.empty else []
@@ -272,28 +268,10 @@ class Review:
             row = {id_column: item.case_id, **item.inputs, **item.expected}
             row.update((corrections or {}).get(item.case_id, {}))
             rows.append(row)
-        new = pd.DataFrame(rows)
-        existing = _read(target)
-        if not existing.empty and not new.empty:
-            if id_column not in existing:
-                raise UsageError(f"golden set {str(target)!r} has no id column {id_column!r}")
-            new = new[~new[id_column].astype(str).isin(existing[id_column].astype(str))]
+        new = append_to_golden_set(path, rows, id_column=id_column)
         if new.empty:
             return new
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() and target.stat().st_size and not target.read_bytes().endswith(b"\n"):
-            with target.open("a", encoding="utf-8") as handle:  # a hand-edited file may lack the last newline
-                handle.write("\n")
-        if target.suffix.lower() == ".csv":
-            columns = list(existing.columns) if not existing.empty else list(new.columns)
-            missing = sorted(set(columns) - set(new.columns))
-            if missing:
-                raise UsageError(f"golden set {str(target)!r} needs column(s) {missing} that these cases lack")
-            new[columns].to_csv(target, mode="a", header=existing.empty, index=False)
-        else:
-            with target.open("a", encoding="utf-8") as handle:
-                for record in new.to_dict(orient="records"):
-                    handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        target = resolve(path) if not Path(path).is_absolute() else Path(path)
         self.status = f"appended {len(new)} case(s) to {target}"
         self._refresh()
         return new.reset_index(drop=True)
@@ -318,13 +296,6 @@ class Review:
 
     def __len__(self) -> int:
         return len(self.items)
-
-
-def _read(path: Path) -> pd.DataFrame:
-    """An existing golden set, read as :class:`~workbench.core.dataset.Dataset` reads it (same NA rules)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    return read_table(path)
 
 
 def review(

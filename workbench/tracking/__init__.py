@@ -3,6 +3,7 @@
 (:mod:`~workbench.tracking.report`), and past runs listed, aliased and read back
 (:mod:`~workbench.tracking.runs`)."""
 
+from workbench.tracking.drift import log_drift_report
 from workbench.tracking.report import Report, run_report
 from workbench.tracking.runs import RunRef, list_runs, read_run, resolve_run, set_alias
 from workbench.tracking.store import MlflowWriter, default_tracking_uri, ui_command
@@ -16,6 +17,7 @@ __all__ = [
     "RunRef",
     "default_tracking_uri",
     "list_runs",
+    "log_drift_report",
     "read_run",
     "resolve_run",
     "run_report",
