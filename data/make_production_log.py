@@ -104,7 +104,9 @@ PROBLEMS = ["wrong_answer", "no_answer", "wrong_field", "other"]
 
 
 def _read(name: str) -> list[dict]:
-    return [json.loads(line) for line in (HERE / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The rows of a data file, in id order: the log does not change when the file's rows are reordered."""
+    rows = [json.loads(line) for line in (HERE / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return sorted(rows, key=lambda row: str(row["id"]))
 
 
 def _timestamps(rng: random.Random) -> list[datetime]:
