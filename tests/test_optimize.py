@@ -1,0 +1,229 @@
+"""Prompt optimisation: a planted edit is found and proven on test, a null search does not claim
+gains more often than alpha, the budget holds, and a killed search resumes without paying twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FakeLLM
+
+import workbench as wb
+from workbench.optimize import Cost, Evaluation, Reflect, ScriptedProposer
+from workbench.optimize.candidates import Candidate, Proposal
+from workbench.optimize.strategies import Context, Edit
+
+PLANTED = "Watch for negation: 'not bad' is positive."
+
+
+def _reviews(n: int = 90) -> wb.Dataset:
+    words = ["kettle", "towel", "lamp", "mug", "chair", "scarf"]
+    rows = [
+        {"id": f"r{i:03d}", "review": f"The {words[i % 6]} number {i} is {'fine' if i % 2 else 'poor'}.",
+         "label": "positive" if i % 2 else "negative"}
+        for i in range(n)
+    ]  # fmt: skip
+    return wb.Dataset.from_records(rows, expected=["label"])
+
+
+def _hard(text: str) -> bool:
+    """Half the cases are 'hard': the fake model gets them wrong unless the planted sentence is there."""
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 2 == 0
+
+
+def planted_model(model: str, messages: list[dict[str, str]]) -> str:
+    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    text = messages[-1]["content"]
+    right = "positive" if " fine." in text else "negative"
+    if PLANTED in system or not _hard(text):
+        return right
+    return "negative" if right == "positive" else "positive"
+
+
+def _experiment() -> wb.Experiment:
+    start = wb.PromptVariant(
+        name="start", system="Classify the review.", prompt="Review: {{ review }}\nSentiment:", params={"temperature": 0}
+    )
+    return wb.Experiment(
+        name="planted",
+        variants=[start],
+        dataset=_reviews(),
+        models=["openai/gpt-4o-mini"],
+        scorers=[wb.LabelMatch(labels=["positive", "negative"], expected="label")],
+    )
+
+
+def _append(sentence: str):
+    return lambda v: Edit({"system": f"{v.system} {sentence}"}, note=f"appended {sentence!r}")
+
+
+EDITS = [_append("Be concise."), _append("Answer with one word."), _append(PLANTED), _append("Think first.")]
+
+
+def test_planted_edit_is_found_within_budget_and_proven_on_test(fake_key: str) -> None:
+    fake = FakeLLM(planted_model)
+    result = wb.optimize(
+        _experiment(), objective="label_match", strategy=Reflect(ScriptedProposer(EDITS)),
+        max_calls=400, max_steps=4, seed=1, stratify="label", acompletion=fake,
+    )  # fmt: skip
+    print(result)
+    assert len(fake.calls) == result.calls <= 400
+    winner = result.winner
+    assert PLANTED in (winner.variant.system or "")
+    assert winner.parent is not None and winner.accepted
+    assert result.significant_gain, result.verdict_text
+    assert "beats" in result.verdict_text
+    assert f"+{PLANTED}" not in result.diff(winner.id) and PLANTED in result.diff(winner.id)
+    tree = result.tree
+    assert list(tree["id"]) == [c.id for c in result.candidates]
+    assert tree.loc[tree["id"] == winner.id, "dev"].item() == 1.0
+    # the test split was never read by the search: no train/dev case id is in it
+    test_ids = set(result.splits.test.frame["id"])
+    assert not test_ids & set(result.splits.dev.frame["id"]) and not test_ids & set(result.splits.train.frame["id"])
+    searched = {cid for c in result.candidates for ev in (c.dev, c.train) if ev is not None for cid in ev.rows["case_id"]}
+    assert not searched & test_ids
+    assert set(result.tests) == {"c0", winner.id}
+
+
+def test_splits_are_stratified_seeded_and_hashed() -> None:
+    data = _reviews(100)
+    a = wb.split_dataset(data, stratify="label", seed=3)
+    b = wb.split_dataset(data, stratify="label", seed=3)
+    c = wb.split_dataset(data, stratify="label", seed=4)
+    assert a.hashes == b.hashes != c.hashes
+    assert a.sizes == {"train": 40, "dev": 30, "test": 30}
+    for part in (a.train, a.dev, a.test):
+        share = (part.frame["label"] == "positive").mean()
+        assert share == pytest.approx(0.5, abs=0.04)
+    ids = [set(p.frame["id"]) for p in (a.train, a.dev, a.test)]
+    assert sum(map(len, ids)) == 100 and len(set.union(*ids)) == 100
+    with pytest.raises(wb.UsageError, match="no such column"):
+        wb.split_dataset(data, stratify="colour")
+
+
+def test_budget_never_exceeds_max_calls(fake_key: str) -> None:
+    for max_calls in (70, 130, 200):
+        fake = FakeLLM(planted_model)
+        result = wb.optimize(
+            _experiment(), strategy=[Reflect(ScriptedProposer(EDITS), per_step=2), wb.FewShot()],
+            max_calls=max_calls, max_steps=20, seed=0, acompletion=fake, cache=wb.ResponseCache(":memory:"),
+        )  # fmt: skip
+        assert len(fake.calls) == result.calls <= max_calls, (max_calls, len(fake.calls))
+        assert "budget" in result.stop_reason
+    with pytest.raises(wb.UsageError, match="cannot even pay for the final test"):
+        wb.optimize(_experiment(), max_calls=20, acompletion=FakeLLM(planted_model))
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillOnTurn:
+    """Wraps a strategy and raises on its n-th turn: a search killed mid-way."""
+
+    def __init__(self, inner, turn: int) -> None:
+        self.inner, self.turn, self.turns = inner, turn, 0
+        self.name, self.needs_train = inner.name, inner.needs_train
+
+    def propose(self, parent: Candidate, context: Context) -> list[Proposal]:
+        self.turns += 1
+        if self.turns == self.turn:
+            raise _Killed("killed")
+        return self.inner.propose(parent, context)
+
+
+def test_killed_search_resumes_and_pays_for_no_call_twice(fake_key: str, tmp_path: Path) -> None:
+    def strategies():
+        return [Reflect(ScriptedProposer(EDITS)), wb.FewShot(per_step=2)]
+
+    options = {"objective": "label_match", "max_calls": 600, "max_steps": 6, "seed": 2}
+    reference = FakeLLM(planted_model)
+    expected = wb.optimize(
+        _experiment(), strategy=strategies(), acompletion=reference, cache=wb.ResponseCache(tmp_path / "ref.sqlite"),
+        **options,
+    )  # fmt: skip
+
+    state = tmp_path / "state.json"
+    first = FakeLLM(planted_model)
+    killer = strategies()
+    killer[1] = _KillOnTurn(killer[1], turn=2)
+    with pytest.raises(_Killed):
+        wb.optimize(_experiment(), strategy=killer, acompletion=first, state_path=state, **options)
+    saved = json.loads(state.read_text())
+    assert 0 < saved["spent"]["calls"] == len(first.calls)
+    second = FakeLLM(planted_model)
+    resumed = wb.optimize(_experiment(), strategy=strategies(), acompletion=second, state_path=state, **options)
+
+    paid = [json.dumps(c["messages"]) for c in first.calls + second.calls]
+    assert len(paid) == len(set(paid)), "a call was paid for twice"
+    assert len(paid) == len(reference.calls) == resumed.calls == expected.calls
+    assert [c.key for c in resumed.candidates] == [c.key for c in expected.candidates]
+    assert resumed.verdict_text == expected.verdict_text
+    again = FakeLLM(planted_model)  # a finished search, started again, calls nothing
+    wb.optimize(_experiment(), strategy=strategies(), acompletion=again, state_path=state, **options)
+    assert again.calls == []
+
+
+# --- the null task: no edit can help ------------------------------------------------------------
+
+
+class NoiseEvaluator:
+    """Every prompt scores each case pass/fail at random (p = 0.6), independently of its wording:
+    no edit can help. In process, no engine: 200 searches in seconds."""
+
+    def __init__(self, salt: int) -> None:
+        self.salt = salt
+
+    def estimate(self, variant, model, dataset) -> Cost:
+        return Cost(len(dataset))
+
+    def evaluate(self, variant, model, dataset) -> Evaluation:
+        ids = [str(i) for i in dataset.frame["id"]]
+        draws = [
+            int(hashlib.sha256(f"{self.salt}|{variant.version}|{model}|{cid}".encode()).hexdigest()[:8], 16) / 2**32
+            for cid in ids
+        ]
+        rows = pd.DataFrame({"case_id": ids, "repeat": 0, "score": (np.array(draws) < 0.6).astype(float)})
+        rows["reason"], rows["output"] = None, ""
+        return Evaluation(rows=rows, calls=len(ids))
+
+    def ask(self, model, system, prompt):  # pragma: no cover - the scripted proposer asks nothing
+        raise AssertionError("no model here")
+
+
+def test_null_task_false_wins_stay_near_alpha_while_best_dev_wins_often(fake_key: str) -> None:
+    edits = [_append(f"Hint {i}.") for i in range(12)]
+    data = _reviews(150)
+    exp = _experiment()
+    t0 = time.perf_counter()
+    n, claimed, dev_better, dev_significant = 200, 0, 0, 0
+    for search in range(n):
+        result = wb.optimize(
+            exp.with_overrides(), strategy=Reflect(ScriptedProposer(edits), per_step=2), max_steps=5, seed=search,
+            splits=wb.split_dataset(data, stratify="label", seed=search), evaluator=NoiseEvaluator(search),
+            n_resamples=1_000,
+        )  # fmt: skip
+        assert len(result.candidates) == 11
+        claimed += result.significant_gain
+        best = max(result.candidates[1:], key=lambda c: c.dev_mean)
+        dev_better += best.dev_mean > result.start.dev_mean
+        on_dev = pd.concat(
+            [ev.rows.assign(variant=name, model="m", error=None).rename(columns={"score": "score.label_match"})
+             for name, ev in (("start", result.start.dev), ("best", best.dev))]
+        )  # fmt: skip
+        row = wb.compare(on_dev, "start", "best", n_resamples=1_000).results[0]
+        dev_significant += row.significant and row.direction == "better"
+    seconds = time.perf_counter() - t0
+    print(
+        f"\nnull task, {n} searches of 10 candidates (dev {len(result.splits.dev)}, test {len(result.splits.test)} "
+        f"cases), {seconds:.1f} s: test verdict claims a gain in {claimed / n:.1%}; the best dev score beats the "
+        f"start in {dev_better / n:.1%}, significantly on dev (the selection data) in {dev_significant / n:.1%}"
+    )
+    assert claimed / n <= 0.075  # alpha = 0.05, plus sampling slack for 200 searches
+    assert dev_better / n >= 0.8
+    assert dev_significant / n > 2 * max(claimed / n, 0.025)

@@ -1,0 +1,132 @@
+"""Candidates of a prompt search, the Pareto front of their per-case dev scores, and parent choice.
+
+A candidate is a :class:`~workbench.PromptVariant` (with its version hash) on a model, the
+candidate it was made from, and how. Candidates are kept on a Pareto front of per-case dev
+scores, as GEPA does: a prompt that fixes a different subset of cases survives even when its
+mean is not the best, and parents are drawn from the front weighted by the cases each one wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.core.variant import PromptVariant
+from workbench.optimize.evaluate import Evaluation
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A new prompt a strategy suggests: the variant, the model to run it on, and what changed."""
+
+    variant: PromptVariant
+    model: str
+    note: str
+
+
+@dataclass
+class Candidate:
+    """One prompt the search tried.
+
+    Attributes:
+        id: ``c0`` (the starting prompt), ``c1``, ... in the order they were made.
+        variant: The prompt; ``variant.version`` is its content hash.
+        model: The model it runs on.
+        parent: The id of the candidate it was made from (``None`` for the start).
+        strategy: The strategy that made it (``"start"``, ``"few_shot"``, ``"reflect"``, ``"params"``).
+        note: What changed, in words.
+        step: The search step that made it.
+        accepted: Whether it joined the Pareto front of dev scores when it was evaluated.
+        dev: Its scores on the dev split.
+        train: Its scores on the train split (only for candidates used as parents).
+    """
+
+    id: str
+    variant: PromptVariant
+    model: str
+    parent: str | None
+    strategy: str
+    note: str
+    step: int
+    accepted: bool = False
+    dev: Evaluation | None = None
+    train: Evaluation | None = None
+
+    @property
+    def key(self) -> str:
+        """What makes two candidates the same: the variant's version and the model."""
+        return f"{self.variant.version}@{self.model}"
+
+    @property
+    def dev_mean(self) -> float:
+        return self.dev.mean if self.dev is not None else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "variant": self.variant.to_dict(),
+            "version": self.variant.version,
+            "model": self.model,
+            "parent": self.parent,
+            "strategy": self.strategy,
+            "note": self.note,
+            "step": self.step,
+            "accepted": self.accepted,
+            "dev": None if self.dev is None else self.dev.to_json(),
+            "train": None if self.train is None else self.train.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Candidate:
+        return cls(
+            id=data["id"],
+            variant=PromptVariant.from_dict(data["variant"]),
+            model=data["model"],
+            parent=data["parent"],
+            strategy=data["strategy"],
+            note=data["note"],
+            step=int(data["step"]),
+            accepted=bool(data["accepted"]),
+            dev=None if data["dev"] is None else Evaluation.from_json(data["dev"]),
+            train=None if data["train"] is None else Evaluation.from_json(data["train"]),
+        )
+
+
+def score_matrix(candidates: Sequence[Candidate]) -> pd.DataFrame:
+    """Per-case dev scores, one column per candidate (cases a candidate could not score are NaN)."""
+    return pd.DataFrame({c.id: c.dev.per_case for c in candidates if c.dev is not None})
+
+
+def dominated(scores: pd.DataFrame, candidate: str) -> bool:
+    """Whether another candidate scores at least as well on every case and better on one.
+
+    Cases either side could not score are left out of that pair's comparison.
+    """
+    mine = scores[candidate]
+    for other in scores.columns:
+        if other == candidate:
+            continue
+        both = mine.notna() & scores[other].notna()
+        theirs, ours = scores.loc[both, other], mine[both]
+        if both.any() and bool((theirs >= ours).all()) and bool((theirs > ours).any()):
+            return True
+    return False
+
+
+def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates no other candidate dominates on per-case dev scores (equal twins both stay)."""
+    scores = score_matrix(candidates)
+    return [c for c in candidates if c.id in scores and not dominated(scores, c.id)]
+
+
+def choose_parent(front: Sequence[Candidate], rng: np.random.Generator) -> Candidate:
+    """Draw a parent from the front, weighted by the dev cases on which it has the best score."""
+    scores = score_matrix(front)
+    best = scores.max(axis=1)
+    wins = scores.eq(best, axis=0).sum(axis=0).reindex([c.id for c in front]).fillna(0).to_numpy(dtype=float)
+    weights = wins + 1e-9
+    return front[int(rng.choice(len(front), p=weights / weights.sum()))]
