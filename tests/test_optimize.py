@@ -14,6 +14,7 @@ import pytest
 from conftest import FakeLLM
 
 import workbench as wb
+from workbench.analysis.stats import mcnemar_exact
 from workbench.optimize import Cost, Evaluation, Reflect, ScriptedProposer
 from workbench.optimize.candidates import Candidate, Proposal
 from workbench.optimize.strategies import Context, Edit
@@ -107,7 +108,7 @@ def test_splits_are_stratified_seeded_and_hashed() -> None:
 
 
 def test_budget_never_exceeds_max_calls(fake_key: str) -> None:
-    for max_calls in (70, 130, 200):
+    for max_calls in (90, 150, 230):
         fake = FakeLLM(planted_model)
         result = wb.optimize(
             _experiment(), strategy=[Reflect(ScriptedProposer(EDITS), per_step=2), wb.FewShot()],
@@ -115,7 +116,7 @@ def test_budget_never_exceeds_max_calls(fake_key: str) -> None:
         )  # fmt: skip
         assert len(fake.calls) == result.calls <= max_calls, (max_calls, len(fake.calls))
         assert "budget" in result.stop_reason
-    with pytest.raises(wb.UsageError, match="cannot even pay for the final test"):
+    with pytest.raises(wb.UsageError, match="cannot even pay for the starting prompt"):
         wb.optimize(_experiment(), max_calls=20, acompletion=FakeLLM(planted_model))
 
 
@@ -183,13 +184,10 @@ class NoiseEvaluator:
         return Cost(len(dataset))
 
     def evaluate(self, variant, model, dataset) -> Evaluation:
-        ids = [str(i) for i in dataset.frame["id"]]
-        draws = [
-            int(hashlib.sha256(f"{self.salt}|{variant.version}|{model}|{cid}".encode()).hexdigest()[:8], 16) / 2**32
-            for cid in ids
-        ]
-        rows = pd.DataFrame({"case_id": ids, "repeat": 0, "score": (np.array(draws) < 0.6).astype(float)})
-        rows["reason"], rows["output"] = None, ""
+        ids = dataset.frame["id"].to_numpy(dtype=str)
+        seed = int(hashlib.sha256(f"{self.salt}|{variant.version}|{model}".encode()).hexdigest()[:8], 16)
+        draws = np.random.default_rng(seed).random(1000)[[int(i[1:]) for i in ids]]  # case r042 -> draw 42
+        rows = pd.DataFrame({"case_id": ids, "repeat": 0, "score": (draws < 0.6).astype(float), "reason": None, "output": ""})
         return Evaluation(rows=rows, calls=len(ids))
 
     def ask(self, model, system, prompt):  # pragma: no cover - the scripted proposer asks nothing
@@ -212,12 +210,10 @@ def test_null_task_false_wins_stay_near_alpha_while_best_dev_wins_often(fake_key
         claimed += result.significant_gain
         best = max(result.candidates[1:], key=lambda c: c.dev_mean)
         dev_better += best.dev_mean > result.start.dev_mean
-        on_dev = pd.concat(
-            [ev.rows.assign(variant=name, model="m", error=None).rename(columns={"score": "score.label_match"})
-             for name, ev in (("start", result.start.dev), ("best", best.dev))]
-        )  # fmt: skip
-        row = wb.compare(on_dev, "start", "best", n_resamples=1_000).results[0]
-        dev_significant += row.significant and row.direction == "better"
+        # the same exact McNemar test the verdict uses, on the dev cases the winner was chosen on
+        start, won = result.start.dev.per_case, best.dev.per_case
+        fixed, broke = int(((won == 1) & (start == 0)).sum()), int(((won == 0) & (start == 1)).sum())
+        dev_significant += fixed > broke and mcnemar_exact(broke, fixed) < 0.05
     seconds = time.perf_counter() - t0
     print(
         f"\nnull task, {n} searches of 10 candidates (dev {len(result.splits.dev)}, test {len(result.splits.test)} "
@@ -227,3 +223,35 @@ def test_null_task_false_wins_stay_near_alpha_while_best_dev_wins_often(fake_key
     assert claimed / n <= 0.075  # alpha = 0.05, plus sampling slack for 200 searches
     assert dev_better / n >= 0.8
     assert dev_significant / n > 2 * max(claimed / n, 0.025)
+
+
+def test_cli_optimize_respects_max_calls_and_resumes_for_free(tmp_path: Path, capsys, monkeypatch) -> None:
+    from workbench.cli import main
+    from workbench.testing.fake_openai import FakeOpenAIServer
+
+    _reviews(60).frame.to_csv(tmp_path / "reviews.csv", index=False)
+    with FakeOpenAIServer(reply=lambda body: planted_model(body["model"], body["messages"])) as server:
+        (tmp_path / "x.yaml").write_text(
+            f"""name: cli_optimize
+dataset: {{path: reviews.csv, id_column: id, expected: [label]}}
+models: [openai/fake]
+scorers: [{{type: label_match, labels: [positive, negative], expected: label}}]
+variants:
+  - name: start
+    system: Classify the review.
+    prompt: "Review: {{{{ review }}}}\\nSentiment:"
+    params: {{api_base: "{server.base_url}", api_key: sk-fake, temperature: 0}}
+"""
+        )
+        monkeypatch.chdir(tmp_path)
+        argv = ["optimize", "x.yaml", "--objective", "label_match", "--max-calls", "120", "--strategy",
+                "few_shot,params", "--steps", "6", "--no-mlflow", "--state", "state.json"]  # fmt: skip
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        paid = server.requests
+        assert 0 < paid <= 120
+        assert "prompt search on label_match" in out and "splits: train 24" in out
+        assert json.loads((tmp_path / "state.json").read_text())["spent"]["calls"] == paid
+        assert main(argv) == 0  # started again: the state and the response cache answer, no request is made
+        assert server.requests == paid
+        assert main([*argv[:-2], "--strategy", "nonsense"]) == 2

@@ -98,7 +98,11 @@ class Candidate:
 
 def score_matrix(candidates: Sequence[Candidate]) -> pd.DataFrame:
     """Per-case dev scores, one column per candidate (cases a candidate could not score are NaN)."""
-    return pd.DataFrame({c.id: c.dev.per_case for c in candidates if c.dev is not None})
+    columns = {c.id: c.dev.per_case for c in candidates if c.dev is not None}
+    first = next(iter(columns.values()), None)
+    if first is not None and all(s.index.equals(first.index) for s in columns.values()):  # the usual case: no alignment
+        return pd.DataFrame(np.column_stack([s.to_numpy() for s in columns.values()]), index=first.index, columns=list(columns))
+    return pd.DataFrame(columns)
 
 
 def dominated(scores: pd.DataFrame, candidate: str) -> bool:
@@ -106,15 +110,12 @@ def dominated(scores: pd.DataFrame, candidate: str) -> bool:
 
     Cases either side could not score are left out of that pair's comparison.
     """
-    mine = scores[candidate]
-    for other in scores.columns:
-        if other == candidate:
-            continue
-        both = mine.notna() & scores[other].notna()
-        theirs, ours = scores.loc[both, other], mine[both]
-        if both.any() and bool((theirs >= ours).all()) and bool((theirs > ours).any()):
-            return True
-    return False
+    values = scores.to_numpy(dtype=float)
+    mine = values[:, list(scores.columns).index(candidate)][:, None]
+    both = ~np.isnan(values) & ~np.isnan(mine)
+    at_least = np.where(both, values >= mine, True).all(axis=0)
+    better = np.where(both, values > mine, False).any(axis=0)
+    return bool((at_least & better & both.any(axis=0)).any())
 
 
 def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -125,8 +126,7 @@ def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
 
 def choose_parent(front: Sequence[Candidate], rng: np.random.Generator) -> Candidate:
     """Draw a parent from the front, weighted by the dev cases on which it has the best score."""
-    scores = score_matrix(front)
-    best = scores.max(axis=1)
-    wins = scores.eq(best, axis=0).sum(axis=0).reindex([c.id for c in front]).fillna(0).to_numpy(dtype=float)
-    weights = wins + 1e-9
+    scores = score_matrix(front).to_numpy(dtype=float)
+    best = np.nanmax(np.where(np.isnan(scores), -np.inf, scores), axis=1, keepdims=True)
+    weights = (scores == best).sum(axis=0).astype(float) + 1e-9
     return front[int(rng.choice(len(front), p=weights / weights.sum()))]

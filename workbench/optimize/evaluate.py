@@ -13,6 +13,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -46,10 +47,19 @@ class Evaluation:
     calls: int = 0
     cost_usd: float = 0.0
 
-    @property
+    @cached_property
     def per_case(self) -> pd.Series:
-        """Mean score per case (repeats averaged; unscored calls left out), indexed by case id."""
-        scored = self.rows.dropna(subset=["score"])
+        """Mean score per case (repeats averaged; unscored calls left out), indexed by case id.
+
+        Computed once: an evaluation's rows do not change.
+        """
+        rows = self.rows
+        if rows["repeat"].nunique() <= 1 and not rows["case_id"].duplicated().any():
+            ids, scores = rows["case_id"].to_numpy(), rows["score"].to_numpy(dtype=float)
+            order = np.argsort(ids, kind="stable")
+            keep = order[~np.isnan(scores[order])]
+            return pd.Series(scores[keep], index=ids[keep], name="score")
+        scored = rows.dropna(subset=["score"])
         return scored.groupby("case_id", sort=True)["score"].mean()
 
     @property

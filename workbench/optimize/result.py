@@ -79,8 +79,8 @@ class OptimizeResult:
         frame = pd.concat([self._test_rows(self.start), *(self._test_rows(self[c]) for c in tested)])
         return compare_many(
             frame,
-            self.start.variant.name,
-            [self[c].variant.name for c in tested],
+            self.label(self.start),
+            [self.label(self[c]) for c in tested],
             model=TEST_MODEL,
             scorers=[self.objective],
             confidence=self.confidence,
@@ -88,12 +88,16 @@ class OptimizeResult:
             n_resamples=self.n_resamples,
         )
 
+    def label(self, candidate: Candidate) -> str:
+        """How a candidate is named in the verdict: the start's variant name, with the id for the others."""
+        return self.start.variant.name if candidate is self.start else f"{self.start.variant.name}-{candidate.id}"
+
     def _test_rows(self, candidate: Candidate) -> pd.DataFrame:
         rows = self.tests[candidate.id].rows
         return pd.DataFrame(
             {
                 col.CASE_ID: rows["case_id"].astype(str),
-                col.VARIANT: candidate.variant.name,
+                col.VARIANT: self.label(candidate),
                 col.MODEL: TEST_MODEL,
                 col.REPEAT: rows["repeat"].astype(int),
                 col.score_column(self.objective): rows["score"].astype(float),
@@ -111,7 +115,7 @@ class OptimizeResult:
         """The verdict in words: the test comparison, or why there is none."""
         if not self.finalists:
             return (
-                f"No candidate beat the starting prompt {self.start.variant.name!r} on dev "
+                f"No candidate beat the starting prompt {self.label(self.start)!r} on dev "
                 f"({len(self.candidates) - 1} tried); the test split was not used."
             )
         lines = [cmp.results[0].verdict for cmp in self.comparisons]

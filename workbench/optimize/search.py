@@ -126,11 +126,9 @@ class _Search:
         return text
 
     def add(self, proposal: Proposal, parent: Candidate | None, strategy: str) -> Candidate:
-        n = len(self.candidates)
-        name = proposal.variant.name if parent is None else f"{self.candidates[0].variant.name}-c{n}"
-        variant = proposal.variant if parent is None else _named(proposal.variant, name)
+        variant = proposal.variant  # keeps the start's name: candidates are told apart by id and version
         candidate = Candidate(
-            id=f"c{n}", variant=variant, model=proposal.model, parent=None if parent is None else parent.id,
+            id=f"c{len(self.candidates)}", variant=variant, model=proposal.model, parent=None if parent is None else parent.id,
             strategy=strategy, note=proposal.note, step=self.step,
         )  # fmt: skip
         candidate.dev = self._run(variant, proposal.model, self.splits.dev)
@@ -182,10 +180,6 @@ class _Search:
         for proposal in strategy.propose(parent, Context(seen=seen, rng=rng, ask=self._ask)):
             if f"{proposal.variant.version}@{proposal.model}" not in {c.key for c in self.candidates}:
                 self.add(proposal, parent, strategy.name)
-
-
-def _named(variant: PromptVariant, name: str) -> PromptVariant:
-    return PromptVariant.from_dict({**variant.to_dict(), "name": name})
 
 
 def optimize(
@@ -265,10 +259,12 @@ def optimize(
     per_test = len(splits.test) * experiment.repeats
     reserve = Cost(held.calls + finalists * per_test, held.usd * (1 + 2 * finalists))
     budget = Budget(max_calls=max_calls, budget_usd=budget_usd, reserve=reserve)
-    if not budget.affords(Cost(0, 0.0)):
+    first = evaluator.estimate(start.variant, start.model, splits.dev)
+    if not budget.affords(first):
         raise UsageError(
-            f"max_calls={max_calls!r} / budget_usd={budget_usd!r} cannot even pay for the final test "
-            f"({reserve.calls} calls for the start and {finalists} finalist(s) on {len(splits.test)} test cases); raise it"
+            f"max_calls={max_calls!r} / budget_usd={budget_usd!r} cannot even pay for the starting prompt on dev "
+            f"({first.calls} calls) and the final test ({reserve.calls} calls for the start and {finalists} "
+            f"finalist(s) on {len(splits.test)} test cases); raise it"
         )
     search = _Search(splits, evaluator, strategies, budget, seed, None if state_path is None else Path(state_path))
     search.load(Candidate(id="c0", variant=start.variant, model=start.model, parent=None, strategy="start", note="", step=0))

@@ -149,7 +149,7 @@ class ModelProposer:
     max_failures: int = 4
 
     def propose(self, variant: PromptVariant, failures: pd.DataFrame, context: Context) -> list[Edit]:
-        shown = failures.head(self.max_failures)
+        shown = failures.sample(n=min(self.max_failures, len(failures)), random_state=context.rng)
         lines = [f"Current instruction: {variant.system or '(none)'}", f"Prompt template: {variant.prompt}", ""]
         for _, row in shown.iterrows():
             inputs = {str(c).removeprefix(col.INPUT): row[c] for c in row.index if str(c).startswith(col.INPUT)}
@@ -187,7 +187,6 @@ class Reflect:
         failures = parent.train.failures(threshold=self.threshold)
         if failures.empty:
             return []
-        failures = failures.iloc[context.rng.permutation(len(failures))]
         out: list[Proposal] = []
         for edit in self.proposer.propose(parent.variant, failures, context):
             variant = edit.apply(parent.variant)
