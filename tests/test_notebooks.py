@@ -19,12 +19,16 @@ SMALL = {
     "redteam.ipynb": {"per_category": 1, "strategies": ["none", "base64"]},
     # 6 listings x 3 variants on SmolLM2 (the constrained one up to 200 tokens a call)
     "extraction.ipynb": {"limit": 6},
+    # 40 reviews split 16 / 12 / 12 on Gemma; two turns (few-shot, then SmolLM2 rewriting the instruction)
+    "optimize.ipynb": {"limit": 40, "steps": 2, "max_calls": 200, "state_path": None},
 }
 #: What each notebook's outputs must say: its paired verdict (the red team's is on the attacks, 16 of them).
 VERDICTS = {
     "redteam.ipynb": ("on attack_resisted", "(Holm-adjusted; exact McNemar, n = 16)"),
     # extraction: the share of fields right per listing, a paired permutation test
     "extraction.ipynb": ("on field_match", "paired permutation, n = 6)"),
+    # optimize: the winner against the start on the 12 test cases
+    "optimize.ipynb": ("on label_match", "(exact McNemar, n = 12)"),
 }
 
 

@@ -48,7 +48,10 @@ def planted_model(model: str, messages: list[dict[str, str]]) -> str:
 
 def _experiment() -> wb.Experiment:
     start = wb.PromptVariant(
-        name="start", system="Classify the review.", prompt="Review: {{ review }}\nSentiment:", params={"temperature": 0}
+        name="start",
+        system="Classify the review.",
+        prompt="Review: {{ review }}\nSentiment:",
+        params={"temperature": 0},
     )
     return wb.Experiment(
         name="planted",
@@ -86,7 +89,9 @@ def test_planted_edit_is_found_within_budget_and_proven_on_test(fake_key: str) -
     # the test split was never read by the search: no train/dev case id is in it
     test_ids = set(result.splits.test.frame["id"])
     assert not test_ids & set(result.splits.dev.frame["id"]) and not test_ids & set(result.splits.train.frame["id"])
-    searched = {cid for c in result.candidates for ev in (c.dev, c.train) if ev is not None for cid in ev.rows["case_id"]}
+    searched = {
+        cid for c in result.candidates for ev in (c.dev, c.train) if ev is not None for cid in ev.rows["case_id"]
+    }
     assert not searched & test_ids
     assert set(result.tests) == {"c0", winner.id}
 
@@ -174,20 +179,23 @@ def test_killed_search_resumes_and_pays_for_no_call_twice(fake_key: str, tmp_pat
 
 
 class NoiseEvaluator:
-    """Every prompt scores each case pass/fail at random (p = 0.6), independently of its wording:
-    no edit can help. In process, no engine: 200 searches in seconds."""
+    """No edit can help: each case has its own difficulty (passed with p = 0.9 or 0.2, 60% on
+    average) and every prompt, whatever its wording, passes it at random with that p. In process,
+    no engine: 200 searches in seconds."""
 
     def __init__(self, salt: int) -> None:
         self.salt = salt
+        self.p = np.where(np.random.default_rng([salt, 0]).random(1000) < 4 / 7, 0.9, 0.2)
 
     def estimate(self, variant, model, dataset) -> Cost:
         return Cost(len(dataset))
 
     def evaluate(self, variant, model, dataset) -> Evaluation:
         ids = dataset.frame["id"].to_numpy(dtype=str)
+        cases = [int(i[1:]) for i in ids]  # case r042 -> its draw 42
         seed = int(hashlib.sha256(f"{self.salt}|{variant.version}|{model}".encode()).hexdigest()[:8], 16)
-        draws = np.random.default_rng(seed).random(1000)[[int(i[1:]) for i in ids]]  # case r042 -> draw 42
-        rows = pd.DataFrame({"case_id": ids, "repeat": 0, "score": (draws < 0.6).astype(float), "reason": None, "output": ""})
+        passed = np.random.default_rng(seed).random(1000)[cases] < self.p[cases]
+        rows = pd.DataFrame({"case_id": ids, "repeat": 0, "score": passed.astype(float), "reason": None, "output": ""})
         return Evaluation(rows=rows, calls=len(ids))
 
     def ask(self, model, system, prompt):  # pragma: no cover - the scripted proposer asks nothing
@@ -222,7 +230,7 @@ def test_null_task_false_wins_stay_near_alpha_while_best_dev_wins_often(fake_key
     )
     assert claimed / n <= 0.075  # alpha = 0.05, plus sampling slack for 200 searches
     assert dev_better / n >= 0.8
-    assert dev_significant / n > 2 * max(claimed / n, 0.025)
+    assert dev_significant > claimed  # choosing on dev and testing on dev inflates the gain
 
 
 def test_cli_optimize_respects_max_calls_and_resumes_for_free(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -255,3 +263,25 @@ variants:
         assert main(argv) == 0  # started again: the state and the response cache answer, no request is made
         assert server.requests == paid
         assert main([*argv[:-2], "--strategy", "nonsense"]) == 2
+
+
+def test_search_is_logged_to_mlflow_as_a_parent_with_a_child_run_per_candidate(fake_key: str, tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    result = wb.optimize(
+        _experiment(), strategy=Reflect(ScriptedProposer(EDITS[2:3])), max_calls=300, max_steps=1, seed=1,
+        acompletion=FakeLLM(planted_model), log_to_mlflow=True, tracking_uri=tracking_uri,
+    )  # fmt: skip
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("planted")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`workbench.source` = 'optimize'")
+    parent = runs[0]
+    assert "beats start on label_match" in parent.data.tags["mlflow.note.content"]
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    assert sorted(r.data.params["candidate"] for r in children) == ["c0", "c1"]
+    child = next(r for r in children if r.data.params["candidate"] == "c1")
+    assert child.data.params["parent"] == "c0" and child.data.metrics["dev"] == result["c1"].dev_mean
+    diff = client.download_artifacts(child.info.run_id, "diff.txt")
+    assert PLANTED in Path(diff).read_text()

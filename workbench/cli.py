@@ -335,11 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=["info", "clear"])
     cache.set_defaults(func=_cmd_cache)
 
-    opt = sub.add_parser("optimize", help="search for a better prompt within a budget; verdict on a held-out test split")
+    opt = sub.add_parser(
+        "optimize", help="search for a better prompt within a budget; verdict on a held-out test split"
+    )
     opt.add_argument("file", help="experiment definition, e.g. experiments/sentiment.yaml")
     opt.add_argument("--variant", help="the starting prompt (default: the file's first variant)")
     opt.add_argument("--objective", help="the scorer to maximise (default: the file's first scorer)")
-    opt.add_argument("--max-calls", type=_positive, help="most model calls the search may pay for (cache hits are free)")
+    opt.add_argument(
+        "--max-calls", type=_positive, help="most model calls the search may pay for (cache hits are free)"
+    )
     opt.add_argument("--budget-usd", type=float, help="most dollars the search may spend")
     opt.add_argument("--strategy", default="few_shot,reflect", help="comma-separated: few_shot, reflect, params")
     opt.add_argument("--proposer", default="local/smollm2-135m-instruct", help="the model that rewrites instructions")

@@ -101,7 +101,9 @@ def score_matrix(candidates: Sequence[Candidate]) -> pd.DataFrame:
     columns = {c.id: c.dev.per_case for c in candidates if c.dev is not None}
     first = next(iter(columns.values()), None)
     if first is not None and all(s.index.equals(first.index) for s in columns.values()):  # the usual case: no alignment
-        return pd.DataFrame(np.column_stack([s.to_numpy() for s in columns.values()]), index=first.index, columns=list(columns))
+        return pd.DataFrame(
+            np.column_stack([s.to_numpy() for s in columns.values()]), index=first.index, columns=list(columns)
+        )
     return pd.DataFrame(columns)
 
 

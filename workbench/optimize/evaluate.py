@@ -132,7 +132,11 @@ class EngineEvaluator:
 
     def _experiment(self, variant: PromptVariant, model: str, dataset: Dataset) -> Experiment:
         return dataclasses.replace(
-            self.experiment, name=f"{self.experiment.name}-optimize", variants=[variant], models=[model], dataset=dataset
+            self.experiment,
+            name=f"{self.experiment.name}-optimize",
+            variants=[variant],
+            models=[model],
+            dataset=dataset,
         )
 
     def estimate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Cost:
@@ -156,10 +160,8 @@ class EngineEvaluator:
             {
                 "case_id": cases[col.CASE_ID].astype(str),
                 "repeat": cases[col.REPEAT].astype(int),
-                "score": pd.to_numeric(cases[score], errors="coerce").astype(float)
-                if score in cases
-                else np.nan,
-                "reason": cases[reason] if reason in cases else None,
+                "score": pd.to_numeric(cases[score], errors="coerce").astype(float) if score in cases else np.nan,
+                "reason": cases.get(reason),
                 "output": cases[col.OUTPUT],
             }
         )

@@ -121,7 +121,9 @@ class OptimizeResult:
         lines = [cmp.results[0].verdict for cmp in self.comparisons]
         if len(self.comparisons) > 1:
             lines.append(f"p-values are Holm-adjusted over the {len(self.comparisons)} finalists tested on test.")
-        lines.append(f"Test split: {len(self.splits.test)} cases the search never read (hash {self.splits.hashes['test']}).")
+        lines.append(
+            f"Test split: {len(self.splits.test)} cases the search never read (hash {self.splits.hashes['test']})."
+        )
         return "\n".join(lines)
 
     # -- seeing why -------------------------------------------------------------------------
@@ -190,7 +192,8 @@ class OptimizeResult:
         spent = f"{self.calls} calls" + (f", ${self.cost_usd:.4f}" if self.cost_usd else "")
         return "\n".join(
             [
-                f"prompt search on {self.objective}: {len(self.candidates)} candidates, {spent}; stopped: {self.stop_reason}",
+                f"prompt search on {self.objective}: {len(self.candidates)} candidates, {spent}; "
+                f"stopped: {self.stop_reason}",
                 str(self.splits),
                 self.verdict_text,
             ]

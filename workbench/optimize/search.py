@@ -92,7 +92,11 @@ class _Search:
             return
         data = json.loads(self.state_path.read_text())
         where = f"optimizer state {self.state_path}"
-        if data.get("version") != STATE_VERSION or data.get("splits") != self.splits.hashes or data.get("seed") != self.seed:
+        if (
+            data.get("version") != STATE_VERSION
+            or data.get("splits") != self.splits.hashes
+            or data.get("seed") != self.seed
+        ):
             raise UsageError(
                 f"{where} belongs to another search (its seed or its train/dev/test hashes differ: "
                 f"{data.get('splits')} vs {self.splits.hashes}); delete it or pass another state_path"
@@ -128,8 +132,8 @@ class _Search:
     def add(self, proposal: Proposal, parent: Candidate | None, strategy: str) -> Candidate:
         variant = proposal.variant  # keeps the start's name: candidates are told apart by id and version
         candidate = Candidate(
-            id=f"c{len(self.candidates)}", variant=variant, model=proposal.model, parent=None if parent is None else parent.id,
-            strategy=strategy, note=proposal.note, step=self.step,
+            id=f"c{len(self.candidates)}", variant=variant, model=proposal.model,
+            parent=None if parent is None else parent.id, strategy=strategy, note=proposal.note, step=self.step,
         )  # fmt: skip
         candidate.dev = self._run(variant, proposal.model, self.splits.dev)
         self.candidates.append(candidate)
@@ -161,7 +165,9 @@ class _Search:
         for candidate in [start, *chosen]:
             if candidate.id not in self.tests:
                 try:
-                    self.tests[candidate.id] = self._run(candidate.variant, candidate.model, self.splits.test, reserved=False)
+                    self.tests[candidate.id] = self._run(
+                        candidate.variant, candidate.model, self.splits.test, reserved=False
+                    )
                 except _Stop as stop:
                     self.stop_reason += f"; the test split could not be run: {stop}"
                     return [c for c in chosen if c.id in self.tests]
@@ -254,7 +260,9 @@ def optimize(
     strategies = list(strategy) if isinstance(strategy, Sequence) else [strategy or FewShot()]
     splits = splits or split_dataset(experiment.dataset, stratify=stratify, seed=seed)
     evaluator = evaluator or EngineEvaluator(experiment, objective, cache=cache, acompletion=acompletion)
-    start = Proposal(next(v for v in experiment.variants if v.name == chosen), experiment.models[0], "the starting prompt")
+    start = Proposal(
+        next(v for v in experiment.variants if v.name == chosen), experiment.models[0], "the starting prompt"
+    )
     held = evaluator.estimate(start.variant, start.model, splits.test)
     per_test = len(splits.test) * experiment.repeats
     reserve = Cost(held.calls + finalists * per_test, held.usd * (1 + 2 * finalists))
@@ -267,14 +275,16 @@ def optimize(
             f"finalist(s) on {len(splits.test)} test cases); raise it"
         )
     search = _Search(splits, evaluator, strategies, budget, seed, None if state_path is None else Path(state_path))
-    search.load(Candidate(id="c0", variant=start.variant, model=start.model, parent=None, strategy="start", note="", step=0))
+    search.load(
+        Candidate(id="c0", variant=start.variant, model=start.model, parent=None, strategy="start", note="", step=0)
+    )
     search.run(start, max_steps)
-    chosen = search.finish(finalists)
+    tested = search.finish(finalists)
     result = OptimizeResult(
         objective=objective,
         candidates=search.candidates,
         splits=splits,
-        finalists=[c.id for c in chosen],
+        finalists=[c.id for c in tested],
         tests=search.tests,
         calls=budget.calls,
         cost_usd=budget.cost_usd,

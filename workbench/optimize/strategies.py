@@ -220,7 +220,9 @@ class ParamSweep:
                     variant, model = parent.variant, str(value)
                 else:
                     variant, model = _renamed(parent, params={**parent.variant.params, key: value}), parent.model
-                if _is_new(variant, model, context) and all(p.variant.version + p.model != variant.version + model for p in out):
+                if _is_new(variant, model, context) and all(
+                    p.variant.version + p.model != variant.version + model for p in out
+                ):
                     out.append(Proposal(variant, model, f"{key} = {value!r}"))
                 if len(out) == self.per_step:
                     return out

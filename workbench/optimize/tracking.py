@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import os
+
 from workbench.optimize.result import OptimizeResult
+from workbench.tracking.presentation import REPORT_ENV
 from workbench.tracking.store import NOTE_TAG, MlflowWriter
+from workbench.tracking.tracker import REPORT_TAG
 
 
 def log_search(result: OptimizeResult, *, experiment: str, tracking_uri: str | None = None) -> str:
@@ -14,11 +18,14 @@ def log_search(result: OptimizeResult, *, experiment: str, tracking_uri: str | N
     """
     writer = MlflowWriter(tracking_uri)
     experiment_id = writer.experiment_id(experiment)
-    parent = writer.create_run(
-        experiment_id,
-        f"{experiment} · optimize",
-        {"workbench.source": "optimize", NOTE_TAG: f"**Prompt search** on {result.objective}\n\n{result.verdict_text}"},
-    )
+    tags = {
+        "workbench.source": "optimize",
+        "workbench.kind": "experiment",
+        NOTE_TAG: f"**Prompt search** on {result.objective}\n\n{result.verdict_text}",
+    }
+    if os.environ.get(REPORT_ENV):  # made inside `workbench report`: the report attaches itself to this run
+        tags[REPORT_TAG] = os.environ[REPORT_ENV]
+    parent = writer.create_run(experiment_id, f"{experiment} · optimize", tags)
     writer.log(
         parent,
         params={"objective": result.objective, **{f"split.{k}": v for k, v in result.splits.hashes.items()}},
@@ -26,14 +33,20 @@ def log_search(result: OptimizeResult, *, experiment: str, tracking_uri: str | N
     )
     for comparison in result.comparisons:
         row = comparison.results[0]
-        writer.log(parent, metrics={f"test.diff.{comparison.candidate}": row.diff, f"test.p_adjusted.{comparison.candidate}": row.p_adjusted})
+        writer.log(
+            parent,
+            metrics={
+                f"test.diff.{comparison.candidate}": row.diff,
+                f"test.p_adjusted.{comparison.candidate}": row.p_adjusted,
+            },
+        )
     writer.json(parent, result.to_json(), "optimize.json")
     for candidate in result.candidates:
         mean, low, high = result.dev_ci(candidate)
         child = writer.create_run(
             experiment_id,
             f"{candidate.id} · {candidate.strategy}",
-            {"mlflow.parentRunId": parent, NOTE_TAG: candidate.note, "workbench.source": "optimize"},
+            {"mlflow.parentRunId": parent, NOTE_TAG: candidate.note, "workbench.kind": "variant"},
         )
         writer.log(
             child,
