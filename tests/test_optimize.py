@@ -94,6 +94,9 @@ def test_planted_edit_is_found_within_budget_and_proven_on_test(fake_key: str) -
     }
     assert not searched & test_ids
     assert set(result.tests) == {"c0", winner.id}
+    html = result._repr_html_()  # the notebook view: summary, tree, each accepted diff (escaped)
+    assert "Watch for negation: &#39;not bad&#39;" in html and "<details>" in html and "<script" not in html
+    assert result.plot().data[0].y is not None
 
 
 def test_splits_are_stratified_seeded_and_hashed() -> None:
@@ -259,7 +262,9 @@ variants:
         paid = server.requests
         assert 0 < paid <= 120
         assert "prompt search on label_match" in out and "splits: train 24" in out
-        assert json.loads((tmp_path / "state.json").read_text())["spent"]["calls"] == paid
+        saved = (tmp_path / "state.json").read_text()
+        assert json.loads(saved)["spent"]["calls"] == paid
+        assert "sk-fake" not in saved  # the key is masked in the state file and restored on resume
         assert main(argv) == 0  # started again: the state and the response cache answer, no request is made
         assert server.requests == paid
         assert main([*argv[:-2], "--strategy", "nonsense"]) == 2

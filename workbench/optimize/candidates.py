@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.core.redaction import MASK
 from workbench.core.variant import PromptVariant
 from workbench.optimize.evaluate import Evaluation
 
@@ -68,7 +69,7 @@ class Candidate:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "variant": self.variant.to_dict(),
+            "variant": self.variant.to_dict(redacted=True),  # never a key in the state file
             "version": self.variant.version,
             "model": self.model,
             "parent": self.parent,
@@ -81,10 +82,14 @@ class Candidate:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Candidate:
+    def from_json(cls, data: Mapping[str, Any], *, secrets: Mapping[str, Any] | None = None) -> Candidate:
+        """Read a saved candidate; credentials masked when it was saved come back from ``secrets``
+        (the starting prompt's params, which the caller holds)."""
+        variant = dict(data["variant"])
+        variant["params"] = _unmasked(variant.get("params") or {}, secrets or {})
         return cls(
             id=data["id"],
-            variant=PromptVariant.from_dict(data["variant"]),
+            variant=PromptVariant.from_dict(variant),
             model=data["model"],
             parent=data["parent"],
             strategy=data["strategy"],
@@ -94,6 +99,19 @@ class Candidate:
             dev=None if data["dev"] is None else Evaluation.from_json(data["dev"]),
             train=None if data["train"] is None else Evaluation.from_json(data["train"]),
         )
+
+
+def _unmasked(params: Mapping[str, Any], secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with each masked value (``"***"``) put back from the same place in ``secrets``."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value == MASK and key in secrets:
+            out[key] = secrets[key]
+        elif isinstance(value, Mapping) and isinstance(secrets.get(key), Mapping):
+            out[key] = _unmasked(value, secrets[key])
+        else:
+            out[key] = value
+    return out
 
 
 def score_matrix(candidates: Sequence[Candidate]) -> pd.DataFrame:

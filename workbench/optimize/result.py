@@ -200,12 +200,10 @@ class OptimizeResult:
         )
 
     def _repr_html_(self) -> str:
-        head = render("message.html.j2", text=str(self))
-        shown = self.tree.drop(columns=["version"])
-        diffs = "".join(
-            render("message.html.j2", text=f"{cid} vs its parent:\n{text}") for cid, text in self.accepted_diffs.items()
-        )
-        return head + frame_html(shown, float_format=lambda x: f"{x:.3f}") + diffs
+        tree = frame_html(self.tree.drop(columns=["version"]), float_format=lambda x: f"{x:.3f}")
+        notes = {c.id: c.note for c in self.candidates}
+        diffs = list(self.accepted_diffs.items())
+        return render("optimize.html.j2", summary=str(self), tree=tree, diffs=diffs, notes=notes)
 
     def to_json(self) -> dict[str, Any]:
         """A plain summary: tree, diffs and verdict (what is logged to MLflow)."""

@@ -107,7 +107,8 @@ class _Search:
                 f"{where} started from prompt version {first['version']} on {first['model']}, not "
                 f"{start.variant.version} on {start.model}; delete it or pass another state_path"
             )
-        self.candidates = [Candidate.from_json(c) for c in data["candidates"]]
+        secrets = dict(start.variant.params)
+        self.candidates = [Candidate.from_json(c, secrets=secrets) for c in data["candidates"]]
         self.tests = {k: Evaluation.from_json(v) for k, v in data["tests"].items()}
         self.step = int(data["step"])
         self.budget.calls, self.budget.cost_usd = int(data["spent"]["calls"]), float(data["spent"]["cost_usd"])
