@@ -290,3 +290,21 @@ def test_search_is_logged_to_mlflow_as_a_parent_with_a_child_run_per_candidate(f
     assert child.data.params["parent"] == "c0" and child.data.metrics["dev"] == result["c1"].dev_mean
     diff = client.download_artifacts(child.info.run_id, "diff.txt")
     assert PLANTED in Path(diff).read_text()
+
+
+def test_several_finalists_are_holm_adjusted_and_the_verdict_says_so() -> None:
+    edits = [_append(f"Hint {i}.") for i in range(8)]
+    data = _reviews(150)
+    for seed in range(20):  # the first search in which three candidates beat the start on dev
+        result = wb.optimize(
+            _experiment(), strategy=Reflect(ScriptedProposer(edits), per_step=2), max_steps=4, seed=seed,
+            splits=wb.split_dataset(data, seed=seed), evaluator=NoiseEvaluator(seed), finalists=3, n_resamples=500,
+        )  # fmt: skip
+        if len(result.finalists) == 3:
+            break
+    assert len(result.comparisons) == 3 and set(result.tests) == {"c0", *result.finalists}
+    assert all(c.adjust == "holm" for c in result.comparisons)
+    assert "Holm-adjusted over the 3 finalists" in result.verdict_text
+    raw = [c.results[0].p_value for c in result.comparisons]
+    adjusted = [c.results[0].p_adjusted for c in result.comparisons]
+    assert all(a >= r for a, r in zip(adjusted, raw, strict=True)) and adjusted != raw
