@@ -23,6 +23,8 @@ SMALL = {
     "rag.ipynb": {"limit": 3, "retrieval_limit": 12},
     # the whole sample log (4,000 interactions), then 4 new cases x 2 variants on SmolLM2
     "monitoring.ipynb": {"run_cases": 4},
+    # 40 reviews split 16 / 12 / 12 on Gemma; two turns (few-shot, then SmolLM2 rewriting the instruction)
+    "optimize.ipynb": {"limit": 40, "steps": 2, "max_calls": 200, "state_path": None},
 }
 #: What each notebook's outputs must say: its paired verdict (the red team's is on the attacks, 16 of them).
 VERDICTS = {
@@ -32,6 +34,8 @@ VERDICTS = {
     "rag.ipynb": ("on recall_at_5", "paired permutation, n = 3)"),
     # monitoring: the candidate prompt on the cases production feedback made
     "monitoring.ipynb": ("on field_match", "paired permutation, n = 4)"),
+    # optimize: the winner against the start on the 12 test cases
+    "optimize.ipynb": ("on label_match", "(exact McNemar, n = 12)"),
 }
 
 

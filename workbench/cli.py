@@ -8,6 +8,7 @@ workbench cache info|clear
 workbench runs [--experiment E] [--since 7d] | --close-orphans
 workbench alias <run_id> production [--variant V]
 workbench promote experiments/sentiment.yaml few_shot [--alias production]
+workbench optimize experiments/sentiment.yaml --variant zero_shot --objective label_match --max-calls 400
 workbench ui
 
 Exit codes: 0 done (a gate passed), 1 a gate failed or a run failed (its MLflow
@@ -30,6 +31,7 @@ from workbench.core.exceptions import RunError, WorkbenchError
 from workbench.engine.cache import ResponseCache
 from workbench.experiment.baseline import run_against_baseline
 from workbench.experiment.config import load_experiment
+from workbench.optimize import FewShot, ModelProposer, ParamSweep, Reflect, Strategy, optimize
 from workbench.tracking.genai import promote
 from workbench.tracking.report import run_report
 from workbench.tracking.runs import list_runs, set_alias
@@ -176,6 +178,51 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _strategies(names: str, proposer: str) -> list[Strategy]:
+    """``few_shot,reflect,params`` -> the strategy objects (taking turns in that order)."""
+    known: dict[str, Strategy] = {
+        "few_shot": FewShot(),
+        "reflect": Reflect(ModelProposer(proposer)),
+        "params": ParamSweep({"temperature": [0.0, 0.3, 0.7]}),
+    }
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in known]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown strategy {unknown or names!r}; use some of {sorted(known)}")
+    return [known[n] for n in chosen]
+
+
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    experiment = load_experiment(args.file)
+    variant = args.variant or experiment.variants[0].name
+    state = args.state or f".cache/workbench/optimize/{experiment.name}-{variant}-seed{args.seed}.json"
+    try:
+        strategies = _strategies(args.strategy, args.proposer)
+    except argparse.ArgumentTypeError as exc:
+        print(f"error: --strategy: {exc}", file=sys.stderr)
+        return 2
+    result = optimize(
+        experiment,
+        variant=variant,
+        objective=args.objective,
+        strategy=strategies,
+        max_calls=args.max_calls,
+        budget_usd=args.budget_usd,
+        max_steps=args.steps,
+        seed=args.seed,
+        stratify=args.stratify,
+        finalists=args.finalists,
+        state_path=state,
+        log_to_mlflow=not args.no_mlflow,
+    )
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 60):
+        print(result.tree.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    for cid, text in result.accepted_diffs.items():
+        print(f"\n{cid} vs its parent:\n{text}")
+    print(f"\n{result}\nstate (rerun to continue): {state}")
+    return 0
+
+
 def _positive(text: str) -> int:
     """An argparse type: a whole number >= 1 (0 and negatives are refused, never read as "all")."""
     try:
@@ -287,6 +334,26 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="show or clear the response cache")
     cache.add_argument("action", choices=["info", "clear"])
     cache.set_defaults(func=_cmd_cache)
+
+    opt = sub.add_parser(
+        "optimize", help="search for a better prompt within a budget; verdict on a held-out test split"
+    )
+    opt.add_argument("file", help="experiment definition, e.g. experiments/sentiment.yaml")
+    opt.add_argument("--variant", help="the starting prompt (default: the file's first variant)")
+    opt.add_argument("--objective", help="the scorer to maximise (default: the file's first scorer)")
+    opt.add_argument(
+        "--max-calls", type=_positive, help="most model calls the search may pay for (cache hits are free)"
+    )
+    opt.add_argument("--budget-usd", type=float, help="most dollars the search may spend")
+    opt.add_argument("--strategy", default="few_shot,reflect", help="comma-separated: few_shot, reflect, params")
+    opt.add_argument("--proposer", default="local/smollm2-135m-instruct", help="the model that rewrites instructions")
+    opt.add_argument("--steps", type=_positive, default=8, help="strategy turns (default 8)")
+    opt.add_argument("--seed", type=int, default=0, help="seeds the split and every random choice")
+    opt.add_argument("--stratify", help="column to stratify the train/dev/test split by, e.g. label")
+    opt.add_argument("--finalists", type=_positive, default=1, help="best dev candidates tested at the end (Holm)")
+    opt.add_argument("--state", help="JSON state file (default under .cache/workbench/optimize/); rerun to resume")
+    opt.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    opt.set_defaults(func=_cmd_optimize)
 
     ui = sub.add_parser("ui", help="print the command that opens the MLflow UI on this project")
     ui.add_argument("--port", type=int, default=5000)

@@ -1,0 +1,184 @@
+"""Running one candidate prompt on one split: through the engine, or (in simulations) without it.
+
+The search only ever asks an :class:`Evaluator` three things: what would running this candidate
+on these cases cost (calls, dollars; what the response cache holds is free), run it, and (for a
+reflecting proposer) ask a model one question. :class:`EngineEvaluator` answers all three with
+:meth:`workbench.Experiment.run`, so every call goes through the one call path: the response
+cache (a restarted search pays for no call twice), retries, the limiter and the budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from workbench.core import schema as col
+from workbench.core.dataset import Dataset
+from workbench.core.exceptions import UsageError
+from workbench.core.schema import SuccessRule
+from workbench.core.variant import PromptVariant
+from workbench.engine.cache import CacheOption
+from workbench.experiment.experiment import Experiment
+
+#: The columns of :attr:`Evaluation.rows`.
+ROW_COLUMNS = ("case_id", "repeat", "score", "reason", "output")
+
+
+@dataclass
+class Evaluation:
+    """One candidate's scores on one split.
+
+    Attributes:
+        rows: One row per call: ``case_id``, ``repeat``, ``score`` (NaN when the call failed or
+            could not be scored), ``reason``, ``output``, and the case's ``input.*`` /
+            ``expected.*`` columns when known.
+        calls: Model calls paid for (cache hits are free and not counted).
+        cost_usd: What those calls cost.
+    """
+
+    rows: pd.DataFrame
+    calls: int = 0
+    cost_usd: float = 0.0
+
+    @cached_property
+    def per_case(self) -> pd.Series:
+        """Mean score per case (repeats averaged; unscored calls left out), indexed by case id.
+
+        Computed once: an evaluation's rows do not change.
+        """
+        rows = self.rows
+        if rows["repeat"].nunique() <= 1 and not rows["case_id"].duplicated().any():
+            ids, scores = rows["case_id"].to_numpy(), rows["score"].to_numpy(dtype=float)
+            order = np.argsort(ids, kind="stable")
+            keep = order[~np.isnan(scores[order])]
+            return pd.Series(scores[keep], index=ids[keep], name="score")
+        scored = rows.dropna(subset=["score"])
+        return scored.groupby("case_id", sort=True)["score"].mean()
+
+    @property
+    def mean(self) -> float:
+        per_case = self.per_case
+        return float(per_case.mean()) if len(per_case) else math.nan
+
+    def failures(self, *, threshold: float = 0.5) -> pd.DataFrame:
+        """Calls scored below ``threshold``, with their inputs, outputs and the scorer's reasons."""
+        return self.rows[self.rows["score"] < threshold]
+
+    def successes(self, *, threshold: float = 0.5) -> pd.DataFrame:
+        """Calls scored at or above ``threshold``."""
+        return self.rows[self.rows["score"] >= threshold]
+
+    def to_json(self) -> dict[str, Any]:
+        rows = self.rows.astype(object).where(self.rows.notna(), None)
+        return {"rows": rows.to_dict(orient="list"), "calls": self.calls, "cost_usd": self.cost_usd}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Evaluation:
+        rows = pd.DataFrame(data["rows"])
+        rows["score"] = pd.to_numeric(rows["score"], errors="coerce").astype(float)
+        return cls(rows=rows, calls=int(data["calls"]), cost_usd=float(data["cost_usd"]))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What an evaluation is expected to cost: calls to make and dollars (an upper bound)."""
+
+    calls: int
+    usd: float = 0.0
+
+
+class Evaluator(Protocol):
+    """What the search needs to run candidates. :class:`EngineEvaluator` is the real one."""
+
+    def estimate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Cost: ...
+
+    def evaluate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Evaluation: ...
+
+    def ask(self, model: str, system: str, prompt: str) -> tuple[str, Cost]: ...
+
+
+@dataclass
+class EngineEvaluator:
+    """Evaluate candidates with :meth:`workbench.Experiment.run` (cache, retries, budget).
+
+    Args:
+        experiment: The experiment the search starts from (its scorers, settings, repeats).
+        objective: The scorer whose score is optimised.
+        cache: As in :meth:`~workbench.Experiment.run`; the cache is what makes a restarted
+            search free for the calls it already made.
+        acompletion: The completion function (tests inject a fake).
+    """
+
+    experiment: Experiment
+    objective: str
+    cache: CacheOption = True
+    acompletion: Callable[..., Any] | None = None
+    log_to_mlflow: bool = False
+    _asked: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.objective not in self.experiment.scorer_names:
+            raise UsageError(
+                f"objective {self.objective!r} is not a scorer of experiment {self.experiment.name!r}; "
+                f"its scorers: {self.experiment.scorer_names}"
+            )
+
+    def _experiment(self, variant: PromptVariant, model: str, dataset: Dataset) -> Experiment:
+        return dataclasses.replace(
+            self.experiment,
+            name=f"{self.experiment.name}-optimize",
+            variants=[variant],
+            models=[model],
+            dataset=dataset,
+        )
+
+    def estimate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Cost:
+        """Calls not in the cache yet, and their cost at most (0 for an unpriced model)."""
+        planned = self._experiment(variant, model, dataset).estimate(cache=self.cache)
+        usd = planned.cost_usd
+        return Cost(calls=planned.calls, usd=0.0 if math.isnan(usd) else usd)
+
+    def evaluate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Evaluation:
+        """Run ``variant`` on ``dataset`` with ``model`` and read the objective's scores."""
+        result = self._experiment(variant, model, dataset).run(
+            log_to_mlflow=self.log_to_mlflow,
+            progress=False,
+            cache=self.cache,
+            acompletion=self.acompletion,
+            source="optimize",
+        )
+        score, reason = col.score_column(self.objective), col.reason_column(self.objective)
+        cases = result.cases
+        rows = pd.DataFrame(
+            {
+                "case_id": cases[col.CASE_ID].astype(str),
+                "repeat": cases[col.REPEAT].astype(int),
+                "score": pd.to_numeric(cases[score], errors="coerce").astype(float) if score in cases else np.nan,
+                "reason": cases.get(reason),
+                "output": cases[col.OUTPUT],
+            }
+        )
+        extra = [c for c in cases.columns if str(c).startswith((col.INPUT, col.EXPECTED))]
+        rows = pd.concat([rows, cases[extra].reset_index(drop=True)], axis=1)
+        fresh = ~cases[col.CACHED].astype(bool) if col.CACHED in cases else pd.Series(True, index=cases.index)
+        cost = float(pd.to_numeric(cases.loc[fresh, col.COST_USD], errors="coerce").fillna(0).sum())
+        return Evaluation(rows=rows, calls=int(result.calls_made), cost_usd=cost)
+
+    def ask(self, model: str, system: str, prompt: str) -> tuple[str, Cost]:
+        """One question to ``model`` (a proposer), through the same engine and cache."""
+        variant = PromptVariant(name="proposer", system=system, prompt="{{ request }}", params={"temperature": 0})
+        dataset = Dataset.from_records([{"id": "ask", "request": prompt}])
+        spec = dataclasses.replace(self._experiment(variant, model, dataset), scorers=[], success=SuccessRule())
+        result = spec.run(log_to_mlflow=False, progress=False, cache=self.cache, acompletion=self.acompletion)
+        cases = result.cases
+        fresh = ~cases[col.CACHED].astype(bool) if col.CACHED in cases else pd.Series(True, index=cases.index)
+        cost = float(pd.to_numeric(cases.loc[fresh, col.COST_USD], errors="coerce").fillna(0).sum())
+        output = cases[col.OUTPUT].iloc[0]
+        return ("" if output is None or output != output else str(output)), Cost(int(result.calls_made), cost)
