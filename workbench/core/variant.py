@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -22,6 +23,7 @@ import jinja2.meta
 import jinja2.sandbox
 
 from workbench.core.exceptions import MissingVariablesError, TemplateError
+from workbench.core.images import check_names, user_content
 from workbench.core.redaction import REDACTOR, without_secrets
 from workbench.core.response_format import expand_response_format
 
@@ -94,6 +96,9 @@ class PromptVariant:
             a schema file: ``{"json_schema": "data/listing.schema.json"}`` (see
             :mod:`workbench.core.response_format`).
         description: Free text for humans; does not change :attr:`version`.
+        images: Variables whose cells are images (a file path or an http(s)/data URL), sent as
+            image parts after the user text (see :mod:`workbench.core.images`); not used in the
+            templates, and not in few-shot examples.
 
     Example:
         >>> v = PromptVariant(
@@ -113,12 +118,14 @@ class PromptVariant:
     examples: Sequence[Mapping[str, Any]] = ()
     params: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold a key: see __repr__
     description: str = ""
+    images: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise TemplateError(f"a variant needs a non-empty string name, got {self.name!r}")
         # Freeze containers so a variant (and its version) cannot change after creation.
         object.__setattr__(self, "examples", tuple(dict(e) for e in self.examples))
+        object.__setattr__(self, "images", check_names(self.images, self.name))
         params = dict(self.params)
         if params.get("response_format") is not None:  # a schema file is read now: the cache key holds the schema
             params["response_format"] = expand_response_format(
@@ -139,7 +146,7 @@ class PromptVariant:
                     f"variant {self.name!r}: few-shot example {i + 1} has no {EXAMPLE_OUTPUT_KEY!r} "
                     f"key; give each example the answer, e.g. {{'review': ..., 'output': 'positive'}}"
                 )
-            self._check_row(example, f"few-shot example {i + 1}")
+            self._check_row(example, f"few-shot example {i + 1}", self._template_variables)
 
     def _sources(self) -> list[tuple[str, str]]:
         sources = [("prompt", self.prompt)]
@@ -148,15 +155,19 @@ class PromptVariant:
         return sources
 
     def variables(self) -> set[str]:
-        """Names of the variables the templates use."""
+        """Names of the variables the templates use, and the image variables."""
         return set(self._variables)
 
     @cached_property
-    def _variables(self) -> frozenset[str]:
+    def _template_variables(self) -> frozenset[str]:
         names: set[str] = set()
         for _, source in self._sources():
             names |= jinja2.meta.find_undeclared_variables(_ENV.parse(source))
         return frozenset(names)
+
+    @cached_property
+    def _variables(self) -> frozenset[str]:
+        return self._template_variables | frozenset(self.images)
 
     @cached_property
     def version(self) -> str:
@@ -173,14 +184,15 @@ class PromptVariant:
                 "prompt": self.prompt,
                 "examples": list(self.examples),
                 "params": without_secrets(self.params),
+                **({"images": list(self.images)} if self.images else {}),  # older versions unchanged
             },
             sort_keys=True,
             default=str,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
-    def _check_row(self, row: Mapping[str, Any], where: str | None) -> None:
-        missing = {name for name in self._variables if _is_missing(row.get(name))}
+    def _check_row(self, row: Mapping[str, Any], where: str | None, names: frozenset[str] | None = None) -> None:
+        missing = {name for name in (self._variables if names is None else names) if _is_missing(row.get(name))}
         if missing:
             raise MissingVariablesError(self.name, missing, where)
 
@@ -191,13 +203,17 @@ class PromptVariant:
         except jinja2.TemplateError as exc:  # e.g. a filter applied to a bad value
             raise TemplateError(f"variant {self.name!r} failed to render: {exc}") from exc
 
-    def render(self, row: Mapping[str, Any], *, where: str | None = None) -> list[dict[str, str]]:
+    def render(
+        self, row: Mapping[str, Any], *, where: str | None = None, base_dir: Path | None = None
+    ) -> list[dict[str, Any]]:
         """Render the chat messages for one dataset row.
 
         Args:
             row: Variable values, usually one dataset row.
             where: Where the row came from, used in error messages
                 (for example ``"data/reviews.csv row 17"``).
+            base_dir: The folder image paths are relative to (the dataset file's; default: the
+                working directory). With :attr:`images`, the user turn is a list of content parts.
 
         Returns:
             OpenAI-style messages: optional system, few-shot turns, then the user turn.
@@ -207,13 +223,16 @@ class PromptVariant:
                 missing name is listed.
         """
         self._check_row(row, where)
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         if self.system:
             messages.append({"role": "system", "content": self._render_template(self.system, row)})
         for example in self.examples:
             messages.append({"role": "user", "content": self._render_template(self.prompt, example)})
             messages.append({"role": "assistant", "content": str(example[EXAMPLE_OUTPUT_KEY])})
-        messages.append({"role": "user", "content": self._render_template(self.prompt, row)})
+        text = self._render_template(self.prompt, row)
+        messages.append(
+            {"role": "user", "content": user_content(text, row, self.images, base_dir=base_dir, where=where)}
+        )
         return messages
 
     def __repr__(self) -> str:
@@ -235,6 +254,8 @@ class PromptVariant:
             data["params"] = REDACTOR.data(self.params) if redacted else dict(self.params)
         if self.description:
             data["description"] = self.description
+        if self.images:
+            data["images"] = list(self.images)
         return data
 
     @classmethod

@@ -11,9 +11,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.core.dataset import Case
 from workbench.core.exceptions import DatasetError, ScorerError
+from workbench.core.images import base_dir_of, check_images, readable
 from workbench.core.spec import ExperimentSpec
 from workbench.core.variant import PromptVariant
 from workbench.engine.cache import cache_key
@@ -30,17 +32,20 @@ class Call:
     model: str
     case: Case
     repeat: int
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
 
     @functools.cached_property
     def key(self) -> str:
         return cache_key(self.model, self.messages, self.variant.params, self.repeat)
 
 
-def render_prompt(messages: Sequence[Mapping[str, str]]) -> str:
-    """Readable text of what this case sent, without the few-shot turns (they are in the template)."""
+def render_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
+    """Readable text of what this case sent, without the few-shot turns (they are in the template).
+
+    An image is shown as ``[image: photo.jpg]``, never as its base64 text.
+    """
     shown = [m for m in messages if m["role"] == "system"] + [messages[-1]]
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in shown)
+    return "\n\n".join(f"[{m['role']}]\n{readable(m['content'])}" for m in shown)
 
 
 def validate(experiment: ExperimentSpec) -> None:
@@ -58,6 +63,8 @@ def validate(experiment: ExperimentSpec) -> None:
             f"or check the `limit` of experiment {experiment.name!r}"
         )
     dataset.validate(experiment.variants)
+    local = [model for model in experiment.models if is_local(model)]  # text only
+    check_images(dataset.cases(), experiment.variants, text_only_models=local, base_dir=base_dir_of(dataset.source))
     for variant in experiment.variants:
         for model in experiment.models:
             direct = experiment.settings.transport == TRANSPORT and not is_local(model)
@@ -83,9 +90,10 @@ def plan(experiment: ExperimentSpec) -> Iterator[Call]:
     an interrupted run has comparable partial results.
     """
     index = 0
+    base_dir = base_dir_of(experiment.dataset.source)  # image paths are relative to the dataset file
     for case in experiment.dataset.cases():
         for variant in experiment.variants:
-            messages = variant.render(case.inputs, where=case.where)
+            messages = variant.render(case.inputs, where=case.where, base_dir=base_dir)
             for model in experiment.models:
                 for repeat in range(experiment.repeats):
                     yield Call(index, variant, model, case, repeat, messages)

@@ -45,6 +45,7 @@ class VariantConfig(_Strict):
     examples: list[dict[str, Any]] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    images: list[str] = Field(default_factory=list)
 
 
 class SettingsConfig(_Strict):

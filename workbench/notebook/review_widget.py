@@ -13,6 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from workbench.core.html import render
+from workbench.views.thumbnails import with_thumbnails
 
 
 class ReviewWidget:
@@ -80,7 +81,8 @@ class ReviewWidget:
             "review_position.html.j2", index=review.index + 1, total=len(review.items), item=item,
             labelled=len(review.labels),
         )  # fmt: skip
-        self.content.value = render("review_item.html.j2", item=item, existing=review.label_of(item))
+        inputs = with_thumbnails(item.inputs, review.result.experiment)  # image inputs as thumbnails
+        self.content.value = render("review_item.html.j2", item=item, inputs=inputs, existing=review.label_of(item))
         self.prev.disabled = review.index == 0
         self.next.disabled = review.index >= len(review.items) - 1
         self.status.value = render("status.html.j2", text=review.status)

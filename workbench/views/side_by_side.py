@@ -19,7 +19,7 @@ import difflib
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
@@ -29,6 +29,7 @@ from workbench.core.exceptions import UsageError
 from workbench.core.html import render
 from workbench.core.redaction import REDACTOR
 from workbench.core.result import RunResult
+from workbench.views.thumbnails import with_thumbnails
 
 Only = Literal["disagreements", "failures"] | None
 
@@ -84,6 +85,7 @@ class SideBySide:
     scorer: str | None
     total: int
     diff: bool = True
+    experiment: Any = field(default=None, repr=False)  # its image variables are shown as thumbnails
 
     def to_frame(self) -> pd.DataFrame:
         """The table as a DataFrame (plain text, no HTML)."""
@@ -117,7 +119,11 @@ class SideBySide:
                     "case": record[col.CASE_ID],
                     "model": record[col.MODEL],
                     "repeat": record[col.REPEAT],
-                    "values": [_text(record[c]) for c in inputs + expected],
+                    "values": list(
+                        with_thumbnails(
+                            {c: _text(record[c]) for c in inputs + expected}, self.experiment, prefix=col.INPUT
+                        ).values()
+                    ),
                     "outputs": outputs,
                 }
             )
@@ -223,4 +229,4 @@ def side_by_side(
     if limit is not None:
         frame = frame.head(limit)
     columns = keys + inputs + [f"{v}:{name}" for v in chosen for name in fields]
-    return SideBySide(frame[columns].reset_index(drop=True), chosen, metric, total, diff)
+    return SideBySide(frame[columns].reset_index(drop=True), chosen, metric, total, diff, result.experiment)
