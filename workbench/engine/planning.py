@@ -17,6 +17,7 @@ from workbench.core.dataset import Case
 from workbench.core.exceptions import DatasetError, ScorerError
 from workbench.core.images import base_dir_of, check_images, readable
 from workbench.core.spec import ExperimentSpec
+from workbench.core.tool_results import check_tool_cases
 from workbench.core.variant import PromptVariant
 from workbench.engine.cache import cache_key
 from workbench.providers.models import check_model, check_params, is_local
@@ -65,6 +66,7 @@ def validate(experiment: ExperimentSpec) -> None:
     dataset.validate(experiment.variants)
     local = [model for model in experiment.models if is_local(model)]  # text only
     check_images(dataset.cases(), experiment.variants, text_only_models=local, base_dir=base_dir_of(dataset.source))
+    check_tool_cases(experiment.variants, dataset.cases(), dataset.columns)
     for variant in experiment.variants:
         for model in experiment.models:
             direct = experiment.settings.transport == TRANSPORT and not is_local(model)
