@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -222,3 +223,25 @@ def test_the_readme_photo_example_runs_against_the_fake_server_and_refuses_local
     assert all(u.startswith("data:image/jpeg;base64,") for u in urls) and len(set(urls)) == 3
     scores = dict(zip(result.cases["case_id"], result.cases["score.field_match"], strict=True))
     assert scores == {"p1": 1.0, "p2": 0.0, "p3": 0.0}  # the fake always says a red home item
+
+
+def test_mlflow_gets_the_image_columns_and_never_the_base64(tmp_path, tracking_uri):
+    from mlflow.tracking import MlflowClient
+
+    make_images(tmp_path / "data" / "img")
+    dataset = photo_dataset(tmp_path, [{"id": "a", "item": "mug", "photo": "img/red.png"}])
+    with FakeOpenAIServer(reply=lambda body: "a mug") as server:
+        exp = wb.Experiment(name="photos_tracked", variants=[variant(server)], dataset=dataset, models=[MODEL])
+        result = exp.run(tracking_uri=tracking_uri, progress=False)
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(result.run_id)
+    (child,) = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert json.loads(child.data.params["images"]) == ["photo"]
+    logged = ""
+    for run in (parent, child):
+        folder = client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id))
+        logged += "".join(p.read_text(errors="ignore") for p in Path(folder).rglob("*") if p.is_file())
+    assert "[image: red.png]" in logged and "img/red.png" in logged
+    assert ";base64," not in logged

@@ -274,6 +274,7 @@ class MlflowObserver(RunObserver):
             "system": variant.system or "",
             "prompt": variant.prompt,
             "n_examples": len(variant.examples),
+            **({"images": list(variant.images)} if variant.images else {}),
             **{f"param.{k}": v for k, v in (template.get("params") or {}).items()},
         }
         self.writer.log(run_id, params=params, metrics=primary_first(metric_items(row.items()), result.scorer_names))
