@@ -10,7 +10,7 @@ import workbench as wb
 from workbench.core.exceptions import ModelError
 from workbench.core.outputs import tool_calls_from_json
 from workbench.providers.local import _grammar
-from workbench.providers.local_tools import forced_call_schema, tool_calls_of, with_tools_message
+from workbench.providers.local_tools import as_text_turns, forced_call_schema, tool_calls_of, with_tools_message
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30},
@@ -82,3 +82,46 @@ def test_smollm2_writes_a_forced_call_through_the_grammar():
         if call.name == "get_weather":
             assert call.arguments["unit"] in ("celsius", "fahrenheit") and len(call.arguments["city"]) <= 30
     print(rows[["tool_calls", "score.tool_call_match", "latency_s"]].to_dict("records"))
+
+
+def test_tool_turns_of_a_multi_step_case_become_text_a_template_renders():
+    turns = as_text_turns([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"temp_c": 21}'},
+    ])  # fmt: skip
+    assert turns == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": '{"name": "get_weather", "arguments": {"city": "Paris"}}'},
+        {"role": "tool", "content": '{"temp_c": 21}'},
+    ]
+
+
+@pytest.mark.local_model
+def test_smollm2_in_a_two_step_tool_loop():
+    """One case, two real steps: the forced call, its result fed back as a tool turn, a second call."""
+    variant = wb.PromptVariant(
+        name="loop",
+        prompt="{{ question }}",
+        params={"temperature": 0, "max_tokens": 60, "tools": [WEATHER], "tool_choice": "required", "max_steps": 2},
+    )
+    dataset = wb.Dataset.from_records(
+        [
+            {
+                "id": "a",
+                "question": "What is the weather in Paris, in celsius?",
+                "tool_results": json.dumps({"get_weather": {"temp_c": 21}}),
+            }
+        ]  # fmt: skip
+    )
+    exp = wb.Experiment(name="local_loop", variants=[variant], dataset=dataset, models=["local/smollm2-135m-instruct"])
+    result = exp.run(log_to_mlflow=False, progress=False)
+    row = result.cases.iloc[0]
+    assert not isinstance(row["error"], str), row["error"]
+    calls = tool_calls_from_json(row["tool_calls"])
+    assert [c.name for c in calls] == ["get_weather", "get_weather"]  # forced twice: max_steps ends the loop
+    assert result.calls_made == 2
+    steps = json.loads(row["message"])["steps"]
+    assert len(steps) == 2 and row["completion_tokens"] > 0
+    print([c.arguments for c in calls])

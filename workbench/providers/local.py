@@ -52,7 +52,7 @@ from litellm.types.utils import Choices, Message, ModelResponse, Usage
 
 from workbench.core.exceptions import ModelError
 from workbench.core.response_format import schema_of
-from workbench.providers.local_tools import forced_call_schema, tool_calls_of, with_tools_message
+from workbench.providers.local_tools import as_text_turns, forced_call_schema, tool_calls_of, with_tools_message
 
 #: Provider prefix of local model strings.
 LOCAL_PROVIDER = "local"
@@ -288,6 +288,7 @@ class LocalLLM(CustomLLM):
         if stop:
             kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
         grammar = grammar_for(params.get("response_format"))
+        messages = as_text_turns(messages)  # a multi-step case's tool turns, as text the templates render
         call_schema = forced_call_schema(params.get("tools"), params.get("tool_choice"))
         if call_schema is not None:  # a forced tool call: the grammar can only write one
             grammar = _grammar(call_schema)

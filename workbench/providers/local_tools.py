@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workbench.core.exceptions import ModelError
+from workbench.core.outputs import parse_arguments
 
 #: Parameters of a tool that declares none: an empty object.
 _NO_PARAMETERS = {"type": "object", "properties": {}}
@@ -98,6 +99,27 @@ def with_tools_message(messages: Sequence[Mapping[str, Any]], tools: Any) -> lis
         out[0]["content"] = f"{out[0].get('content') or ''}\n\n{note}".strip()
     else:
         out.insert(0, {"role": "system", "content": note})
+    return out
+
+
+def as_text_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Messages a chat template without tools can render: the turns of a multi-step case as text.
+
+    An assistant turn that called tools reads as the JSON the call grammar writes; a ``tool``
+    turn keeps its role and its result text; no content is ``None``.
+    """
+    out = []
+    for message in messages:
+        turn = {"role": message.get("role"), "content": message.get("content") or ""}
+        calls = message.get("tool_calls") or ()
+        if calls and not turn["content"]:
+            written = []
+            for call in calls:
+                function = call.get("function") or {}
+                arguments = parse_arguments(function.get("arguments"))
+                written.append(json.dumps({"name": function.get("name"), "arguments": arguments}, ensure_ascii=False))
+            turn["content"] = "\n".join(written)
+        out.append(turn)
     return out
 
 
