@@ -129,6 +129,12 @@ def test_a_missing_file_is_named_with_row_field_and_fix_before_any_call(tmp_path
     assert "photos.jsonl" in message and "line 2" in message  # the file and the row
     assert "image column 'photo'" in message and "'img/nope.jpg'" in message
     assert "relative to the dataset file's folder" in message and "fix the path" in message
+    numbers = wb.Dataset.from_records([{"id": "a", "item": "mug", "photo": 7}])
+    with FakeOpenAIServer() as server:
+        exp = wb.Experiment(name="photos", variants=[variant(server)], dataset=numbers, models=[MODEL])
+        with pytest.raises(DatasetError, match=r"row 1: image column 'photo' holds 7; give a file path"):
+            exp.run(log_to_mlflow=False, progress=False)
+        assert server.requests == 0
 
 
 def test_images_on_an_embedded_text_only_model_fail_in_validation(tmp_path):

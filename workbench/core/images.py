@@ -118,10 +118,7 @@ def image_url(value: Any, *, base_dir: Path | None = None, where: str | None = N
         DatasetError: the cell is not text, or names a file that cannot be read.
     """
     if not isinstance(value, str) or not value.strip():
-        raise DatasetError(
-            f"{where or 'a row'}: image column {field!r} holds {value!r}; give a file path "
-            "(relative to the dataset file) or an http(s)/data URL"
-        )
+        raise DatasetError(_not_text(value, where, field))
     if is_url(value):
         url = value.strip()
         label = url.split(",", 1)[0] if url.lower().startswith("data:") else url.rsplit("/", 1)[-1] or url
@@ -132,6 +129,13 @@ def image_url(value: Any, *, base_dir: Path | None = None, where: str | None = N
         return _file_url(str(path), (stat.st_size, stat.st_mtime_ns))
     except OSError as exc:
         raise DatasetError(_missing(value, path, where, field, exc)) from exc
+
+
+def _not_text(value: Any, where: str | None, field: str) -> str:
+    return (
+        f"{where or 'a row'}: image column {field!r} holds {value!r}; give a file path "
+        "(relative to the dataset file) or an http(s)/data URL"
+    )
 
 
 def _missing(value: str, path: Path, where: str | None, field: str, exc: OSError) -> str:
@@ -201,7 +205,9 @@ def check_images(
     for case in cases:
         for name in names:
             value = case.inputs.get(name)
-            if isinstance(value, str) and value.strip() and not is_url(value):
+            if not isinstance(value, str) or not value.strip():
+                raise DatasetError(_not_text(value, case.where, name))
+            if not is_url(value):
                 path = locate(value, base_dir)
                 if not path.is_file():
                     raise DatasetError(_missing(value, path, case.where, name, FileNotFoundError(2, "no such file")))
