@@ -137,3 +137,9 @@ def test_results_by_name_and_arguments_and_bad_cells_fail_before_any_call():
         with pytest.raises(ConfigError, match=r"variant 'support': params.max_steps must be a whole number >= 1"):
             run(server, [{"id": "a", "request": "x", "tool_results": RESULTS, "calls": "[]"}], params={"max_steps": 0})
         assert server.requests == 0
+
+
+def test_ordered_is_part_of_the_scorer_spec():
+    scorer = wb.scorers.scorer_from_spec({"type": "tool_call_match", "expected": "calls", "ordered": True})
+    assert scorer.ordered is True and scorer.spec()["ordered"] is True
+    assert wb.scorers.scorer_from_spec(scorer.spec()) == scorer
