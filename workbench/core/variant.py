@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -23,6 +24,7 @@ import jinja2.sandbox
 
 from workbench.core.conversation import history_turns
 from workbench.core.exceptions import MissingVariablesError, TemplateError
+from workbench.core.images import check_names, user_content
 from workbench.core.redaction import REDACTOR, without_secrets
 from workbench.core.registry import registered_variant
 from workbench.core.response_format import expand_response_format
@@ -102,6 +104,9 @@ class PromptVariant:
             (see :mod:`workbench.core.conversation`). None: single-turn.
         retrieval: What to retrieve before the call (:class:`~workbench.core.retrieval_spec.Retrieval`,
             or its dict form); the chunks render as ``{{ context }}``, which the templates must use.
+        images: Variables whose cells are images (a file path or an http(s)/data URL), sent as
+            image parts after the user text (see :mod:`workbench.core.images`); not used in the
+            templates, and not in few-shot examples.
 
     Example:
         >>> v = PromptVariant(
@@ -123,6 +128,7 @@ class PromptVariant:
     description: str = ""
     history: str | None = None
     retrieval: Retrieval | None = None
+    images: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.retrieval, Mapping):
@@ -140,6 +146,7 @@ class PromptVariant:
             )
         # Freeze containers so a variant (and its version) cannot change after creation.
         object.__setattr__(self, "examples", tuple(dict(e) for e in self.examples))
+        object.__setattr__(self, "images", check_names(self.images, self.name))
         params = dict(self.params)
         if params.get("response_format") is not None:  # a schema file is read now: the cache key holds the schema
             params["response_format"] = expand_response_format(
@@ -160,7 +167,7 @@ class PromptVariant:
                     f"variant {self.name!r}: few-shot example {i + 1} has no {EXAMPLE_OUTPUT_KEY!r} "
                     f"key; give each example the answer, e.g. {{'review': ..., 'output': 'positive'}}"
                 )
-            self._check_row(example, f"few-shot example {i + 1}")
+            self._check_row(example, f"few-shot example {i + 1}", self._template_variables)
         if self.retrieval is not None and CONTEXT_VARIABLE not in self._template_variables:
             raise TemplateError(
                 f"variant {self.name!r} retrieves context but no template uses it; "
@@ -174,7 +181,7 @@ class PromptVariant:
         return sources
 
     def variables(self) -> set[str]:
-        """Names of the variables the templates use, and the :attr:`history` column."""
+        """Names of the variables the templates use, the :attr:`history` column and the image variables."""
         return set(self._variables) | ({self.history} if self.history else set())
 
     @cached_property
@@ -186,10 +193,12 @@ class PromptVariant:
 
     @cached_property
     def _variables(self) -> frozenset[str]:
-        """What a dataset row must give: with retrieval, the query's variables instead of ``context``."""
+        """What a dataset row must give: with retrieval, the query's variables instead of ``context``;
+        the image variables too."""
+        names = self._template_variables | frozenset(self.images)
         if self.retrieval is None:
-            return self._template_variables
-        return (self._template_variables - {CONTEXT_VARIABLE}) | self.retrieval.variables()
+            return names
+        return (names - {CONTEXT_VARIABLE}) | self.retrieval.variables()
 
     @cached_property
     def version(self) -> str:
@@ -210,6 +219,8 @@ class PromptVariant:
             content["retrieval"] = self.retrieval.fingerprint()
         if self.history:  # likewise: single-turn versions stay as they were
             content["history"] = self.history
+        if self.images:  # and versions without images
+            content["images"] = list(self.images)
         payload = json.dumps(
             content,
             sort_keys=True,
@@ -217,8 +228,8 @@ class PromptVariant:
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
-    def _check_row(self, row: Mapping[str, Any], where: str | None) -> None:
-        missing = {name for name in self._variables if _is_missing(row.get(name))}
+    def _check_row(self, row: Mapping[str, Any], where: str | None, names: frozenset[str] | None = None) -> None:
+        missing = {name for name in (self._variables if names is None else names) if _is_missing(row.get(name))}
         if missing:
             raise MissingVariablesError(self.name, missing, where)
 
@@ -229,13 +240,17 @@ class PromptVariant:
         except jinja2.TemplateError as exc:  # e.g. a filter applied to a bad value
             raise TemplateError(f"variant {self.name!r} failed to render: {exc}") from exc
 
-    def render(self, row: Mapping[str, Any], *, where: str | None = None) -> list[dict[str, str]]:
+    def render(
+        self, row: Mapping[str, Any], *, where: str | None = None, base_dir: Path | None = None
+    ) -> list[dict[str, Any]]:
         """Render the chat messages for one dataset row.
 
         Args:
             row: Variable values, usually one dataset row.
             where: Where the row came from, used in error messages
                 (for example ``"data/reviews.csv row 17"``).
+            base_dir: The folder image paths are relative to (the dataset file's; default: the
+                working directory). With :attr:`images`, the user turn is a list of content parts.
 
         Returns:
             OpenAI-style messages: optional system, few-shot turns, the row's :attr:`history`
@@ -247,7 +262,7 @@ class PromptVariant:
             DatasetError: The row's history is not a valid list of turns.
         """
         self._check_row(row, where)
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         if self.system:
             messages.append({"role": "system", "content": self._render_template(self.system, row)})
         for example in self.examples:
@@ -255,7 +270,10 @@ class PromptVariant:
             messages.append({"role": "assistant", "content": str(example[EXAMPLE_OUTPUT_KEY])})
         if self.history:
             messages += history_turns(row.get(self.history), where=where, column=self.history)
-        messages.append({"role": "user", "content": self._render_template(self.prompt, row)})
+        text = self._render_template(self.prompt, row)
+        messages.append(
+            {"role": "user", "content": user_content(text, row, self.images, base_dir=base_dir, where=where)}
+        )
         return messages
 
     def __repr__(self) -> str:
@@ -281,6 +299,8 @@ class PromptVariant:
             data["history"] = self.history
         if self.retrieval is not None:
             data["retrieval"] = self.retrieval.to_dict()
+        if self.images:
+            data["images"] = list(self.images)
         return data
 
     @classmethod

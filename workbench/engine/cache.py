@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.exceptions import ConfigError
+from workbench.core.images import for_key
 from workbench.core.outputs import ModelReply
 from workbench.core.redaction import without_secrets
 from workbench.util.paths import project_root
@@ -50,7 +51,8 @@ def cache_key(model: str, messages: Sequence[Mapping[str, Any]], params: Mapping
         False
     """
     kept = without_secrets({k: v for k, v in params.items() if k not in _NOT_OUTPUT_AFFECTING})
-    payload = json.dumps([model, list(messages), kept, repeat], sort_keys=True, default=str)
+    # An image counts by the hash of its bytes: its base64 text is not copied into the payload.
+    payload = json.dumps([model, for_key(messages), kept, repeat], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -164,6 +164,9 @@ class CallPath:
             if hit is not None:
                 return Answer(hit, cached=True)
         function = self._function(model, task=task)
+        # litellm 1.106 routes any call with `tools` through its MCP gateway check, which imports the
+        # optional `mcp` package (absent: "No module named 'mcp'"); the workbench sends plain function tools.
+        extra = {"_skip_mcp_handler": True} if function is litellm.acompletion and params.get("tools") else {}
         started = time.perf_counter()
 
         async def attempt() -> Any:
@@ -174,6 +177,7 @@ class CallPath:
                 num_retries=0,  # retried here, where rate limits are seen
                 max_retries=0,
                 **params,
+                **extra,
             )
 
         try:

@@ -13,14 +13,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workbench.core.chunks import Chunk, format_context
 from workbench.core.conversation import readable_prompt
 from workbench.core.dataset import Case
 from workbench.core.exceptions import DatasetError, RetrievalError, ScorerError
+from workbench.core.images import base_dir_of, check_images, readable
 from workbench.core.retrieval_spec import CONTEXT_VARIABLE
 from workbench.core.spec import ExperimentSpec
+from workbench.core.tool_results import check_tool_cases
 from workbench.core.variant import PromptVariant
 from workbench.engine.cache import cache_key
 from workbench.providers.models import check_model, check_params, is_local
@@ -37,7 +40,7 @@ class Call:
     model: str
     case: Case
     repeat: int
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     retrieved: tuple[Chunk, ...] | None = None  # None: the variant does not retrieve
 
     @functools.cached_property
@@ -45,12 +48,13 @@ class Call:
         return cache_key(self.model, self.messages, self.variant.params, self.repeat)
 
 
-def render_prompt(messages: Sequence[Mapping[str, str]], *, few_shot: int = 0) -> str:
+def render_prompt(messages: Sequence[Mapping[str, Any]], *, few_shot: int = 0) -> str:
     """Readable text of what this case sent: system, a conversation's history compactly, the user turn.
 
-    The ``few_shot`` examples' turns are left out (they are in the variant).
+    The ``few_shot`` examples' turns are left out (they are in the variant). An image is shown as
+    ``[image: photo.jpg]``, never as its base64 text.
     """
-    return readable_prompt(messages, few_shot=few_shot)
+    return readable_prompt([{**m, "content": readable(m["content"])} for m in messages], few_shot=few_shot)
 
 
 def validate(experiment: ExperimentSpec) -> None:
@@ -69,6 +73,9 @@ def validate(experiment: ExperimentSpec) -> None:
             f"or check the `limit` of experiment {experiment.name!r}"
         )
     dataset.validate(experiment.variants)
+    local = [model for model in experiment.models if is_local(model)]  # text only
+    check_images(dataset.cases(), experiment.variants, text_only_models=local, base_dir=base_dir_of(dataset.source))
+    check_tool_cases(experiment.variants, dataset.cases(), dataset.columns)
     _prepare_retrieval(experiment)  # indexes are built now, before any call
     for variant in experiment.variants:
         for model in experiment.models:
@@ -108,14 +115,17 @@ def _prepare_retrieval(experiment: ExperimentSpec) -> dict[str, PreparedRetrieva
 
 
 def render_case(
-    variant: PromptVariant, case: Case, retrieval: PreparedRetrieval | None
-) -> tuple[list[dict[str, str]], tuple[Chunk, ...] | None]:
-    """A case's messages for one variant, and the chunks retrieved for them (None without retrieval)."""
+    variant: PromptVariant, case: Case, retrieval: PreparedRetrieval | None, *, base_dir: Path | None = None
+) -> tuple[list[dict[str, Any]], tuple[Chunk, ...] | None]:
+    """A case's messages for one variant, and the chunks retrieved for them (None without retrieval).
+
+    ``base_dir``: the folder image paths are relative to (the dataset file's).
+    """
     if retrieval is None:
-        return variant.render(case.inputs, where=case.where), None
+        return variant.render(case.inputs, where=case.where, base_dir=base_dir), None
     chunks = retrieval.retrieve(case.inputs, where=case.where)
     row: dict[str, Any] = {**case.inputs, CONTEXT_VARIABLE: format_context(chunks)}
-    return variant.render(row, where=case.where), chunks
+    return variant.render(row, where=case.where, base_dir=base_dir), chunks
 
 
 def plan(experiment: ExperimentSpec) -> Iterator[Call]:
@@ -126,9 +136,10 @@ def plan(experiment: ExperimentSpec) -> Iterator[Call]:
     """
     index = 0
     retrievals = _prepare_retrieval(experiment)
+    base_dir = base_dir_of(experiment.dataset.source)  # image paths are relative to the dataset file
     for case in experiment.dataset.cases():
         for variant in experiment.variants:
-            messages, chunks = render_case(variant, case, retrievals.get(variant.name))
+            messages, chunks = render_case(variant, case, retrievals.get(variant.name), base_dir=base_dir)
             for model in experiment.models:
                 for repeat in range(experiment.repeats):
                     yield Call(index, variant, model, case, repeat, messages, chunks)

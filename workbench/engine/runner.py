@@ -43,6 +43,7 @@ from workbench.engine.observers import Observers, RunObserver, RunStart
 from workbench.engine.planning import Call, plan, render_prompt, validate
 from workbench.engine.spool import CaseSpool
 from workbench.engine.summary import notes_for, summarize, summary_columns
+from workbench.engine.tool_loop import complete_call, planned_steps
 from workbench.scorers.base import Score, accepts_context, run_scorer
 from workbench.scorers.context import ScoringContext
 from workbench.util.memory import release_unused
@@ -185,15 +186,7 @@ class Engine:
         started = time.perf_counter()
         reply: ModelReply | None = None
         try:
-            answer = await self.calls.complete(
-                model=call.model,
-                messages=call.messages,
-                params=call.variant.params,
-                repeat=call.repeat,
-                key=call.key,
-                lookup=False,  # run() looked already
-                task=True,
-            )
+            answer = await complete_call(self.calls, call)  # one call, or a multi-step tool case
             reply = answer.reply
             row.update({col.ERROR: None, col.ATTEMPTS: answer.attempts})
         except Exception as exc:  # every provider error is recorded, never raised mid-run
@@ -213,7 +206,7 @@ class Engine:
         """The call's reserved upper-bound cost, or None when it could pass the budget (run stops)."""
         if self.budget_usd is None:
             return 0.0
-        reserved = call_cost_upper_bound(call.model, call.messages, call.variant.params)
+        reserved = call_cost_upper_bound(call.model, call.messages, call.variant.params) * planned_steps(call)
         spent = self.calls.spent_usd
         if spent + self.reserved_usd + reserved > self.budget_usd:
             self.stopped = (

@@ -61,6 +61,7 @@ class VariantConfig(_Strict):
     description: str = ""
     history: str | None = None
     retrieval: RetrievalConfig | None = None
+    images: list[str] = Field(default_factory=list)
 
 
 class SettingsConfig(_Strict):

@@ -14,6 +14,7 @@ import ipywidgets as widgets
 
 from workbench.core.html import render
 from workbench.views.conversation import conversation_html, history_columns
+from workbench.views.thumbnails import with_thumbnails
 
 
 class ReviewWidget:
@@ -83,7 +84,10 @@ class ReviewWidget:
         )  # fmt: skip
         history = [c for c in history_columns(review.result.experiment.variants) if c in item.inputs]
         shown = {"history": history, "conversations": [conversation_html(item.inputs[c]) for c in history]}
-        self.content.value = render("review_item.html.j2", item=item, existing=review.label_of(item), **shown)
+        inputs = with_thumbnails(item.inputs, review.result.experiment)  # image inputs as thumbnails
+        self.content.value = render(
+            "review_item.html.j2", item=item, inputs=inputs, existing=review.label_of(item), **shown
+        )
         self.prev.disabled = review.index == 0
         self.next.disabled = review.index >= len(review.items) - 1
         self.status.value = render("status.html.j2", text=review.status)

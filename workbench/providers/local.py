@@ -15,7 +15,9 @@ ship in PyPI packages and run in-process with llama-cpp-python (no key, no netwo
 
 A ``response_format`` in the params (litellm's structured-output parameter: ``json_object``
 or ``json_schema``) becomes a llama.cpp grammar (:func:`grammar_for`), so the sampled reply can
-only be JSON that fits the schema.
+only be JSON that fits the schema. ``tools`` with a ``tool_choice`` that forces a call (a
+function, or ``"required"``) become a grammar of the call (:mod:`workbench.providers.local_tools`),
+and the reply is that tool call.
 
 Each model is loaded once per process, on first use, and calls are serialised
 because a llama.cpp context is not thread-safe. Each call evaluates its whole
@@ -32,6 +34,7 @@ import asyncio
 import atexit
 import ctypes
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -49,6 +52,7 @@ from litellm.types.utils import Choices, Message, ModelResponse, Usage
 
 from workbench.core.exceptions import ModelError
 from workbench.core.response_format import schema_of
+from workbench.providers.local_tools import as_text_turns, forced_call_schema, tool_calls_of, with_tools_message
 
 #: Provider prefix of local model strings.
 LOCAL_PROVIDER = "local"
@@ -212,6 +216,13 @@ def _split_type_lists(schema: Any) -> Any:
     return out
 
 
+def _grammar(schema: Any) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    # Keys keep their order: it is the order the model writes the fields in.
+    return LlamaGrammar.from_string(_gbnf(json.dumps(_split_type_lists(schema))), verbose=False)
+
+
 def grammar_for(response_format: Mapping[str, Any] | None) -> Any:
     """The ``LlamaGrammar`` that makes a local model answer in ``response_format``, or None for free text.
 
@@ -221,12 +232,9 @@ def grammar_for(response_format: Mapping[str, Any] | None) -> Any:
     wants_json, schema = schema_of(response_format)
     if not wants_json:
         return None
-    from llama_cpp import LlamaGrammar
-
     if schema is None:  # any JSON object: an object schema, so the answer is not a bare number
         schema = {"type": "object"}
-    # Keys keep their order: it is the order the model writes the fields in.
-    return LlamaGrammar.from_string(_gbnf(json.dumps(_split_type_lists(schema))), verbose=False)
+    return _grammar(schema)
 
 
 class LocalLLM(CustomLLM):
@@ -280,6 +288,11 @@ class LocalLLM(CustomLLM):
         if stop:
             kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
         grammar = grammar_for(params.get("response_format"))
+        messages = as_text_turns(messages)  # a multi-step case's tool turns, as text the templates render
+        call_schema = forced_call_schema(params.get("tools"), params.get("tool_choice"))
+        if call_schema is not None:  # a forced tool call: the grammar can only write one
+            grammar = _grammar(call_schema)
+            messages = with_tools_message(messages, params.get("tools"))
         if grammar is not None:  # grammar-constrained sampling: only JSON that fits the schema
             kwargs["grammar"] = grammar
         chat = LOCAL_MODELS[name].chat if name in LOCAL_MODELS else False
@@ -300,6 +313,9 @@ class LocalLLM(CustomLLM):
         choice = out["choices"][0]
         text = choice["message"]["content"] if chat else choice["text"]
         usage = out["usage"]
+        call_id = "call_" + hashlib.sha256((text or "").encode()).hexdigest()[:12]  # the same reply, the same id
+        tool_calls = tool_calls_of(text or "", call_id=call_id) if call_schema is not None else []
+        message = Message(role="assistant", content=None, tool_calls=tool_calls) if tool_calls else None
         return ModelResponse(
             id=f"local-{uuid.uuid4().hex[:12]}",
             created=int(time.time()),
@@ -308,8 +324,8 @@ class LocalLLM(CustomLLM):
             choices=[
                 Choices(
                     index=0,
-                    finish_reason=choice.get("finish_reason") or "stop",
-                    message=Message(role="assistant", content=text or ""),
+                    finish_reason="tool_calls" if tool_calls else choice.get("finish_reason") or "stop",
+                    message=message or Message(role="assistant", content=text or ""),
                 )
             ],
             usage=Usage(

@@ -19,7 +19,9 @@ argument optional. A model's call is right when
 
 Parallel calls are matched order-insensitively by an assignment
 (``scipy.optimize.linear_sum_assignment``). An empty expected list means "no call
-expected" (BFCL's relevance detection): right when the model made no call.
+expected" (BFCL's relevance detection): right when the model made no call. With
+``ordered=True`` the calls are a sequence (a multi-step case, where each call depends on
+the results fed back before it): the n-th call is checked against the n-th expected one.
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ class ToolCallMatch(BaseScorer):
             ``[]`` means no call expected.
         abs_tol: Absolute tolerance for numbers.
         rel_tol: Relative tolerance for numbers (0.01 = 1%).
+        ordered: The expected calls are a sequence (multi-step cases): compared position by
+            position, not as a set.
 
     Example:
         >>> from workbench.core.outputs import ToolCall
@@ -116,6 +120,7 @@ class ToolCallMatch(BaseScorer):
     expected: str | None = None
     abs_tol: float = 0.0
     rel_tol: float = 0.0
+    ordered: bool = False
     metric_name: str | None = None
 
     def truth(self, expectations: Mapping[str, Any]) -> list[ExpectedCall]:
@@ -179,6 +184,8 @@ class ToolCallMatch(BaseScorer):
             return CallCheck(not calls, names_ok, 0, () if not calls else (f"no call expected, got {shown}",))
         if not calls:
             return CallCheck(False, False, len(expected), (f"no call made, expected {[w.name for w in expected]}",))
+        if self.ordered:
+            return self._compare_in_order(calls, expected)
         import numpy as np  # imported on use, with scipy
         from scipy.optimize import linear_sum_assignment
 
@@ -190,6 +197,15 @@ class ToolCallMatch(BaseScorer):
         problems = [p for r, k in zip(rows, cols, strict=True) for p in found[r][k]]
         problems += [f"missing call {expected[k].name!r}" for k in sorted(set(range(len(expected))) - set(cols))]
         problems += [f"extra call {calls[r].name!r}" for r in sorted(set(range(len(calls))) - set(rows))]
+        return CallCheck(not problems, names_ok, len(expected), tuple(problems))
+
+    def _compare_in_order(self, calls: Sequence[ToolCall], expected: Sequence[ExpectedCall]) -> CallCheck:
+        """The n-th call against the n-th expected call; a missing or extra call is named with its position."""
+        problems = [f"call {n}: {p}" for n, (c, w) in enumerate(zip(calls, expected, strict=False), start=1)
+                    for p in self.check_call(c, w)]  # fmt: skip
+        problems += [f"call {n}: missing call {w.name!r}" for n, w in enumerate(expected, 1) if n > len(calls)]
+        problems += [f"call {n}: extra call {c.name!r}" for n, c in enumerate(calls, 1) if n > len(expected)]
+        names_ok = [c.name for c in calls] == [w.name for w in expected]
         return CallCheck(not problems, names_ok, len(expected), tuple(problems))
 
     def score(

@@ -17,7 +17,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,10 +63,22 @@ def _words(text: Any) -> int:
     return len(str(text).split()) if text else 0
 
 
-def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+def _completion(body: dict[str, Any], content: str | Mapping[str, Any]) -> dict[str, Any]:
     prompt_tokens = sum(_words(m.get("content")) for m in body["messages"])
-    completion_tokens = _words(content)
-    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+    if isinstance(content, Mapping):  # a whole assistant message, e.g. with tool_calls
+        message = {"role": "assistant", "content": None, **content}
+        tool_calls = message.get("tool_calls") or []
+        for i, tool_call in enumerate(tool_calls):  # as OpenAI sends them: an id, a type, arguments as text
+            tool_call.setdefault("id", f"call_{request_key(body)[:8]}_{i}")
+            tool_call.setdefault("type", "function")
+            if not isinstance(tool_call["function"].get("arguments"), str):
+                tool_call["function"]["arguments"] = json.dumps(tool_call["function"].get("arguments") or {})
+        finish = "tool_calls" if tool_calls else "stop"
+        completion_tokens = _words(message.get("content")) + sum(_words(_canonical(c)) for c in tool_calls)
+    else:
+        message, finish = {"role": "assistant", "content": content}, "stop"
+        completion_tokens = _words(content)
+    choice = {"index": 0, "message": message, "finish_reason": finish}
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
     return {
         "id": "chatcmpl-" + request_key(body),
@@ -110,7 +122,9 @@ class FakeOpenAIServer:
         retry_after_s: Value of the ``Retry-After`` header on 429 answers.
         hang_s: How long a ``hang`` fault waits before answering 504; longer than the client timeout.
         seed: Seed for the fault decisions.
-        reply: Optional ``reply(request_json) -> str`` replacing :func:`expected_reply`.
+        reply: Optional ``reply(request_json)`` replacing :func:`expected_reply`: the reply's text, or
+            the assistant message as a mapping (``{"tool_calls": [{"function": {"name": ...,
+            "arguments": {...}}}]}``; ids, types and JSON-text arguments are filled in).
 
     Example:
         >>> import litellm
@@ -129,7 +143,7 @@ class FakeOpenAIServer:
         retry_after_s: float = 0.05,
         hang_s: float = 30.0,
         seed: int = 0,
-        reply: Callable[[dict[str, Any]], str] | None = None,
+        reply: Callable[[dict[str, Any]], str | Mapping[str, Any]] | None = None,
     ) -> None:
         if not faults or any(f not in FAULT_KINDS for f in faults):
             raise UsageError(f"faults must be a non-empty subset of {FAULT_KINDS!r}, got {tuple(faults)!r}")

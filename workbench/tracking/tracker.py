@@ -277,6 +277,7 @@ class MlflowObserver(RunObserver):
             "system": variant.system or "",
             "prompt": variant.prompt,
             "n_examples": len(variant.examples),
+            **({"images": list(variant.images)} if variant.images else {}),
             **{f"param.{k}": v for k, v in (template.get("params") or {}).items()},
             **{f"retrieval.{k}": v for k, v in (template.get("retrieval") or {}).items()},  # k, retriever, chunking
         }

@@ -19,7 +19,7 @@ import difflib
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
@@ -30,6 +30,7 @@ from workbench.core.html import render
 from workbench.core.redaction import REDACTOR
 from workbench.core.result import RunResult
 from workbench.views.conversation import conversation_html, history_columns
+from workbench.views.thumbnails import with_thumbnails
 
 Only = Literal["disagreements", "failures"] | None
 
@@ -80,6 +81,7 @@ class SideBySide:
         total: Rows before ``limit`` was applied.
         history: ``input.*`` columns holding a conversation's earlier turns: shown as turns
             in a row above the case, not as a cell.
+        experiment: The run's experiment; its variants' image variables are shown as thumbnails.
     """
 
     frame: pd.DataFrame
@@ -88,6 +90,7 @@ class SideBySide:
     total: int
     diff: bool = True
     history: tuple[str, ...] = ()
+    experiment: Any = field(default=None, repr=False)  # its image variables are shown as thumbnails
 
     def to_frame(self) -> pd.DataFrame:
         """The table as a DataFrame (plain text, no HTML)."""
@@ -121,7 +124,11 @@ class SideBySide:
                     "case": record[col.CASE_ID],
                     "model": record[col.MODEL],
                     "repeat": record[col.REPEAT],
-                    "values": [_text(record[c]) for c in inputs + expected],
+                    "values": list(
+                        with_thumbnails(
+                            {c: _text(record[c]) for c in inputs + expected}, self.experiment, prefix=col.INPUT
+                        ).values()
+                    ),
                     "outputs": outputs,
                     "conversation": [conversation_html(record[c]) for c in self.history],
                 }
@@ -229,4 +236,5 @@ def side_by_side(
         frame = frame.head(limit)
     columns = keys + inputs + [f"{v}:{name}" for v in chosen for name in fields]
     history = tuple(c for c in map(col.input_column, history_columns(result.experiment.variants)) if c in columns)
-    return SideBySide(frame[columns].reset_index(drop=True), chosen, metric, total, diff, history)
+    frame = frame[columns].reset_index(drop=True)
+    return SideBySide(frame, chosen, metric, total, diff, history, result.experiment)
