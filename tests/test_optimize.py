@@ -290,6 +290,11 @@ def test_search_is_logged_to_mlflow_as_a_parent_with_a_child_run_per_candidate(f
     assert child.data.params["parent"] == "c0" and child.data.metrics["dev"] == result["c1"].dev_mean
     diff = client.download_artifacts(child.info.run_id, "diff.txt")
     assert PLANTED in Path(diff).read_text()
+    # Each candidate is a version of the registered prompt, linked to its child run.
+    linked = {r.data.params["candidate"]: json.loads(r.data.tags["mlflow.linkedPrompts"])[0] for r in children}
+    assert linked["c0"]["name"] == linked["c1"]["name"] and linked["c0"]["version"] != linked["c1"]["version"]
+    version = client.get_prompt_version(linked["c1"]["name"], linked["c1"]["version"])
+    assert PLANTED in json.dumps(version.template) and "+1/-1 lines" in version.commit_message
 
 
 def test_several_finalists_are_holm_adjusted_and_the_verdict_says_so() -> None:

@@ -1,11 +1,17 @@
 """Logging a prompt search to MLflow: a parent run with the verdict, one child run per candidate
-(its prompt version, parent, strategy, dev score and CI, and its diff against its parent)."""
+(its prompt version, parent, strategy, dev score and CI, and its diff against its parent).
+
+Each candidate is also registered in MLflow's Prompt Registry as a version of
+``<experiment>.<variant>`` (a new version only for new content, its commit message saying what
+changed; see :mod:`workbench.tracking.genai`) and linked to its child run."""
 
 from __future__ import annotations
 
 import os
+import warnings
 
 from workbench.optimize.result import OptimizeResult
+from workbench.tracking.genai import link_prompts, register_variant
 from workbench.tracking.presentation import REPORT_ENV
 from workbench.tracking.store import NOTE_TAG, MlflowWriter
 from workbench.tracking.tracker import REPORT_TAG
@@ -57,6 +63,12 @@ def log_search(result: OptimizeResult, *, experiment: str, tracking_uri: str | N
         writer.json(child, candidate.variant.to_dict(redacted=True), "variant.json")
         if candidate.parent:
             writer.text(child, result.diff(candidate.id), "diff.txt")
+        try:  # a store without the prompt registry keeps the runs
+            link_prompts(writer.client, child, [register_variant(writer.client, experiment, candidate.variant)])
+        except Exception as exc:
+            warnings.warn(
+                f"candidate {candidate.id} was not registered as a prompt: {exc!r}", RuntimeWarning, stacklevel=2
+            )
         writer.end_run(child, "FINISHED")
     writer.end_run(parent, "FINISHED")
     return parent
