@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+
+def _stats() -> Any:
+    """scipy.stats, imported on first use: it costs ~1 s and ~50 MB, too much for ``import workbench``."""
+    from scipy import stats
+
+    return stats
+
 
 __all__ = ["COLUMNS", "MEASURES", "Measured", "psi"]
 
@@ -54,7 +61,7 @@ def _categorical(column: str, name: str) -> Callable[[pd.DataFrame, pd.DataFrame
             return None
         levels = sorted(set(r) | set(c))
         counts = np.array([[int((r == v).sum()) for v in levels], [int((c == v).sum()) for v in levels]])
-        p = stats.chi2_contingency(counts, correction=False).pvalue if len(levels) > 1 else 1.0
+        p = _stats().chi2_contingency(counts, correction=False).pvalue if len(levels) > 1 else 1.0
         top = pd.Series(counts[1], index=levels).idxmax()  # shown as the current window's commonest level
         shares = (f"{top} {(r == top).mean():.0%}", f"{top} {(c == top).mean():.0%}")
         return Measured(*shares, psi(counts[0], counts[1]), "psi", "chi-square", float(p), len(r), len(c))
@@ -68,7 +75,7 @@ def _length(ref: pd.DataFrame, cur: pd.DataFrame) -> Measured | None:
     edges = np.unique(np.quantile(r, np.linspace(0, 1, 11)))
     edges[0], edges[-1] = -np.inf, np.inf
     effect = psi(np.histogram(r, edges)[0], np.histogram(c, edges)[0])
-    p = stats.ks_2samp(r, c).pvalue
+    p = _stats().ks_2samp(r, c).pvalue
     return Measured(
         float(np.median(r)), float(np.median(c)), effect, "psi", "Kolmogorov-Smirnov", float(p), len(r), len(c)
     )
@@ -84,10 +91,10 @@ def _rate(column: str, *, negate: bool = False) -> Callable[[pd.DataFrame, pd.Da
         table = np.array([[r.sum(), (~r).sum()], [c.sum(), (~c).sum()]])
         if (table.sum(axis=0) == 0).any():  # neither period has one (or every row does): nothing changed
             p = 1.0
-        elif (stats.contingency.expected_freq(table) < 5).any():
-            p = stats.fisher_exact(table).pvalue
+        elif (_stats().contingency.expected_freq(table) < 5).any():
+            p = _stats().fisher_exact(table).pvalue
         else:
-            p = stats.chi2_contingency(table, correction=False).pvalue
+            p = _stats().chi2_contingency(table, correction=False).pvalue
         rr, cr = float(r.mean()), float(c.mean())
         test = "two proportions"
         return Measured(rr, cr, _relative(rr, cr), "relative", test, float(p), len(r), len(c))
@@ -100,7 +107,7 @@ def _mean(column: str) -> Callable[[pd.DataFrame, pd.DataFrame], Measured | None
         r, c = ref[column].dropna().to_numpy(float), cur[column].dropna().to_numpy(float)
         if not len(r) or not len(c):
             return None
-        p = 1.0 if np.ptp(np.concatenate([r, c])) == 0 else stats.mannwhitneyu(r, c).pvalue
+        p = 1.0 if np.ptp(np.concatenate([r, c])) == 0 else _stats().mannwhitneyu(r, c).pvalue
         rm, cm = float(r.mean()), float(c.mean())
         return Measured(rm, cm, _relative(rm, cm), "relative", "Mann-Whitney U", float(p), len(r), len(c))
 
@@ -111,7 +118,7 @@ def _p95(ref: pd.DataFrame, cur: pd.DataFrame) -> Measured | None:
     r, c = ref["latency_s"].to_numpy(float), cur["latency_s"].to_numpy(float)
     bar = float(np.quantile(r, 0.95))
     above = int((c > bar).sum())
-    p = stats.binomtest(above, len(c), 0.05).pvalue  # the reference's share above its own p95 is 5%
+    p = _stats().binomtest(above, len(c), 0.05).pvalue  # the reference's share above its own p95 is 5%
     now = float(np.quantile(c, 0.95))
     return Measured(
         bar, now, _relative(bar, now), "relative", "binomial: share above the reference p95", float(p), len(r), len(c)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from workbench.core.chunks import doc_ids
 from workbench.core.dataset import Dataset
@@ -146,6 +145,8 @@ def _interval(values: np.ndarray, n_resamples: int, seed: int) -> tuple[float, f
     if len(values) < 2 or np.all(values == values[0]):
         mean = float(values.mean()) if len(values) else np.nan
         return mean, mean
+    from scipy import stats  # on use: scipy.stats costs ~1 s at import
+
     result = stats.bootstrap(
         (values,), np.mean, n_resamples=n_resamples, method="percentile", random_state=np.random.default_rng(seed)
     )
