@@ -9,6 +9,7 @@ workbench runs [--experiment E] [--since 7d] | --close-orphans
 workbench alias <run_id> production [--variant V]
 workbench promote experiments/sentiment.yaml few_shot [--alias production]
 workbench ui
+workbench server start|stop|status | user NAME [--grant EXPERIMENT=PERMISSION]
 
 Exit codes: 0 done (a gate passed), 1 a gate failed or a run failed (its MLflow
 run ends FAILED), 2 bad input (the message says what and how to fix it).
@@ -17,6 +18,8 @@ run ends FAILED), 2 bad input (the message says what and how to fix it).
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +33,7 @@ from workbench.core.exceptions import RunError, WorkbenchError
 from workbench.engine.cache import ResponseCache
 from workbench.experiment.baseline import run_against_baseline
 from workbench.experiment.config import load_experiment
+from workbench.server import Accounts, TeamServer
 from workbench.tracking.genai import promote
 from workbench.tracking.report import run_report
 from workbench.tracking.runs import list_runs, set_alias
@@ -176,6 +180,43 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_server(args: argparse.Namespace) -> int:
+    server = TeamServer.from_env()
+    if args.action == "start":
+        server.start()
+        print(f"team server: {server.url} (PostgreSQL on 127.0.0.1:{server.db.port}, files in {server.root})")
+        print(f"admin user {server.admin!r}: its password is in {server.secrets_file} (mode 600)")
+        print("add a user: workbench server user NAME --grant EXPERIMENT=EDIT; point the workbench at it with")
+        print(f"  export MLFLOW_TRACKING_URI={server.url} MLFLOW_TRACKING_USERNAME=NAME MLFLOW_TRACKING_PASSWORD=...")
+    elif args.action == "stop":
+        server.stop()
+        print(f"stopped mlflow server and PostgreSQL ({server.root})")
+    elif args.action == "status":
+        status = server.status()
+        print(status)
+        return 0 if status.healthy else 1
+    else:  # user
+        if not args.name:
+            raise WorkbenchError(
+                "workbench server user needs a NAME, e.g. workbench server user alice --grant sentiment=EDIT"
+            )
+        given = os.environ.get("WORKBENCH_USER_PASSWORD")
+        password = given or secrets.token_urlsafe(18)
+        admin = Accounts(server.url, server.admin, server.secrets()["MLFLOW_AUTH_ADMIN_PASSWORD"])
+        admin.add_user(args.name, password)
+        for pair in args.grant:
+            experiment, _, permission = pair.rpartition("=")
+            if not experiment:
+                raise WorkbenchError(f"--grant {pair!r} must look like EXPERIMENT=PERMISSION, e.g. sentiment=EDIT")
+            admin.grant(args.name, experiment, permission)
+            print(f"{args.name}: {permission.upper()} on experiment {experiment!r}")
+        shown = (
+            "(from $WORKBENCH_USER_PASSWORD)" if given else f"{password}  (shown once; keep it in a password manager)"
+        )
+        print(f"user {args.name!r} on {server.url}; password {shown}")
+    return 0
+
+
 def _positive(text: str) -> int:
     """An argparse type: a whole number >= 1 (0 and negatives are refused, never read as "all")."""
     try:
@@ -287,6 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="show or clear the response cache")
     cache.add_argument("action", choices=["info", "clear"])
     cache.set_defaults(func=_cmd_cache)
+
+    server = sub.add_parser("server", help="the team's MLflow server on PostgreSQL with logins (docs/team_server.md)")
+    server.add_argument("action", choices=["start", "stop", "status", "user"])
+    server.add_argument("name", nargs="?", help="user: the account to create (or to give a new password)")
+    server.add_argument(
+        "--grant", action="append", default=[], metavar="EXPERIMENT=PERMISSION", help="user: READ, EDIT, MANAGE..."
+    )
+    server.set_defaults(func=_cmd_server)
 
     ui = sub.add_parser("ui", help="print the command that opens the MLflow UI on this project")
     ui.add_argument("--port", type=int, default=5000)
