@@ -141,6 +141,9 @@ class TeamServer:
             f"database_uri = {self.db.url(AUTH_DB, ROLE, role_password)}\n"
             f"admin_username = {self.admin}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Checks a (user, password) pair's PBKDF2 hash once a minute instead of on every
+            # request (MLflow: ~3x the throughput); a changed password takes up to 60 s elsewhere.
+            "auth_cache_ttl_seconds = 60\n"
         )
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
