@@ -7,9 +7,15 @@ tests run as root. Select them with ``-m team_server``; without PostgreSQL's ini
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,12 +26,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import workbench as wb
-from workbench.core.exceptions import WorkbenchError
+from workbench.cli import main
+from workbench.core.exceptions import TrackingUnreachableError, WorkbenchError
 from workbench.server import Accounts, TeamServer
 from workbench.server.postgres import find_bin_dir
 
 pytestmark = pytest.mark.team_server
 
+ROOT = Path(__file__).resolve().parents[1]
 PASSWORDS = {"alice": "alice-" + "Q7x2" * 5, "bob": "bob-" + "Z9k4" * 5}
 
 
@@ -143,3 +151,103 @@ def test_the_workbench_logs_a_run_with_credentials_from_the_environment(
     for file in result.cases_path.parent.rglob("*"):
         assert password.encode() not in file.read_bytes(), file
     assert "***" in wb.REDACTOR.text(f"login failed for alice:{password}")
+
+
+def test_eight_experiments_at_once_from_separate_processes(server: TeamServer, as_alice: str, tmp_path: Path) -> None:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-FAKE-KEY-000000000000", "PYTHONPATH": str(ROOT)}
+    jobs = []
+    for i in range(8):  # one experiment name: they race to create it, and its prompts
+        run_env = {**env, "WORKBENCH_RUNS": str(tmp_path / f"runs{i}"), "WORKBENCH_CACHE": str(tmp_path / f"c{i}.db")}
+        command = [sys.executable, str(ROOT / "tests" / "team_server_job.py"), "concurrent", "--cases", "6"]
+        jobs.append(subprocess.Popen(command, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [job.communicate(timeout=600) for job in jobs]
+    for job, (_, err) in zip(jobs, outputs, strict=True):
+        assert job.returncode == 0, err[-3000:]
+    run_ids = [json.loads(out.strip().splitlines()[-1])["run_id"] for out, _ in outputs]
+    assert len(set(run_ids)) == 8
+    client = MlflowClient(as_alice)
+    experiment = client.get_experiment_by_name("concurrent")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert len(runs) == 8 * 3  # a parent and two variant runs each
+    assert {r.info.status for r in runs} == {"FINISHED"}  # none left RUNNING
+    for run_id in run_ids:
+        parent = client.get_run(run_id)
+        assert "workbench.verdict" in parent.data.tags
+        assert {"manifest.json", "summary.csv", "charts.html", "run"} <= {a.path for a in client.list_artifacts(run_id)}
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == run_id]
+        assert len(children) == 2
+        for child in children:
+            assert child.data.metrics["label_match"] == pytest.approx(1.0)
+            assert child.data.metrics["n"] == 6
+            table = json.loads(Path(client.download_artifacts(child.info.run_id, "cases.json")).read_text())
+            assert len(table["data"]) == 6
+
+
+class _KillServer(wb.RunObserver):
+    """Kills the mlflow server (SIGKILL, workers too) when the first case is done; optionally
+    starts it again in the background, while the run goes on and MLflow's client retries."""
+
+    def __init__(self, server: TeamServer, *, restart: bool) -> None:
+        self.server, self.restart, self.thread = server, restart, None
+
+    def case_done(self, row: object) -> None:
+        if self.thread is None and self.server.pid() is not None:
+            self.server.stop_mlflow(sig=signal.SIGKILL)
+            self.thread = threading.Thread(target=self.server.start if self.restart else (lambda: None))
+            self.thread.start()
+
+
+def test_server_killed_mid_run_and_restarted_the_run_completes(
+    server: TeamServer, as_alice: str, fake_key: str
+) -> None:
+    killer = _KillServer(server, restart=True)
+    result = _experiment("team-a-faults").run(
+        progress=False, acompletion=FakeLLM(delay=0.2), cache=False, observers=[killer]
+    )
+    killer.thread.join()
+    client = MlflowClient(as_alice)
+    parent = client.get_run(result.run_id)
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert sorted(c.info.status for c in children) == ["FINISHED", "FINISHED"]
+    assert {"manifest.json", "summary.csv", "charts.html", "run"} <= {
+        a.path for a in client.list_artifacts(result.run_id)
+    }
+
+
+def test_server_down_past_the_retries_keeps_the_run_and_sync_uploads_it(
+    server: TeamServer, as_alice: str, fake_key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    killer = _KillServer(server, restart=False)
+    with pytest.raises(TrackingUnreachableError, match="workbench sync") as raised:
+        _experiment("team-a-faults").run(
+            progress=False, acompletion=FakeLLM(delay=0.2), cache=False, observers=[killer]
+        )
+    result = raised.value.result
+    folder = result.cases_path.parent
+    assert f"workbench sync {folder}" in str(raised.value)
+    assert len(wb.core.runstore.CasesFile(result.cases_path).read(["case_id"])) == 12  # nothing lost
+    note = json.loads((folder / "mlflow_pending.json").read_text())
+    assert note["parent_run_id"] and note["tracking_uri"] == server.url
+    assert PASSWORDS["alice"] not in json.dumps(note)
+    server.start()
+    assert main(["sync", str(folder)]) == 0
+    assert "uploaded 12 rows" in capsys.readouterr().out
+    client = MlflowClient(as_alice)
+    parent = client.get_run(note["parent_run_id"])  # the run opened before the server went down
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(c.info.status for c in children) == ["FINISHED", "FINISHED"]
+    assert (
+        parent.data.metrics["zero_shot.label_match"] == pytest.approx(result.summary["label_match"].iloc[0])
+        or (parent.data.tags["workbench.verdict"])
+    )
+    reopened = wb.load_run(parent.info.run_id)
+    assert len(reopened.read_cases(["case_id"])) == 12
+    assert main(["sync", str(folder)]) == 2  # once only: the folder says it was uploaded

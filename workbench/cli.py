@@ -10,6 +10,7 @@ workbench alias <run_id> production [--variant V]
 workbench promote experiments/sentiment.yaml few_shot [--alias production]
 workbench ui
 workbench server start|stop|status | user NAME [--grant EXPERIMENT=PERMISSION]
+workbench sync <run folder>
 
 Exit codes: 0 done (a gate passed), 1 a gate failed or a run failed (its MLflow
 run ends FAILED), 2 bad input (the message says what and how to fix it).
@@ -38,6 +39,7 @@ from workbench.tracking.genai import promote
 from workbench.tracking.report import run_report
 from workbench.tracking.runs import list_runs, set_alias
 from workbench.tracking.store import MlflowWriter, ui_command
+from workbench.tracking.sync import sync_run
 
 #: The response cache keeps raw prompts and outputs (PII included) to replay calls.
 NO_CACHE_HELP = "neither read nor write the response cache (it keeps raw text: inputs and outputs with any PII)"
@@ -217,6 +219,12 @@ def _cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sync(args: argparse.Namespace) -> int:
+    result = sync_run(args.folder, tracking_uri=args.tracking_uri)
+    print(f"uploaded {result.n_rows} rows of {result.name} to MLflow run {result.run_id} ({result.tracking_uri})")
+    return 0
+
+
 def _positive(text: str) -> int:
     """An argparse type: a whole number >= 1 (0 and negatives are refused, never read as "all")."""
     try:
@@ -336,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--grant", action="append", default=[], metavar="EXPERIMENT=PERMISSION", help="user: READ, EDIT, MANAGE..."
     )
     server.set_defaults(func=_cmd_server)
+
+    sync = sub.add_parser("sync", help="upload a finished run that MLflow did not take (the server was down)")
+    sync.add_argument("folder", help="the run's folder, as the error named it (.cache/workbench/runs/<run>)")
+    sync.add_argument("--tracking-uri", help="log it here instead of where it was going")
+    sync.set_defaults(func=_cmd_sync)
 
     ui = sub.add_parser("ui", help="print the command that opens the MLflow UI on this project")
     ui.add_argument("--port", type=int, default=5000)

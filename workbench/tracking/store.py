@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
@@ -114,7 +115,13 @@ class MlflowWriter:
             db = Path(self.tracking_uri.removeprefix("sqlite:///"))
             artifact_location = (db.parent / "artifacts").resolve().as_uri()
         tags = self._tags({NOTE_TAG: description}) if description else None
-        return str(self.client.create_experiment(name, artifact_location=artifact_location, tags=tags))
+        try:
+            return str(self.client.create_experiment(name, artifact_location=artifact_location, tags=tags))
+        except MlflowException as exc:  # another process made it since we looked (8 CI jobs at once)
+            made = self.client.get_experiment_by_name(name)
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS" or made is None:
+                raise
+            return str(made.experiment_id)
 
     def create_run(self, experiment_id: str, name: str, tags: Mapping[str, str]) -> str:
         run = self.client.create_run(experiment_id, run_name=REDACTOR.text(name), tags=self._tags(tags))
