@@ -31,7 +31,7 @@ import yaml
 import workbench  # noqa: F401  (applies offline defaults before litellm/mlflow load)
 from workbench.analysis.gate import gate
 from workbench.core.exceptions import RunError, WorkbenchError
-from workbench.engine.cache import ResponseCache
+from workbench.engine.cache_choice import open_cache
 from workbench.experiment.baseline import run_against_baseline
 from workbench.experiment.config import load_experiment
 from workbench.server import Accounts, TeamServer
@@ -139,7 +139,7 @@ def _print_promoted(version: Any, alias: str) -> None:
 
 def _cmd_cache(args: argparse.Namespace) -> int:
 
-    cache = ResponseCache()
+    cache = open_cache()
     if args.action == "clear":
         print(f"removed {cache.clear()} cached responses from {cache.path}")
     else:
