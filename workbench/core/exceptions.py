@@ -17,7 +17,8 @@ so a notebook can catch them all in one place::
     ├── TrackingError         MLflow was used in a way that cannot work (e.g. logging before a run)
     └── RunError              a run ended without a usable result (partial result kept)
         ├── BudgetExceededError   it stopped at its ``budget_usd``
-        └── TooManyErrorsError    its calls failed more often than ``max_error_rate``
+        ├── TooManyErrorsError    its calls failed more often than ``max_error_rate``
+        └── TrackingUnreachableError  it finished, MLflow did not take it (``workbench sync``)
 
 Messages name the bad value with ``!r``, where it came from (file, row, field)
 and how to fix it.
@@ -127,3 +128,11 @@ class BudgetExceededError(RunError):
 
 class TooManyErrorsError(RunError):
     """More calls failed than the run's ``max_error_rate`` allows (every call, by default)."""
+
+
+class TrackingUnreachableError(RunError):
+    """The run finished, but MLflow (a team server that is down, say) did not take its results.
+
+    Every row is in the run's folder (``result.cases_path``), which also holds a note of what
+    to upload; ``workbench sync <folder>`` logs it once the server is back.
+    """

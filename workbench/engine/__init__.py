@@ -4,7 +4,8 @@ Nothing here imports tracking, progress or redaction code: those follow a run
 as :class:`RunObserver` objects.
 """
 
-from workbench.engine.cache import CacheOption, ResponseCache, resolve_cache
+from workbench.engine.cache import CacheOption, ResponseCache
+from workbench.engine.cache_choice import resolve_cache
 from workbench.engine.calls import CallPath
 from workbench.engine.estimate import Estimate, estimate
 from workbench.engine.observers import ProgressObserver, RunObserver, RunStart

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workbench.core.exceptions import ConfigError
 from workbench.core.images import for_key
 from workbench.core.outputs import ModelReply
 from workbench.core.redaction import without_secrets
@@ -150,16 +149,3 @@ class ResponseCache:
 #: What ``run(cache=...)`` accepts: True (the project's cache), False (none),
 #: "refresh" (call again and overwrite), or a ResponseCache.
 CacheOption = bool | str | ResponseCache
-
-
-def resolve_cache(option: CacheOption) -> tuple[ResponseCache | None, bool]:
-    """The cache to use and whether to read from it."""
-    if option is True:
-        return ResponseCache(), True
-    if option is False or option is None:
-        return None, False
-    if option == "refresh":
-        return ResponseCache(), False
-    if isinstance(option, ResponseCache):
-        return option, True
-    raise ConfigError(f"cache must be True, False, 'refresh' or a ResponseCache, got {option!r}")

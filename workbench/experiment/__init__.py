@@ -3,7 +3,8 @@ and past runs reopened from MLflow (:func:`load_run`), and :func:`redteam`, whic
 experiment from another."""
 
 from workbench.core.settings import RetryPolicy, RunSettings, Transport
-from workbench.engine.cache import CacheOption, resolve_cache
+from workbench.engine.cache import CacheOption
+from workbench.engine.cache_choice import resolve_cache
 from workbench.experiment.baseline import AgainstBaseline, run_against_baseline
 from workbench.experiment.config import ExperimentConfig, experiment_from_dict, load_experiment
 from workbench.experiment.experiment import Experiment

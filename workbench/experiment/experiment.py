@@ -16,7 +16,8 @@ from typing import Any
 
 from workbench.analysis.sequential import Sequential
 from workbench.core.spec import ExperimentSpec
-from workbench.engine.cache import CacheOption, resolve_cache
+from workbench.engine.cache import CacheOption
+from workbench.engine.cache_choice import resolve_cache
 from workbench.engine.calls import CallPath
 from workbench.engine.estimate import Estimate, estimate
 from workbench.engine.observers import ProgressObserver, Redacted, RunObserver

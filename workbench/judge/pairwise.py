@@ -22,7 +22,8 @@ from workbench.core.exceptions import UsageError
 from workbench.core.html import frame_html, render
 from workbench.core.redaction import REDACTOR, redact
 from workbench.core.result import RunResult
-from workbench.engine.cache import CacheOption, resolve_cache
+from workbench.engine.cache import CacheOption
+from workbench.engine.cache_choice import resolve_cache
 from workbench.engine.calls import CallPath
 from workbench.judge.llm import format_fields
 from workbench.judge.parsing import json_objects, pick, quote

@@ -234,7 +234,7 @@ def read_run(ref: str, *, experiment: str | None = None, tracking_uri: str | Non
     folder = _download(writer, run)
     cases = CasesFile(folder / Path(CASES_ARTIFACT).name)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    spec = _spec(manifest, cases, run)
+    spec = spec_from_manifest(manifest, cases, run.info.run_id)
     summary = pd.read_csv(folder / "summary.csv")
     note = run.data.tags.get("workbench.note", "")
     metrics = run.data.metrics
@@ -335,9 +335,9 @@ def _download(writer: MlflowWriter, run: Run) -> Path:
     return folder
 
 
-def _spec(manifest: Mapping[str, Any], cases: CasesFile, run: Run) -> ExperimentSpec:
-    """The experiment's definition as the run recorded it; the dataset is its cases' inputs."""
-    run_id = run.info.run_id
+def spec_from_manifest(manifest: Mapping[str, Any], cases: CasesFile, run_id: str) -> ExperimentSpec:
+    """The experiment's definition as the run recorded it (``manifest.json``); the dataset is its
+    cases' inputs. ``run_id`` names where it came from in messages."""
     variants = [
         PromptVariant.from_dict({k: v for k, v in data.items() if k != "version"})
         for data in manifest["variants"].values()

@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
+from workbench.core.exceptions import TrackingError
 from workbench.core.redaction import MACHINE_FIELDS, REDACTOR
 from workbench.core.runstore import CasesFile, Where
 from workbench.util.env import ui_environment
@@ -114,7 +116,29 @@ class MlflowWriter:
             db = Path(self.tracking_uri.removeprefix("sqlite:///"))
             artifact_location = (db.parent / "artifacts").resolve().as_uri()
         tags = self._tags({NOTE_TAG: description}) if description else None
-        return str(self.client.create_experiment(name, artifact_location=artifact_location, tags=tags))
+        try:
+            return str(self.client.create_experiment(name, artifact_location=artifact_location, tags=tags))
+        except MlflowException as exc:  # another process made it since we looked (8 CI jobs at once)
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return self._made_meanwhile(name)
+
+    def _made_meanwhile(self, name: str) -> str:
+        """The id of an experiment another process has just created. A server with basic auth
+        grants its creator (the same user, maybe) MANAGE only after the create request ends:
+        until then reading it is denied (403), so that is retried for a few seconds."""
+        for attempt in range(20):
+            try:
+                made = self.client.get_experiment_by_name(name)
+            except MlflowException as exc:
+                if exc.error_code != "PERMISSION_DENIED" or attempt == 19:
+                    raise
+                time.sleep(0.5)
+                continue
+            if made is not None:
+                return str(made.experiment_id)
+            time.sleep(0.5)
+        raise TrackingError(f"experiment {name!r} was reported created by another process but cannot be found")
 
     def create_run(self, experiment_id: str, name: str, tags: Mapping[str, str]) -> str:
         run = self.client.create_run(experiment_id, run_name=REDACTOR.text(name), tags=self._tags(tags))

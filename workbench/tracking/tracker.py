@@ -32,12 +32,13 @@ from workbench.analysis.compare import compare_run, ranking
 from workbench.analysis.comparison import Comparison
 from workbench.analysis.redteam import redteam_report
 from workbench.core import schema as col
-from workbench.core.exceptions import RunError, TrackingError, UsageError
+from workbench.core.exceptions import RunError, TrackingError, TrackingUnreachableError, UsageError, WorkbenchError
 from workbench.core.result import RunResult
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.observers import RunObserver, RunStart
 from workbench.tracking.chart_page import ChartSection, chart_page
 from workbench.tracking.genai import link_prompts, log_run_inputs
+from workbench.tracking.pending import write_pending
 from workbench.tracking.presentation import (
     REPORT_ENV,
     SOURCE_TAG,
@@ -100,6 +101,7 @@ class MlflowObserver(RunObserver):
         self._finished = False
         self._warm_up = WarmUp()
         self._last_beat = 0.0
+        self._unreachable = False
 
     # -- the run's events ---------------------------------------------------------------
     def run_started(self, start: RunStart) -> None:
@@ -109,17 +111,45 @@ class MlflowObserver(RunObserver):
         now = time.monotonic()
         if self.parent_run_id is not None and now - self._last_beat > _HEARTBEAT_S:
             self._last_beat = now
-            self.writer.log(self.parent_run_id, tags=owner_tags())
+            try:
+                self.writer.log(self.parent_run_id, tags=owner_tags())
+            except Exception as exc:  # a missed heartbeat must not stop the calls (the server may be back later)
+                warnings.warn(f"MLflow heartbeat not logged: {exc}", RuntimeWarning, stacklevel=2)
 
     def run_finished(self, result: RunResult) -> None:
+        """Log the result and end FINISHED. When MLflow cannot take it (the server is down past
+        MLflow's own retries), the run's folder gets a note of what to upload and the run fails
+        with :class:`~workbench.core.exceptions.TrackingUnreachableError`: ``workbench sync <folder>``."""
         logged = time.perf_counter()
-        self.log_result(result)
-        result.run_id, result.tracking_uri = self.parent_run_id, self.tracking_uri
-        result.timings["mlflow_s"] = time.perf_counter() - logged
-        self.finish("FINISHED")
+        try:
+            self.log_result(result)
+            result.run_id, result.tracking_uri = self.parent_run_id, self.tracking_uri
+            result.timings["mlflow_s"] = time.perf_counter() - logged
+            self.finish("FINISHED")
+        except WorkbenchError:
+            raise
+        except Exception as exc:
+            self._unreachable = True
+            folder = result.cases_path.parent
+            write_pending(
+                folder,
+                tracking_uri=self.tracking_uri,
+                parent_run_id=self.parent_run_id,
+                source=self.source,
+                manifest=_manifest(result.experiment),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise TrackingUnreachableError(
+                f"the run finished but MLflow at {self.tracking_uri} did not take its results "
+                f"({type(exc).__name__}: {exc}). Nothing is lost: every row is in {result.cases_path}; "
+                f"upload the run when the server is back with: workbench sync {folder}",
+                result=result,
+            ) from exc
 
     def run_failed(self, error: BaseException, result: RunResult | None) -> None:
         """Log the partial result (when there is one) and the error, then end FAILED."""
+        if self._unreachable:  # the server is gone: the run's folder says what to upload later
+            return
         try:
             if self.parent_run_id is not None:
                 message = f"{type(error).__name__}: {error}"
@@ -170,6 +200,10 @@ class MlflowObserver(RunObserver):
         if self.charts:
             self._warm_up.start()
         return self.parent_run_id
+
+    def attach(self, parent_run_id: str, experiment_id: str) -> None:
+        """Log into a parent run opened earlier (``workbench sync`` finishing a run whose upload failed)."""
+        self.parent_run_id, self._experiment_id = parent_run_id, experiment_id
 
     def _require_started(self) -> str:
         if self.parent_run_id is None:
