@@ -55,7 +55,8 @@ def buyer_articles(articles):
 
 @pytest.fixture(scope="module")
 def questions():
-    return [r for r in read_jsonl("support_qa.jsonl") if r["id"].startswith("qa-b-")]
+    # In id order: the file itself is shuffled once, so that a `limit` mixes buyers and sellers.
+    return sorted((r for r in read_jsonl("support_qa.jsonl") if r["id"].startswith("qa-b-")), key=lambda r: r["id"])
 
 
 @pytest.fixture(scope="module")
