@@ -2,6 +2,7 @@
 
 import json
 import re
+import threading
 
 import pytest
 from conftest import FakeLLM
@@ -140,3 +141,33 @@ def test_the_commit_message_says_what_changed():
         "system: +1/-0 lines; examples: 1 -> 0; params.max_tokens: unset -> 5; params.temperature: 0 -> unset"
     )
     assert "first registered" in change_summary(None, after, experiment="x")
+
+
+def test_linking_survives_mlflow_writing_the_experiment_tag_at_the_same_moment(store, monkeypatch):
+    """register_prompt may start MLflow's own thread that writes the prompt's experiment list too: the
+    loser of that race gets a uniqueness error, and the workbench reads the tag again and retries."""
+    from mlflow.exceptions import MlflowException
+
+    from workbench.tracking.genai import _tag_experiment
+
+    client = MlflowClient(store)
+    client.register_prompt(name="raced", template="Q: {{ q }}")
+    for thread in threading.enumerate():  # MLflow's own tagging thread: let it finish, so the race is ours
+        if thread.name.startswith("link_prompt_to_experiment_thread"):
+            thread.join(timeout=10)
+    real = MlflowClient.set_prompt_tag
+    calls = []
+
+    def racing(self, name, key, value):
+        if name == "raced" and ",7," in value:  # ours (MLflow's own thread may write ",0," meanwhile)
+            calls.append(value)
+            if len(calls) == 1:  # the other writer wins the first time
+                real(self, name, key, ",900,")
+                raise MlflowException("UNIQUE constraint failed: registered_model_tags")
+        return real(self, name, key, value)
+
+    monkeypatch.setattr(MlflowClient, "set_prompt_tag", racing)
+    _tag_experiment(client, "raced", "7")
+    assert len(calls) == 2 and ",900," in calls[1]  # read again: the winner's id is kept
+    ids = set(client.get_prompt("raced").tags["_mlflow_experiment_ids"].strip(",").split(","))
+    assert {"900", "7"} <= ids

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import threading
+import time
 import warnings
 from typing import Any
 
@@ -26,6 +28,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset as MlflowDataset
 from mlflow.entities import DatasetInput, InputTag
 from mlflow.entities.model_registry import PromptVersion
+from mlflow.exceptions import MlflowException
 from mlflow.prompt.constants import PROMPT_EXPERIMENT_IDS_TAG_KEY
 from mlflow.tracing.constant import TraceTagKey
 from mlflow.tracing.utils.prompt import update_linked_prompts_tag
@@ -49,12 +52,22 @@ def register_variant(client: MlflowClient, experiment: str, variant: PromptVaria
             return version
     data = REDACTOR.data(variant.to_dict(redacted=True))  # the chain every value leaving the process passes
     previous = json.loads(versions[0].tags[VARIANT_TAG]) if versions and VARIANT_TAG in versions[0].tags else None
-    return client.register_prompt(
+    version = client.register_prompt(
         name,
         REDACTOR.data(variant.chat_template()),
         commit_message=change_summary(previous, data, experiment=experiment),
         tags={VERSION_TAG: variant.version, VARIANT_TAG: json.dumps(data, ensure_ascii=False, default=str)},
     )
+    _wait_for_mlflow_tagging()
+    return version
+
+
+def _wait_for_mlflow_tagging(timeout_s: float = 10.0) -> None:
+    """Let the thread ``register_prompt`` starts (it adds the active experiment to the prompt's
+    experiment list) finish, so it cannot overwrite the list :func:`link_prompts` writes next."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("link_prompt_to_experiment_thread"):
+            thread.join(timeout=timeout_s)
 
 
 def _versions(client: MlflowClient, name: str) -> list[PromptVersion]:
@@ -123,13 +136,30 @@ def link_prompts(client: MlflowClient, run_id: str, versions: list[PromptVersion
     run = client.get_run(run_id)
     current = run.data.tags.get(TraceTagKey.LINKED_PROMPTS)
     client.set_tag(run_id, TraceTagKey.LINKED_PROMPTS, update_linked_prompts_tag(current, versions))
-    experiment_id = run.info.experiment_id
-    for name in {v.name for v in versions}:
+    for name in sorted({v.name for v in versions}):
+        _tag_experiment(client, name, run.info.experiment_id)
+
+
+def _tag_experiment(client: MlflowClient, name: str, experiment_id: str, *, attempts: int = 3) -> None:
+    """Add ``experiment_id`` to the prompt's experiment list (what the experiment's Prompts tab reads).
+
+    ``register_prompt`` may start a thread of MLflow's own that writes the same tag at the same
+    moment (when an experiment is active in the process); the loser of that race gets a
+    uniqueness error, so the tag is read again and written again.
+    """
+    for attempt in range(attempts):
         prompt = client.get_prompt(name)
         known = [i for i in (prompt.tags.get(PROMPT_EXPERIMENT_IDS_TAG_KEY, "") if prompt else "").split(",") if i]
-        if experiment_id not in known:
+        if experiment_id in known:
+            return
+        try:
             # The registry matches ",<id>," with LIKE: the commas keep "1" from matching "10".
             client.set_prompt_tag(name, PROMPT_EXPERIMENT_IDS_TAG_KEY, f",{','.join([*known, experiment_id])},")
+            return
+        except MlflowException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def promote(client: MlflowClient, experiment: str, variant: PromptVariant, alias: str) -> PromptVersion:
