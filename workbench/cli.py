@@ -20,8 +20,6 @@ run ends FAILED), 2 bad input (the message says what and how to fix it).
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,12 +34,11 @@ from workbench.engine.cache_choice import open_cache
 from workbench.experiment.baseline import run_against_baseline
 from workbench.experiment.config import load_experiment
 from workbench.optimize import FewShot, ModelProposer, ParamSweep, Reflect, Strategy, optimize
-from workbench.server import Accounts, TeamServer
+from workbench.server.commands import add_team_commands
 from workbench.tracking.genai import promote
 from workbench.tracking.report import run_report
 from workbench.tracking.runs import list_runs, set_alias
 from workbench.tracking.store import MlflowWriter, ui_command
-from workbench.tracking.sync import sync_run
 
 #: The response cache keeps raw prompts and outputs (PII included) to replay calls.
 NO_CACHE_HELP = "neither read nor write the response cache (it keeps raw text: inputs and outputs with any PII)"
@@ -229,49 +226,6 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_server(args: argparse.Namespace) -> int:
-    server = TeamServer.from_env()
-    if args.action == "start":
-        server.start()
-        print(f"team server: {server.url} (PostgreSQL on 127.0.0.1:{server.db.port}, files in {server.root})")
-        print(f"admin user {server.admin!r}: its password is in {server.secrets_file} (mode 600)")
-        print("add a user: workbench server user NAME --grant EXPERIMENT=EDIT; point the workbench at it with")
-        print(f"  export MLFLOW_TRACKING_URI={server.url} MLFLOW_TRACKING_USERNAME=NAME MLFLOW_TRACKING_PASSWORD=...")
-    elif args.action == "stop":
-        server.stop()
-        print(f"stopped mlflow server and PostgreSQL ({server.root})")
-    elif args.action == "status":
-        status = server.status()
-        print(status)
-        return 0 if status.healthy else 1
-    else:  # user
-        if not args.name:
-            raise WorkbenchError(
-                "workbench server user needs a NAME, e.g. workbench server user alice --grant sentiment=EDIT"
-            )
-        given = os.environ.get("WORKBENCH_USER_PASSWORD")
-        password = given or secrets.token_urlsafe(18)
-        admin = Accounts(server.url, server.admin, server.secrets()["MLFLOW_AUTH_ADMIN_PASSWORD"])
-        admin.add_user(args.name, password)
-        for pair in args.grant:
-            experiment, _, permission = pair.rpartition("=")
-            if not experiment:
-                raise WorkbenchError(f"--grant {pair!r} must look like EXPERIMENT=PERMISSION, e.g. sentiment=EDIT")
-            admin.grant(args.name, experiment, permission)
-            print(f"{args.name}: {permission.upper()} on experiment {experiment!r}")
-        shown = (
-            "(from $WORKBENCH_USER_PASSWORD)" if given else f"{password}  (shown once; keep it in a password manager)"
-        )
-        print(f"user {args.name!r} on {server.url}; password {shown}")
-    return 0
-
-
-def _cmd_sync(args: argparse.Namespace) -> int:
-    result = sync_run(args.folder, tracking_uri=args.tracking_uri)
-    print(f"uploaded {result.n_rows} rows of {result.name} to MLflow run {result.run_id} ({result.tracking_uri})")
-    return 0
-
-
 def _positive(text: str) -> int:
     """An argparse type: a whole number >= 1 (0 and negatives are refused, never read as "all")."""
     try:
@@ -403,18 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--state", help="JSON state file (default under .cache/workbench/optimize/); rerun to resume")
     opt.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     opt.set_defaults(func=_cmd_optimize)
-    server = sub.add_parser("server", help="the team's MLflow server on PostgreSQL with logins (docs/team_server.md)")
-    server.add_argument("action", choices=["start", "stop", "status", "user"])
-    server.add_argument("name", nargs="?", help="user: the account to create (or to give a new password)")
-    server.add_argument(
-        "--grant", action="append", default=[], metavar="EXPERIMENT=PERMISSION", help="user: READ, EDIT, MANAGE..."
-    )
-    server.set_defaults(func=_cmd_server)
-
-    sync = sub.add_parser("sync", help="upload a finished run that MLflow did not take (the server was down)")
-    sync.add_argument("folder", help="the run's folder, as the error named it (.cache/workbench/runs/<run>)")
-    sync.add_argument("--tracking-uri", help="log it here instead of where it was going")
-    sync.set_defaults(func=_cmd_sync)
+    add_team_commands(sub)
 
     ui = sub.add_parser("ui", help="print the command that opens the MLflow UI on this project")
     ui.add_argument("--port", type=int, default=5000)
