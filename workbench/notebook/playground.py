@@ -34,9 +34,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,14 +41,15 @@ from typing import Any, Literal
 
 from workbench.core import schema as col
 from workbench.core.dataset import Dataset
-from workbench.core.exceptions import ConfigError, TemplateError, UsageError
+from workbench.core.exceptions import ConfigError, UsageError
 from workbench.core.html import render
 from workbench.core.variant import PromptVariant
 from workbench.experiment.config import load_experiment
 from workbench.experiment.experiment import Experiment
 from workbench.experiment.result import ExperimentResult
 from workbench.experiment.yaml_file import default_yaml, write_variant
-from workbench.notebook.playground_widget import PREVIOUS, PlaygroundWidget, one_line
+from workbench.notebook.playground_status import check_columns, dataset_file, status_line
+from workbench.notebook.playground_widget import PREVIOUS, PlaygroundWidget
 from workbench.util.paths import project_root
 from workbench.views.side_by_side import SideBySide
 
@@ -176,7 +174,7 @@ class Playground:
             changes["examples"] = list(examples)
         # Check the templates against the dataset before the few-shot examples are checked
         # against the templates: a misspelt variable is a typo, not a missing example value.
-        _check_columns(dataclasses.replace(base, **{**changes, "examples": ()}), self.experiment.dataset)
+        check_columns(dataclasses.replace(base, **{**changes, "examples": ()}), self.experiment.dataset)
         edited = dataclasses.replace(base, **changes)
         if edited.version != base.version:
             self.trail[self.selected].append(edited)
@@ -235,7 +233,7 @@ class Playground:
             known = list(dict.fromkeys(ids))
             shown = ", ".join(repr(i) for i in known[:3]) + (", ..." if len(known) > 3 else "")
             raise UsageError(
-                f"no case(s) {unknown} in dataset {_file(dataset)}; its {dataset.id_column!r} values are {shown}"
+                f"no case(s) {unknown} in dataset {dataset_file(dataset)}; its {dataset.id_column!r} values are {shown}"
             )
         return dataset._subset(dataset.frame[ids.isin(wanted)])
 
@@ -277,7 +275,7 @@ class Playground:
         mine = result.cases[result.cases[col.VARIANT] == labels[0]]
         failing = experiment.success.failures(mine, result.scorer_names)
         self.failed[self.selected] = list(dict.fromkeys(mine.loc[failing, col.CASE_ID]))
-        run = PlaygroundRun(current, against, result, result.side_by_side(limit=None), _status(result, labels[0]))
+        run = PlaygroundRun(current, against, result, result.side_by_side(limit=None), status_line(result, labels[0]))
         self.runs.append(run)
         self.status = run.status
         self._refresh()
@@ -343,71 +341,6 @@ class Playground:
         from IPython.display import display
 
         display(self.widget.box)
-
-
-def _file(dataset: Dataset) -> str:
-    """The dataset's file as short as it stays clear (from the project root when inside it):
-    the widget shows an error on one line."""
-    path = Path(os.path.normpath(dataset.source))
-    if not path.is_absolute():  # "<records>", or already relative
-        return dataset.source
-    try:
-        return str(path.relative_to(project_root()))
-    except ValueError:
-        return str(path)
-
-
-def _check_columns(variant: PromptVariant, dataset: Dataset) -> None:
-    """Refuse a template variable the dataset has no column for, naming the columns and the closest."""
-    unknown = sorted(variant.variables() - set(dataset.frame.columns))
-    if not unknown:
-        return
-    columns = [str(c) for c in dataset.frame.columns if c not in dataset.expected]
-    problems = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, columns, n=1)
-        hint = f" (did you mean {{{{ {close[0]} }}}}?)" if close else ""
-        problems.append(f"{{{{ {name} }}}}{hint}")
-    raise TemplateError(
-        f"variant {variant.name!r} uses {', '.join(problems)}, not a column of dataset {_file(dataset)}; "
-        f"its columns are {', '.join(repr(c) for c in columns)}"
-    )
-
-
-def _calls(made: int, cached: int) -> str:
-    """``6 calls, all from cache`` / ``6 calls: 2 new, 4 from cache`` / ``6 calls, all new``."""
-    total = made + cached
-    calls = f"{total} call{'' if total == 1 else 's'}"
-    if not cached:
-        return f"{calls}, all new"
-    if not made:
-        return f"{calls}, all from cache"
-    return f"{calls}: {made} new, {cached} from cache"
-
-
-def _status(result: ExperimentResult, label: str) -> str:
-    summary = result.summary
-    tokens = int(summary["tokens_total"].sum())
-    cost = summary["cost_usd"].sum(min_count=1)
-    cost_text = "cost unknown" if math.isnan(cost) else f"${cost:.4f}"
-    hits = int(summary["cache_hits"].sum())
-    latency = result.cases.loc[~result.cases["cached"].astype(bool), "latency_s"]
-    parts = [
-        f"{result.cases['case_id'].nunique()} cases",
-        _calls(result.calls_made, hits),
-        f"{tokens} tokens",
-        cost_text,
-    ]
-    if len(latency):
-        parts.append(f"p50 {latency.median():.2f} s")
-    errors = result.cases[col.ERROR].dropna()
-    if len(errors):
-        parts.append(f"{len(errors)} failed ({one_line(str(errors.iloc[0]), limit=120)})")
-    if result.scorer_names:
-        metric = result.scorer_names[0]
-        scores = ", ".join(f"{row.variant} {row[metric]:.0%}" for _, row in summary.iterrows())
-        parts.append(f"{metric}: {scores}")
-    return " · ".join(parts)
 
 
 def playground(
