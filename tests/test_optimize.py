@@ -201,7 +201,10 @@ class NoiseEvaluator:
         rows = pd.DataFrame({"case_id": ids, "repeat": 0, "score": passed.astype(float), "reason": None, "output": ""})
         return Evaluation(rows=rows, calls=len(ids))
 
-    def ask(self, model, system, prompt):  # pragma: no cover - the scripted proposer asks nothing
+    def estimate_ask(self, question):  # pragma: no cover - the scripted proposer asks nothing
+        raise AssertionError("no model here")
+
+    def ask(self, question):  # pragma: no cover - the scripted proposer asks nothing
         raise AssertionError("no model here")
 
 

@@ -8,6 +8,7 @@ See :func:`optimize`.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from workbench.core.dataset import Dataset
-from workbench.core.exceptions import UsageError
+from workbench.core.exceptions import ModelError, UsageError
 from workbench.core.variant import PromptVariant
 from workbench.engine.cache import CacheOption
+from workbench.engine.estimate import call_cost_upper_bound
 from workbench.experiment.experiment import Experiment
 from workbench.optimize.candidates import Candidate, Proposal, choose_parent, dominated, pareto_front, score_matrix
-from workbench.optimize.evaluate import Cost, EngineEvaluator, Evaluation, Evaluator
+from workbench.optimize.evaluate import Cost, EngineEvaluator, Evaluation, Evaluator, Question
 from workbench.optimize.result import OptimizeResult
 from workbench.optimize.splits import Splits, split_dataset
 from workbench.optimize.strategies import Context, Strategy
@@ -32,23 +34,38 @@ STATE_VERSION = 1
 
 @dataclass
 class Budget:
-    """Calls and dollars: the limits, what was spent, and what is held back for the test split."""
+    """Calls and dollars: the limits, what was spent (in all, and of it by the proposer), and
+    what is held back for the test split."""
 
     max_calls: int | None
     budget_usd: float | None
     calls: int = 0
     cost_usd: float = 0.0
+    proposer_calls: int = 0
+    proposer_cost_usd: float = 0.0
     reserve: Cost = field(default_factory=lambda: Cost(0, 0.0))
 
-    def affords(self, cost: Cost, *, reserved: bool = True) -> bool:
+    def affords(self, cost: Cost, *, reserved: bool = True, what: str = "") -> bool:
+        if cost.calls == 0:  # all in the response cache: free
+            return True
         held = self.reserve if reserved else Cost(0, 0.0)
         if self.max_calls is not None and self.calls + cost.calls + held.calls > self.max_calls:
             return False
-        return self.budget_usd is None or self.cost_usd + cost.usd + held.usd <= self.budget_usd
+        if self.budget_usd is None:
+            return True
+        if math.isnan(cost.usd):
+            raise ModelError(
+                f"budget_usd={self.budget_usd!r} is set but litellm has no price for {what}, so the budget "
+                "cannot be enforced; register a price with litellm.register_model(...) or use max_calls"
+            )
+        return self.cost_usd + cost.usd + held.usd <= self.budget_usd
 
-    def pay(self, calls: int, usd: float) -> None:
+    def pay(self, calls: int, usd: float, *, proposer: bool = False) -> None:
         self.calls += calls
         self.cost_usd += usd
+        if proposer:
+            self.proposer_calls += calls
+            self.proposer_cost_usd += usd
 
 
 class _Stop(Exception):
@@ -77,7 +94,12 @@ class _Search:
             "seed": self.seed,
             "splits": self.splits.hashes,
             "step": self.step,
-            "spent": {"calls": self.budget.calls, "cost_usd": self.budget.cost_usd},
+            "spent": {
+                "calls": self.budget.calls,
+                "cost_usd": self.budget.cost_usd,
+                "proposer_calls": self.budget.proposer_calls,
+                "proposer_cost_usd": self.budget.proposer_cost_usd,
+            },
             "stop_reason": self.stop_reason,
             "candidates": [c.to_json() for c in self.candidates],
             "tests": {k: v.to_json() for k, v in self.tests.items()},
@@ -111,23 +133,30 @@ class _Search:
         self.candidates = [Candidate.from_json(c, secrets=secrets) for c in data["candidates"]]
         self.tests = {k: Evaluation.from_json(v) for k, v in data["tests"].items()}
         self.step = int(data["step"])
-        self.budget.calls, self.budget.cost_usd = int(data["spent"]["calls"]), float(data["spent"]["cost_usd"])
+        spent = data["spent"]
+        self.budget.calls, self.budget.cost_usd = int(spent["calls"]), float(spent["cost_usd"])
+        self.budget.proposer_calls = int(spent.get("proposer_calls", 0))
+        self.budget.proposer_cost_usd = float(spent.get("proposer_cost_usd", 0.0))
         self.stop_reason = data.get("stop_reason", "")
 
     # -- evaluations ---------------------------------------------------------------------
     def _run(self, variant: PromptVariant, model: str, dataset: Dataset, *, reserved: bool = True) -> Evaluation:
         cost = self.evaluator.estimate(variant, model, dataset)
-        if not self.budget.affords(cost, reserved=reserved):
+        if not self.budget.affords(cost, reserved=reserved, what=f"model {model!r}"):
             raise _Stop(f"the next evaluation ({cost.calls} calls) would pass the budget")
         evaluation = self.evaluator.evaluate(variant, model, dataset)
         self.budget.pay(evaluation.calls, evaluation.cost_usd)
         return evaluation
 
-    def _ask(self, model: str, system: str, prompt: str) -> str:
-        if not self.budget.affords(Cost(1, 0.0)):
-            raise _Stop("the proposer's next question would pass the budget")
-        text, cost = self.evaluator.ask(model, system, prompt)
-        self.budget.pay(cost.calls, cost.usd)
+    def _ask(self, question: Question) -> str:
+        """A proposer's question: costed before it is asked (a cached reply is free), counted after."""
+        cost = self.evaluator.estimate_ask(question)
+        if not self.budget.affords(cost, what=f"proposer model {question.model!r}"):
+            raise _Stop(f"the proposer's next question ({cost.calls} call) would pass the budget")
+        text, paid = self.evaluator.ask(question)
+        self.budget.pay(paid.calls, paid.usd, proposer=True)
+        if paid.calls:
+            self.save()  # the spend is on disk before anything else can stop the search
         return text
 
     def add(self, proposal: Proposal, parent: Candidate | None, strategy: str) -> Candidate:
@@ -260,16 +289,18 @@ def optimize(
 
     strategies = list(strategy) if isinstance(strategy, Sequence) else [strategy or FewShot()]
     splits = splits or split_dataset(experiment.dataset, stratify=stratify, seed=seed)
-    evaluator = evaluator or EngineEvaluator(experiment, objective, cache=cache, acompletion=acompletion)
     start = Proposal(
         next(v for v in experiment.variants if v.name == chosen), experiment.models[0], "the starting prompt"
     )
+    if evaluator is None or isinstance(evaluator, EngineEvaluator):  # simulations price nothing
+        _check_priced([start.model, *(m for s in strategies for m in getattr(s, "models", []))], budget_usd)
+    evaluator = evaluator or EngineEvaluator(experiment, objective, cache=cache, acompletion=acompletion)
     held = evaluator.estimate(start.variant, start.model, splits.test)
     per_test = len(splits.test) * experiment.repeats
     reserve = Cost(held.calls + finalists * per_test, held.usd * (1 + 2 * finalists))
     budget = Budget(max_calls=max_calls, budget_usd=budget_usd, reserve=reserve)
     first = evaluator.estimate(start.variant, start.model, splits.dev)
-    if not budget.affords(first):
+    if not budget.affords(Cost(first.calls + reserve.calls, first.usd + reserve.usd), reserved=False, what=f"{start.model!r}"):
         raise UsageError(
             f"max_calls={max_calls!r} / budget_usd={budget_usd!r} cannot even pay for the starting prompt on dev "
             f"({first.calls} calls) and the final test ({reserve.calls} calls for the start and {finalists} "
@@ -289,6 +320,8 @@ def optimize(
         tests=search.tests,
         calls=budget.calls,
         cost_usd=budget.cost_usd,
+        proposer_calls=budget.proposer_calls,
+        proposer_cost_usd=budget.proposer_cost_usd,
         stop_reason=search.stop_reason,
         limits={"max_calls": max_calls, "budget_usd": budget_usd},
         n_resamples=n_resamples,
@@ -298,3 +331,16 @@ def optimize(
 
         log_search(result, experiment=experiment.name, tracking_uri=tracking_uri)
     return result
+
+
+def _check_priced(models: Sequence[str], budget_usd: float | None) -> None:
+    """A dollar budget needs prices: fail before any call for a model litellm cannot price."""
+    if budget_usd is None:
+        return
+    for model in dict.fromkeys(models):
+        if math.isnan(call_cost_upper_bound(model, [{"role": "user", "content": "x"}], {"max_tokens": 1})):
+            raise ModelError(
+                f"budget_usd={budget_usd!r} is set but litellm has no price for {model!r} (a model the search "
+                "calls), so the budget cannot be enforced; register a price with litellm.register_model(...) "
+                "or use max_calls"
+            )
