@@ -358,12 +358,15 @@ def test_model_proposer_params_are_validated_sent_and_masked() -> None:
     assert ModelProposer(PROPOSER).params == {"temperature": 0}  # the default: a replayable proposer
 
 
-def test_model_proposer_calls_count_against_max_calls_and_are_reported_apart(fake_key: str) -> None:
+def test_model_proposer_calls_count_against_max_calls_and_are_reported_apart(fake_key: str, tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
     proposer = ModelProposer(PROPOSER, params={"temperature": 0.7, "max_tokens": 60})
     fake = FakeLLM(proposer_or_planted)
     result = wb.optimize(
         _experiment(), objective="label_match", strategy=Reflect(proposer), max_calls=400, max_steps=3, seed=1,
-        stratify="label", acompletion=fake, cache=wb.ResponseCache(":memory:"),
+        stratify="label", acompletion=fake, cache=wb.ResponseCache(":memory:"), log_to_mlflow=True,
+        tracking_uri=tracking_uri,
     )  # fmt: skip
     asked = _proposer_calls(fake.calls)
     assert len(asked) == result.proposer_calls >= 1
@@ -373,6 +376,13 @@ def test_model_proposer_calls_count_against_max_calls_and_are_reported_apart(fak
     assert PLANTED in (result.winner.variant.system or "") and result.significant_gain
     assert f"(proposer: {result.proposer_calls} calls" in str(result)
     assert result.to_json()["proposer_calls"] == result.proposer_calls
+    client = MlflowClient(tracking_uri)
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("planted").experiment_id], filter_string="tags.`workbench.source` = 'optimize'"
+    )
+    assert parent.data.metrics["proposer_calls"] == result.proposer_calls
+    assert parent.data.metrics["proposer_cost_usd"] == pytest.approx(result.proposer_cost_usd)
+    assert parent.data.metrics["calls"] == result.calls
     # the limit that pays for everything before the first question (and holds the test split back),
     # but not the question: the search stops right before asking; one call more and it asks
     before = [c["messages"][0]["content"] for c in fake.calls].index(REFLECT_SYSTEM)

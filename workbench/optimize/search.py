@@ -300,7 +300,9 @@ def optimize(
     reserve = Cost(held.calls + finalists * per_test, held.usd * (1 + 2 * finalists))
     budget = Budget(max_calls=max_calls, budget_usd=budget_usd, reserve=reserve)
     first = evaluator.estimate(start.variant, start.model, splits.dev)
-    if not budget.affords(Cost(first.calls + reserve.calls, first.usd + reserve.usd), reserved=False, what=f"{start.model!r}"):
+    if not budget.affords(
+        Cost(first.calls + reserve.calls, first.usd + reserve.usd), reserved=False, what=f"{start.model!r}"
+    ):
         raise UsageError(
             f"max_calls={max_calls!r} / budget_usd={budget_usd!r} cannot even pay for the starting prompt on dev "
             f"({first.calls} calls) and the final test ({reserve.calls} calls for the start and {finalists} "

@@ -165,7 +165,8 @@ class ModelProposer:
             ``n``, or a ``temperature`` / ``max_tokens`` out of range.
 
     Example:
-        >>> wb.Reflect(wb.ModelProposer("openai/gpt-4o-mini", params={"temperature": 0.7, "max_tokens": 300}))  # doctest: +SKIP
+        >>> proposer = wb.ModelProposer("openai/gpt-4o-mini", params={"temperature": 0.7, "max_tokens": 300})
+        >>> strategy = wb.Reflect(proposer)
     """
 
     model: str = "local/smollm2-135m-instruct"
@@ -181,9 +182,13 @@ class ModelProposer:
             raise UsageError(f"{where}: params must be a mapping like {{'temperature': 0}}, got {self.params!r}")
         own = sorted(k for k in self.params if k in _PROPOSER_OWN)
         if own:
-            raise UsageError(f"{where}: params may not set {own}; the proposer sets them itself (model: the first argument)")
+            raise UsageError(
+                f"{where}: params may not set {own}; the proposer sets them itself (model: the first argument)"
+            )
         temperature = self.params.get("temperature")
-        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2
+        ):
             raise UsageError(f"{where}: params temperature must be a number from 0 to 2, got {temperature!r}")
         for key in ("max_tokens", "max_completion_tokens"):
             value = self.params.get(key)
