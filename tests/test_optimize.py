@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -482,3 +483,36 @@ def test_killed_after_any_call_resumes_without_paying_a_proposer_call_twice(fake
         assert len(_proposer_calls(killed.paid + second.calls)) == expected.proposer_calls
         assert [c.key for c in resumed.candidates] == [c.key for c in expected.candidates]
         assert resumed.verdict_text == expected.verdict_text
+
+
+JUDGE_MODEL = "openai/gpt-4o-mini-judge"
+
+
+def judged_planted(model: str, messages: list[dict[str, str]]) -> str:
+    """``planted_model``, and an LLM judge that passes the answer when it is the expected label."""
+    if model != JUDGE_MODEL:
+        return planted_model(model, messages)
+    text = messages[-1]["content"]
+    output = re.search(r'Response to judge:\n"""\n(.*?)\n"""', text, re.S).group(1)
+    expected = re.search(r"Expected:\nlabel: (\w+)", text).group(1)
+    return json.dumps(
+        {"reason": "ok" if output == expected else "wrong label", "score": "PASS" if output == expected else "FAIL"}
+    )
+
+
+def test_an_llm_judge_objective_given_as_a_scorer_counts_its_calls_against_max_calls(fake_key: str) -> None:
+    judge = wb.LLMJudge(rubric="The answer is the expected sentiment label.", model=JUDGE_MODEL, samples=2)
+    for max_calls in (300, 1500):
+        fake = FakeLLM(judged_planted)
+        result = wb.optimize(
+            _experiment(), objective=judge, strategy=Reflect(ScriptedProposer(EDITS)), max_calls=max_calls,
+            max_steps=4, seed=1, stratify="label", acompletion=fake, cache=wb.ResponseCache(":memory:"),
+        )  # fmt: skip
+        judged = [c for c in fake.calls if c["model"] == JUDGE_MODEL]
+        # two judge samples per output, unless the same output of the same case was judged already (cached)
+        assert 0 < len(judged) <= 2 * (len(fake.calls) - len(judged))
+        assert len(fake.calls) == result.calls <= max_calls, (max_calls, len(fake.calls))
+        assert result.objective == "llm_judge"
+    assert PLANTED in (result.winner.variant.system or "") and result.significant_gain
+    with pytest.raises(wb.UsageError, match="cannot be enforced with objective 'llm_judge'"):
+        wb.optimize(_experiment(), objective=judge, budget_usd=1.0, acompletion=FakeLLM(judged_planted))

@@ -134,7 +134,8 @@ class EngineEvaluator:
 
     Args:
         experiment: The experiment the search starts from (its scorers, settings, repeats).
-        objective: The scorer whose score is optimised.
+        objective: The scorer whose score is optimised (the only one candidates are scored with;
+            an LLM judge's calls count as calls, ``samples`` per output judged).
         cache: As in :meth:`~workbench.Experiment.run`; the cache is what makes a restarted
             search free for the calls it already made.
         acompletion: The completion function (tests inject a fake).
@@ -153,6 +154,16 @@ class EngineEvaluator:
                 f"its scorers: {self.experiment.scorer_names}"
             )
 
+    @property
+    def scorer(self) -> Any:
+        """The objective's scorer: the only one a candidate is scored with (others would cost calls for nothing)."""
+        return next(s for s in self.experiment.scorers if s.name == self.objective)
+
+    @property
+    def judge_samples(self) -> int:
+        """Model calls the objective makes per output: 0 for a plain scorer, ``samples`` for an LLM judge."""
+        return int(getattr(self.scorer, "samples", 1)) if getattr(self.scorer, "calls_models", False) else 0
+
     def _experiment(self, variant: PromptVariant, model: str, dataset: Dataset) -> Experiment:
         return dataclasses.replace(
             self.experiment,
@@ -160,11 +171,21 @@ class EngineEvaluator:
             variants=[variant],
             models=[model],
             dataset=dataset,
+            scorers=[self.scorer],
+            success=SuccessRule(),
         )
 
     def estimate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Cost:
-        """Calls not in the cache yet, and their cost at most (NaN for an unpriced model)."""
-        return _cost(self._experiment(variant, model, dataset), self.cache)
+        """Calls not in the cache yet, and their cost at most (NaN for an unpriced model).
+
+        An LLM-judge objective adds ``samples`` judge calls per task call to make (a cached task
+        reply was judged, and cached, in the same run); their dollars are not bounded in advance
+        (NaN), so a search with ``budget_usd`` refuses a judge objective up front.
+        """
+        task = _cost(self._experiment(variant, model, dataset), self.cache)
+        if not self.judge_samples or not task.calls:
+            return task
+        return Cost(calls=task.calls * (1 + self.judge_samples), usd=math.nan)
 
     def evaluate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Evaluation:
         """Run ``variant`` on ``dataset`` with ``model`` and read the objective's scores."""
@@ -190,7 +211,13 @@ class EngineEvaluator:
         rows = pd.concat([rows, cases[extra].reset_index(drop=True)], axis=1)
         fresh = ~cases[col.CACHED].astype(bool) if col.CACHED in cases else pd.Series(True, index=cases.index)
         cost = float(pd.to_numeric(cases.loc[fresh, col.COST_USD], errors="coerce").fillna(0).sum())
-        return Evaluation(rows=rows, calls=int(result.calls_made), cost_usd=cost)
+        calls = int(result.calls_made)
+        if self.judge_samples:  # the judge's calls are paid too: each output not judged from the cache
+            judged = cases.get(col.judge_column(self.objective, "cached"), pd.Series(False, index=cases.index))
+            calls += int((~judged.fillna(False).astype(bool)).sum()) * self.judge_samples
+            spent = cases.get(col.judge_column(self.objective, "cost_usd"), pd.Series(0.0, index=cases.index))
+            cost += float(pd.to_numeric(spent, errors="coerce").fillna(0).sum())
+        return Evaluation(rows=rows, calls=calls, cost_usd=cost)
 
     def _question(self, question: Question) -> Experiment:
         spec = self._experiment(question.variant, question.model, question.dataset)

@@ -7,6 +7,7 @@ See :func:`optimize`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -222,7 +223,7 @@ def optimize(
     experiment: Experiment,
     *,
     variant: str | None = None,
-    objective: str | None = None,
+    objective: str | Any | None = None,
     strategy: Strategy | Sequence[Strategy] | None = None,
     max_calls: int | None = None,
     budget_usd: float | None = None,
@@ -251,11 +252,16 @@ def optimize(
     Args:
         experiment: The experiment whose golden set, scorers, settings and first model are used.
         variant: The starting prompt (a variant name); the experiment's first by default.
-        objective: The scorer to maximise; the experiment's first by default.
+        objective: The scorer to maximise: a scorer's name, or a scorer object (added to the
+            experiment's scorers when it is not one of them); the experiment's first by default.
+            Candidates are scored with it alone; an LLM judge's calls count against ``max_calls``.
         strategy: One strategy or several (taking turns); default few-shot selection.
-        max_calls: Most model calls the whole search (test split included) may pay for.
-        budget_usd: Most dollars it may spend. Both are checked before each evaluation
-            (calls the response cache holds are free); the test split's calls are held back.
+        max_calls: Most model calls the whole search may pay for: the candidates' (test split
+            included), the proposer model's questions, and an LLM-judge objective's.
+        budget_usd: Most dollars it may spend. Both are checked before each evaluation and each
+            proposer question (calls the response cache holds are free); the test split's calls are
+            held back. ``proposer_calls`` / ``proposer_cost_usd`` of the result say what the
+            proposer's part was.
         max_steps: Strategy turns.
         seed: Seeds the split and every random choice, so a search replays exactly.
         finalists: How many of the best dev candidates are tested at the end.
@@ -276,6 +282,13 @@ def optimize(
         ...                   max_calls=400, state_path="reports/optimize_state.json")  # doctest: +SKIP
         >>> res.verdict_text  # doctest: +SKIP
     """
+    if objective is not None and not isinstance(objective, str):  # a scorer object: scored with it
+        scorer = objective
+        objective = getattr(scorer, "name", None)
+        if not isinstance(objective, str):
+            raise UsageError(f"objective must be a scorer name or a scorer object with a name, got {scorer!r}")
+        if objective not in experiment.scorer_names:
+            experiment = dataclasses.replace(experiment, scorers=[*experiment.scorers, scorer])
     objective = objective or (experiment.scorer_names[0] if experiment.scorer_names else None)
     if objective is None:
         raise UsageError(f"experiment {experiment.name!r} has no scorers; the search needs an objective")
@@ -292,9 +305,14 @@ def optimize(
     start = Proposal(
         next(v for v in experiment.variants if v.name == chosen), experiment.models[0], "the starting prompt"
     )
-    if evaluator is None or isinstance(evaluator, EngineEvaluator):  # simulations price nothing
-        _check_priced([start.model, *(m for s in strategies for m in getattr(s, "models", []))], budget_usd)
     evaluator = evaluator or EngineEvaluator(experiment, objective, cache=cache, acompletion=acompletion)
+    if isinstance(evaluator, EngineEvaluator):  # simulations price nothing
+        _check_priced([start.model, *(m for s in strategies for m in getattr(s, "models", []))], budget_usd)
+        if budget_usd is not None and evaluator.judge_samples:
+            raise UsageError(
+                f"budget_usd={budget_usd!r} cannot be enforced with objective {objective!r}: an LLM judge's "
+                "cost is not known before it judges; bound the search with max_calls (judge calls count)"
+            )
     held = evaluator.estimate(start.variant, start.model, splits.test)
     per_test = len(splits.test) * experiment.repeats
     reserve = Cost(held.calls + finalists * per_test, held.usd * (1 + 2 * finalists))
