@@ -378,9 +378,12 @@ def test_model_proposer_calls_count_against_max_calls_and_are_reported_apart(fak
     assert f"(proposer: {result.proposer_calls} calls" in str(result)
     assert result.to_json()["proposer_calls"] == result.proposer_calls
     client = MlflowClient(tracking_uri)
-    (parent,) = client.search_runs(
-        [client.get_experiment_by_name("planted").experiment_id], filter_string="tags.`workbench.source` = 'optimize'"
-    )
+    parent = client.search_runs(  # the newest search of experiment "planted" (the store is shared between tests)
+        [client.get_experiment_by_name("planted").experiment_id],
+        filter_string="tags.`workbench.source` = 'optimize'",
+        order_by=["attribute.start_time DESC"],
+        max_results=1,
+    )[0]
     assert parent.data.metrics["proposer_calls"] == result.proposer_calls
     assert parent.data.metrics["proposer_cost_usd"] == pytest.approx(result.proposer_cost_usd)
     assert parent.data.metrics["calls"] == result.calls
