@@ -517,5 +517,8 @@ def test_an_llm_judge_objective_given_as_a_scorer_counts_its_calls_against_max_c
         assert len(fake.calls) == result.calls <= max_calls, (max_calls, len(fake.calls))
         assert result.objective == "llm_judge"
     assert PLANTED in (result.winner.variant.system or "") and result.significant_gain
+    other = wb.LabelMatch(labels=["positive", "negative", "neutral"], expected="label")
+    with pytest.raises(wb.UsageError, match="differs from experiment 'planted'"):
+        wb.optimize(_experiment(), objective=other, max_calls=300, acompletion=FakeLLM(judged_planted))
     with pytest.raises(wb.UsageError, match="cannot be enforced with objective 'llm_judge'"):
         wb.optimize(_experiment(), objective=judge, budget_usd=1.0, acompletion=FakeLLM(judged_planted))

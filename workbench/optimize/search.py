@@ -289,6 +289,11 @@ def optimize(
             raise UsageError(f"objective must be a scorer name or a scorer object with a name, got {scorer!r}")
         if objective not in experiment.scorer_names:
             experiment = dataclasses.replace(experiment, scorers=[*experiment.scorers, scorer])
+        elif all(s != scorer for s in experiment.scorers):
+            raise UsageError(
+                f"objective scorer {objective!r} differs from experiment {experiment.name!r}'s scorer of that "
+                "name; pass the name to use the experiment's, or give yours another `metric_name`"
+            )
     objective = objective or (experiment.scorer_names[0] if experiment.scorer_names else None)
     if objective is None:
         raise UsageError(f"experiment {experiment.name!r} has no scorers; the search needs an objective")
