@@ -3,11 +3,14 @@ gains more often than alpha, the budget holds, and a killed search resumes witho
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
+import litellm
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,9 +18,9 @@ from conftest import FakeLLM
 
 import workbench as wb
 from workbench.analysis.stats import mcnemar_exact
-from workbench.optimize import Cost, Evaluation, Reflect, ScriptedProposer
+from workbench.optimize import Cost, Evaluation, ModelProposer, Reflect, ScriptedProposer
 from workbench.optimize.candidates import Candidate, Proposal
-from workbench.optimize.strategies import Context, Edit
+from workbench.optimize.strategies import REFLECT_SYSTEM, Context, Edit
 
 PLANTED = "Watch for negation: 'not bad' is positive."
 
@@ -201,7 +204,10 @@ class NoiseEvaluator:
         rows = pd.DataFrame({"case_id": ids, "repeat": 0, "score": passed.astype(float), "reason": None, "output": ""})
         return Evaluation(rows=rows, calls=len(ids))
 
-    def ask(self, model, system, prompt):  # pragma: no cover - the scripted proposer asks nothing
+    def estimate_ask(self, question):  # pragma: no cover - the scripted proposer asks nothing
+        raise AssertionError("no model here")
+
+    def ask(self, question):  # pragma: no cover - the scripted proposer asks nothing
         raise AssertionError("no model here")
 
 
@@ -313,3 +319,206 @@ def test_several_finalists_are_holm_adjusted_and_the_verdict_says_so() -> None:
     raw = [c.results[0].p_value for c in result.comparisons]
     adjusted = [c.results[0].p_adjusted for c in result.comparisons]
     assert all(a >= r for a, r in zip(adjusted, raw, strict=True)) and adjusted != raw
+
+
+# --- the model proposer: its questions are costed, counted, cached -------------------------------
+
+PROPOSER = "openai/gpt-4o"
+
+
+def proposer_or_planted(model: str, messages: list[dict[str, str]]) -> str:
+    """The task model is ``planted_model``; the proposer (asked with REFLECT_SYSTEM) proposes the planted edit."""
+    if messages[0]["content"] == REFLECT_SYSTEM:
+        return f"Classify the review. {PLANTED}"
+    return planted_model(model, messages)
+
+
+def _proposer_calls(fake_calls: list[dict]) -> list[dict]:
+    return [c for c in fake_calls if c["messages"][0]["content"] == REFLECT_SYSTEM]
+
+
+def _serial() -> wb.Experiment:
+    """One call at a time, so a kill lands between two calls (as in a process killed between them)."""
+    exp = _experiment()
+    return dataclasses.replace(exp, settings=dataclasses.replace(exp.settings, max_concurrency=1))
+
+
+def test_model_proposer_params_are_validated_sent_and_masked() -> None:
+    with pytest.raises(wb.UsageError, match="temperature must be a number from 0 to 2, got 5"):
+        ModelProposer(PROPOSER, params={"temperature": 5})
+    with pytest.raises(wb.UsageError, match="max_tokens must be a whole number >= 1, got 0"):
+        ModelProposer(PROPOSER, params={"max_tokens": 0})
+    with pytest.raises(wb.UsageError, match=r"may not set \['model'\]"):
+        ModelProposer(PROPOSER, params={"model": "openai/gpt-4o-mini"})
+    with pytest.raises(wb.UsageError, match="params must be a mapping"):
+        ModelProposer(PROPOSER, params=[("temperature", 0)])  # type: ignore[arg-type]
+    with pytest.raises(wb.UsageError, match="max_failures must be a whole number >= 1"):
+        ModelProposer(PROPOSER, max_failures=0)
+    proposer = ModelProposer(PROPOSER, params={"temperature": 0.7, "max_tokens": 60, "api_key": "sk-proposer-secret"})
+    assert "sk-proposer-secret" not in repr(proposer) and "'temperature': 0.7" in repr(proposer)
+    assert ModelProposer(PROPOSER).params == {"temperature": 0}  # the default: a replayable proposer
+
+
+def test_model_proposer_calls_count_against_max_calls_and_are_reported_apart(fake_key: str, tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    proposer = ModelProposer(PROPOSER, params={"temperature": 0.7, "max_tokens": 60})
+    fake = FakeLLM(proposer_or_planted)
+    result = wb.optimize(
+        _experiment(), objective="label_match", strategy=Reflect(proposer), max_calls=400, max_steps=3, seed=1,
+        stratify="label", acompletion=fake, cache=wb.ResponseCache(":memory:"), log_to_mlflow=True,
+        tracking_uri=tracking_uri,
+    )  # fmt: skip
+    asked = _proposer_calls(fake.calls)
+    assert len(asked) == result.proposer_calls >= 1
+    assert all(c["model"] == PROPOSER and c["temperature"] == 0.7 and c["max_tokens"] == 60 for c in asked)
+    assert len(fake.calls) == result.calls <= 400  # the proposer's calls are part of the total
+    assert 0 < result.proposer_cost_usd < result.cost_usd
+    assert PLANTED in (result.winner.variant.system or "") and result.significant_gain
+    assert f"(proposer: {result.proposer_calls} calls" in str(result)
+    assert result.to_json()["proposer_calls"] == result.proposer_calls
+    client = MlflowClient(tracking_uri)
+    parent = client.search_runs(  # the newest search of experiment "planted" (the store is shared between tests)
+        [client.get_experiment_by_name("planted").experiment_id],
+        filter_string="tags.`workbench.source` = 'optimize'",
+        order_by=["attribute.start_time DESC"],
+        max_results=1,
+    )[0]
+    assert parent.data.metrics["proposer_calls"] == result.proposer_calls
+    assert parent.data.metrics["proposer_cost_usd"] == pytest.approx(result.proposer_cost_usd)
+    assert parent.data.metrics["calls"] == result.calls
+    # the limit that pays for everything before the first question (and holds the test split back),
+    # but not the question: the search stops right before asking; one call more and it asks
+    before = [c["messages"][0]["content"] for c in fake.calls].index(REFLECT_SYSTEM)
+    limit = before + 2 * len(result.splits.test)
+    for max_calls, asks in ((limit, False), (limit + 1, True)):
+        fake = FakeLLM(proposer_or_planted)
+        stopped = wb.optimize(
+            _experiment(), strategy=Reflect(proposer), max_calls=max_calls, max_steps=3, seed=1, stratify="label",
+            acompletion=fake, cache=wb.ResponseCache(":memory:"),
+        )  # fmt: skip
+        assert len(fake.calls) == stopped.calls <= max_calls
+        assert len(_proposer_calls(fake.calls)) == stopped.proposer_calls == asks
+        assert ("the proposer's next question (1 call) would pass the budget" in stopped.stop_reason) != asks
+    for max_calls in range(90, 260, 17):  # and whatever the limit, proposer calls included, it holds
+        fake = FakeLLM(proposer_or_planted)
+        stopped = wb.optimize(
+            _experiment(), strategy=[Reflect(proposer), wb.FewShot()], max_calls=max_calls, max_steps=6, seed=1,
+            stratify="label", acompletion=fake, cache=wb.ResponseCache(":memory:"),
+        )  # fmt: skip
+        assert len(fake.calls) == stopped.calls <= max_calls, (max_calls, len(fake.calls))
+        assert len(_proposer_calls(fake.calls)) == stopped.proposer_calls
+
+
+def test_model_proposer_dollars_count_against_budget_usd(fake_key: str) -> None:
+    # gpt-4o with room for 4,000 completion tokens: a question may cost ~$0.04, a dev evaluation ~$0.005
+    proposer = ModelProposer(PROPOSER, params={"temperature": 0, "max_tokens": 4000})
+    question = float(litellm.cost_per_token(model=PROPOSER, prompt_tokens=0, completion_tokens=4000)[1])
+    outcomes = []
+    for budget in (0.03, 0.06, 0.2):
+        fake = FakeLLM(proposer_or_planted)
+        result = wb.optimize(
+            _experiment(), strategy=Reflect(proposer), budget_usd=budget, max_steps=3, seed=1, stratify="label",
+            acompletion=fake, cache=wb.ResponseCache(":memory:"),
+        )  # fmt: skip
+        assert result.cost_usd <= budget, (budget, result.cost_usd)
+        assert len(_proposer_calls(fake.calls)) == result.proposer_calls
+        outcomes.append((result.proposer_calls, result.stop_reason))
+    assert outcomes[0][0] == 0 and "proposer's next question" in outcomes[0][1]  # $0.03 < one question's bound
+    assert outcomes[2][0] >= 1 and question < 0.2
+    with pytest.raises(wb.ModelError, match="no price for 'openai/unpriced-proposer'"):
+        wb.optimize(
+            _experiment(), strategy=Reflect(ModelProposer("openai/unpriced-proposer")), budget_usd=1.0,
+            acompletion=FakeLLM(proposer_or_planted),
+        )  # fmt: skip
+
+
+class _Kill(BaseException):
+    """A kill: not an Exception, so no retry or error handling catches it."""
+
+
+class _KillAtCall:
+    """acompletion that dies when paid call ``n`` (0-based) is about to be made; records answered calls."""
+
+    def __init__(self, inner: FakeLLM, n: int) -> None:
+        self.inner, self.n, self.started, self.paid = inner, n, 0, []
+
+    async def __call__(self, **kwargs):
+        if self.started == self.n:
+            raise _Kill(f"killed before call {self.n}")
+        self.started += 1
+        reply = await self.inner(**kwargs)
+        self.paid.append(kwargs)
+        return reply
+
+
+def test_killed_after_any_call_resumes_without_paying_a_proposer_call_twice(fake_key: str, tmp_path: Path) -> None:
+    proposer = ModelProposer(PROPOSER, params={"temperature": 0.7, "max_tokens": 60})
+
+    def strategies():
+        return [Reflect(proposer), wb.FewShot(per_step=2)]
+
+    options = {"objective": "label_match", "max_calls": 400, "max_steps": 4, "seed": 1, "stratify": "label"}
+    reference = FakeLLM(proposer_or_planted)
+    expected = wb.optimize(
+        _serial(), strategy=strategies(), acompletion=reference, cache=wb.ResponseCache(tmp_path / "ref.sqlite"),
+        **options,
+    )  # fmt: skip
+    asked = [i for i, c in enumerate(reference.calls) if c["messages"][0]["content"] == REFLECT_SYSTEM]
+    assert asked and expected.proposer_calls == len(asked)
+    # killed just before the proposer's question, just after it (its reply paid, its candidate not yet
+    # run) and in the middle of a dev evaluation
+    for n in (asked[0], asked[0] + 1, asked[0] + 5):
+        cache, state = wb.ResponseCache(tmp_path / f"cache{n}.sqlite"), tmp_path / f"state{n}.json"
+        killed = _KillAtCall(FakeLLM(proposer_or_planted), n)
+        with pytest.raises(_Kill):
+            wb.optimize(_serial(), strategy=strategies(), acompletion=killed, cache=cache, state_path=state, **options)
+        assert len(killed.paid) == n
+        saved = json.loads(state.read_text())["spent"]
+        assert saved["proposer_calls"] == (n > asked[0])  # the question's spend was saved before anything else ran
+        second = FakeLLM(proposer_or_planted)
+        resumed = wb.optimize(
+            _serial(), strategy=strategies(), acompletion=second, cache=cache, state_path=state, **options
+        )
+        paid = [json.dumps([c["model"], c["messages"]]) for c in killed.paid + second.calls]
+        assert len(paid) == len(set(paid)), f"killed before call {n}: a call was paid for twice"
+        assert len(paid) == len(reference.calls) == expected.calls
+        assert len(_proposer_calls(killed.paid + second.calls)) == expected.proposer_calls
+        assert [c.key for c in resumed.candidates] == [c.key for c in expected.candidates]
+        assert resumed.verdict_text == expected.verdict_text
+
+
+JUDGE_MODEL = "openai/gpt-4o-mini-judge"
+
+
+def judged_planted(model: str, messages: list[dict[str, str]]) -> str:
+    """``planted_model``, and an LLM judge that passes the answer when it is the expected label."""
+    if model != JUDGE_MODEL:
+        return planted_model(model, messages)
+    text = messages[-1]["content"]
+    output = re.search(r'Response to judge:\n"""\n(.*?)\n"""', text, re.S).group(1)
+    expected = re.search(r"Expected:\nlabel: (\w+)", text).group(1)
+    return json.dumps(
+        {"reason": "ok" if output == expected else "wrong label", "score": "PASS" if output == expected else "FAIL"}
+    )
+
+
+def test_an_llm_judge_objective_given_as_a_scorer_counts_its_calls_against_max_calls(fake_key: str) -> None:
+    judge = wb.LLMJudge(rubric="The answer is the expected sentiment label.", model=JUDGE_MODEL, samples=2)
+    for max_calls in (300, 1500):
+        fake = FakeLLM(judged_planted)
+        result = wb.optimize(
+            _experiment(), objective=judge, strategy=Reflect(ScriptedProposer(EDITS)), max_calls=max_calls,
+            max_steps=4, seed=1, stratify="label", acompletion=fake, cache=wb.ResponseCache(":memory:"),
+        )  # fmt: skip
+        judged = [c for c in fake.calls if c["model"] == JUDGE_MODEL]
+        # two judge samples per output, unless the same output of the same case was judged already (cached)
+        assert 0 < len(judged) <= 2 * (len(fake.calls) - len(judged))
+        assert len(fake.calls) == result.calls <= max_calls, (max_calls, len(fake.calls))
+        assert result.objective == "llm_judge"
+    assert PLANTED in (result.winner.variant.system or "") and result.significant_gain
+    other = wb.LabelMatch(labels=["positive", "negative", "neutral"], expected="label")
+    with pytest.raises(wb.UsageError, match="differs from experiment 'planted'"):
+        wb.optimize(_experiment(), objective=other, max_calls=300, acompletion=FakeLLM(judged_planted))
+    with pytest.raises(wb.UsageError, match="cannot be enforced with objective 'llm_judge'"):
+        wb.optimize(_experiment(), objective=judge, budget_usd=1.0, acompletion=FakeLLM(judged_planted))

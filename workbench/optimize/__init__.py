@@ -2,7 +2,7 @@
 the search never saw (:func:`optimize`)."""
 
 from workbench.optimize.candidates import Candidate, Proposal
-from workbench.optimize.evaluate import Cost, EngineEvaluator, Evaluation, Evaluator
+from workbench.optimize.evaluate import Cost, EngineEvaluator, Evaluation, Evaluator, Question
 from workbench.optimize.result import OptimizeResult
 from workbench.optimize.search import optimize
 from workbench.optimize.splits import Splits, split_dataset
@@ -20,6 +20,7 @@ __all__ = [
     "OptimizeResult",
     "ParamSweep",
     "Proposal",
+    "Question",
     "Reflect",
     "ScriptedProposer",
     "Splits",

@@ -1,10 +1,11 @@
 """Running one candidate prompt on one split: through the engine, or (in simulations) without it.
 
-The search only ever asks an :class:`Evaluator` three things: what would running this candidate
-on these cases cost (calls, dollars; what the response cache holds is free), run it, and (for a
-reflecting proposer) ask a model one question. :class:`EngineEvaluator` answers all three with
-:meth:`workbench.Experiment.run`, so every call goes through the one call path: the response
-cache (a restarted search pays for no call twice), retries, the limiter and the budget.
+The search only ever asks an :class:`Evaluator` four things: what would running this candidate
+on these cases cost (calls, dollars; what the response cache holds is free), run it, what would
+a proposer's :class:`Question` cost, and ask it. :class:`EngineEvaluator` answers all four with
+:meth:`workbench.Experiment.estimate` and :meth:`workbench.Experiment.run`, so every call, the
+proposer's included, goes through the one call path: the response cache (a restarted search pays
+for no call twice), retries, the limiter, and the search's budget checked before each call.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -88,10 +89,31 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Cost:
-    """What an evaluation is expected to cost: calls to make and dollars (an upper bound)."""
+    """What an evaluation is expected to cost: calls to make and dollars (an upper bound; NaN
+    when a model to call has no known price)."""
 
     calls: int
     usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question to a proposer model.
+
+    Attributes:
+        variant: The proposer's prompt: its system message, ``{{ request }}`` as the prompt, and
+            the model params (``temperature``, ``max_tokens``...).
+        model: The proposer model.
+        request: The question's text (the current instruction and failing cases).
+    """
+
+    variant: PromptVariant
+    model: str
+    request: str
+
+    @property
+    def dataset(self) -> Dataset:
+        return Dataset.from_records([{"id": "ask", "request": self.request}])
 
 
 class Evaluator(Protocol):
@@ -101,7 +123,9 @@ class Evaluator(Protocol):
 
     def evaluate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Evaluation: ...
 
-    def ask(self, model: str, system: str, prompt: str) -> tuple[str, Cost]: ...
+    def estimate_ask(self, question: Question) -> Cost: ...
+
+    def ask(self, question: Question) -> tuple[str, Cost]: ...
 
 
 @dataclass
@@ -110,7 +134,8 @@ class EngineEvaluator:
 
     Args:
         experiment: The experiment the search starts from (its scorers, settings, repeats).
-        objective: The scorer whose score is optimised.
+        objective: The scorer whose score is optimised (the only one candidates are scored with;
+            an LLM judge's calls count as calls, ``samples`` per output judged).
         cache: As in :meth:`~workbench.Experiment.run`; the cache is what makes a restarted
             search free for the calls it already made.
         acompletion: The completion function (tests inject a fake).
@@ -121,7 +146,6 @@ class EngineEvaluator:
     cache: CacheOption = True
     acompletion: Callable[..., Any] | None = None
     log_to_mlflow: bool = False
-    _asked: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.objective not in self.experiment.scorer_names:
@@ -130,6 +154,16 @@ class EngineEvaluator:
                 f"its scorers: {self.experiment.scorer_names}"
             )
 
+    @property
+    def scorer(self) -> Any:
+        """The objective's scorer: the only one a candidate is scored with (others would cost calls for nothing)."""
+        return next(s for s in self.experiment.scorers if s.name == self.objective)
+
+    @property
+    def judge_samples(self) -> int:
+        """Model calls the objective makes per output: 0 for a plain scorer, ``samples`` for an LLM judge."""
+        return int(getattr(self.scorer, "samples", 1)) if getattr(self.scorer, "calls_models", False) else 0
+
     def _experiment(self, variant: PromptVariant, model: str, dataset: Dataset) -> Experiment:
         return dataclasses.replace(
             self.experiment,
@@ -137,13 +171,21 @@ class EngineEvaluator:
             variants=[variant],
             models=[model],
             dataset=dataset,
+            scorers=[self.scorer],
+            success=SuccessRule(),
         )
 
     def estimate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Cost:
-        """Calls not in the cache yet, and their cost at most (0 for an unpriced model)."""
-        planned = self._experiment(variant, model, dataset).estimate(cache=self.cache)
-        usd = planned.cost_usd
-        return Cost(calls=planned.calls, usd=0.0 if math.isnan(usd) else usd)
+        """Calls not in the cache yet, and their cost at most (NaN for an unpriced model).
+
+        An LLM-judge objective adds ``samples`` judge calls per task call to make (a cached task
+        reply was judged, and cached, in the same run); their dollars are not bounded in advance
+        (NaN), so a search with ``budget_usd`` refuses a judge objective up front.
+        """
+        task = _cost(self._experiment(variant, model, dataset), self.cache)
+        if not self.judge_samples or not task.calls:
+            return task
+        return Cost(calls=task.calls * (1 + self.judge_samples), usd=math.nan)
 
     def evaluate(self, variant: PromptVariant, model: str, dataset: Dataset) -> Evaluation:
         """Run ``variant`` on ``dataset`` with ``model`` and read the objective's scores."""
@@ -169,16 +211,34 @@ class EngineEvaluator:
         rows = pd.concat([rows, cases[extra].reset_index(drop=True)], axis=1)
         fresh = ~cases[col.CACHED].astype(bool) if col.CACHED in cases else pd.Series(True, index=cases.index)
         cost = float(pd.to_numeric(cases.loc[fresh, col.COST_USD], errors="coerce").fillna(0).sum())
-        return Evaluation(rows=rows, calls=int(result.calls_made), cost_usd=cost)
+        calls = int(result.calls_made)
+        if self.judge_samples:  # the judge's calls are paid too: each output not judged from the cache
+            judged = cases.get(col.judge_column(self.objective, "cached"), pd.Series(False, index=cases.index))
+            calls += int((~judged.fillna(False).astype(bool)).sum()) * self.judge_samples
+            spent = cases.get(col.judge_column(self.objective, "cost_usd"), pd.Series(0.0, index=cases.index))
+            cost += float(pd.to_numeric(spent, errors="coerce").fillna(0).sum())
+        return Evaluation(rows=rows, calls=calls, cost_usd=cost)
 
-    def ask(self, model: str, system: str, prompt: str) -> tuple[str, Cost]:
-        """One question to ``model`` (a proposer), through the same engine and cache."""
-        variant = PromptVariant(name="proposer", system=system, prompt="{{ request }}", params={"temperature": 0})
-        dataset = Dataset.from_records([{"id": "ask", "request": prompt}])
-        spec = dataclasses.replace(self._experiment(variant, model, dataset), scorers=[], success=SuccessRule())
-        result = spec.run(log_to_mlflow=False, progress=False, cache=self.cache, acompletion=self.acompletion)
+    def _question(self, question: Question) -> Experiment:
+        spec = self._experiment(question.variant, question.model, question.dataset)
+        return dataclasses.replace(spec, name=f"{self.experiment.name}-propose", scorers=[], success=SuccessRule())
+
+    def estimate_ask(self, question: Question) -> Cost:
+        """What asking ``question`` would cost: nothing when the cache holds the reply."""
+        return _cost(self._question(question), self.cache)
+
+    def ask(self, question: Question) -> tuple[str, Cost]:
+        """One question to a proposer model, through the same engine and cache as every call."""
+        result = self._question(question).run(
+            log_to_mlflow=False, progress=False, cache=self.cache, acompletion=self.acompletion
+        )
         cases = result.cases
         fresh = ~cases[col.CACHED].astype(bool) if col.CACHED in cases else pd.Series(True, index=cases.index)
         cost = float(pd.to_numeric(cases.loc[fresh, col.COST_USD], errors="coerce").fillna(0).sum())
         output = cases[col.OUTPUT].iloc[0]
         return ("" if output is None or output != output else str(output)), Cost(int(result.calls_made), cost)
+
+
+def _cost(experiment: Experiment, cache: CacheOption) -> Cost:
+    planned = experiment.estimate(cache=cache)
+    return Cost(calls=planned.calls, usd=planned.cost_usd if planned.calls else 0.0)

@@ -37,9 +37,11 @@ class OptimizeResult:
         finalists: Ids of the candidates tested at the end (best dev first); empty when none
             beat the starting prompt on dev.
         tests: Test-split evaluations of the start and the finalists.
-        calls, cost_usd: What the whole search paid (cache hits free).
+        calls, cost_usd: What the whole search paid (cache hits free), the proposer's questions included.
         stop_reason: Why the search stopped.
         limits: ``max_calls`` and ``budget_usd`` as given.
+        proposer_calls, proposer_cost_usd: Of ``calls`` / ``cost_usd``, what the proposer model's
+            questions (:class:`~workbench.optimize.strategies.ModelProposer`) paid.
     """
 
     objective: str
@@ -51,6 +53,8 @@ class OptimizeResult:
     cost_usd: float
     stop_reason: str
     limits: Mapping[str, Any] = field(default_factory=dict)
+    proposer_calls: int = 0
+    proposer_cost_usd: float = 0.0
     n_resamples: int = 10_000
     confidence: float = 0.95
 
@@ -190,6 +194,10 @@ class OptimizeResult:
 
     def __str__(self) -> str:
         spent = f"{self.calls} calls" + (f", ${self.cost_usd:.4f}" if self.cost_usd else "")
+        if self.proposer_calls:
+            spent += f" (proposer: {self.proposer_calls} calls" + (
+                f", ${self.proposer_cost_usd:.4f})" if self.proposer_cost_usd else ")"
+            )
         return "\n".join(
             [
                 f"prompt search on {self.objective}: {len(self.candidates)} candidates, {spent}; "
@@ -215,6 +223,8 @@ class OptimizeResult:
             "verdict": self.verdict_text,
             "calls": self.calls,
             "cost_usd": self.cost_usd,
+            "proposer_calls": self.proposer_calls,
+            "proposer_cost_usd": self.proposer_cost_usd,
             "stop_reason": self.stop_reason,
         }
 

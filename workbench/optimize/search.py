@@ -7,7 +7,9 @@ See :func:`optimize`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from workbench.core.dataset import Dataset
-from workbench.core.exceptions import UsageError
+from workbench.core.exceptions import ModelError, UsageError
 from workbench.core.variant import PromptVariant
 from workbench.engine.cache import CacheOption
+from workbench.engine.estimate import call_cost_upper_bound
 from workbench.experiment.experiment import Experiment
 from workbench.optimize.candidates import Candidate, Proposal, choose_parent, dominated, pareto_front, score_matrix
-from workbench.optimize.evaluate import Cost, EngineEvaluator, Evaluation, Evaluator
+from workbench.optimize.evaluate import Cost, EngineEvaluator, Evaluation, Evaluator, Question
 from workbench.optimize.result import OptimizeResult
 from workbench.optimize.splits import Splits, split_dataset
 from workbench.optimize.strategies import Context, Strategy
@@ -32,23 +35,38 @@ STATE_VERSION = 1
 
 @dataclass
 class Budget:
-    """Calls and dollars: the limits, what was spent, and what is held back for the test split."""
+    """Calls and dollars: the limits, what was spent (in all, and of it by the proposer), and
+    what is held back for the test split."""
 
     max_calls: int | None
     budget_usd: float | None
     calls: int = 0
     cost_usd: float = 0.0
+    proposer_calls: int = 0
+    proposer_cost_usd: float = 0.0
     reserve: Cost = field(default_factory=lambda: Cost(0, 0.0))
 
-    def affords(self, cost: Cost, *, reserved: bool = True) -> bool:
+    def affords(self, cost: Cost, *, reserved: bool = True, what: str = "") -> bool:
+        if cost.calls == 0:  # all in the response cache: free
+            return True
         held = self.reserve if reserved else Cost(0, 0.0)
         if self.max_calls is not None and self.calls + cost.calls + held.calls > self.max_calls:
             return False
-        return self.budget_usd is None or self.cost_usd + cost.usd + held.usd <= self.budget_usd
+        if self.budget_usd is None:
+            return True
+        if math.isnan(cost.usd):
+            raise ModelError(
+                f"budget_usd={self.budget_usd!r} is set but litellm has no price for {what}, so the budget "
+                "cannot be enforced; register a price with litellm.register_model(...) or use max_calls"
+            )
+        return self.cost_usd + cost.usd + held.usd <= self.budget_usd
 
-    def pay(self, calls: int, usd: float) -> None:
+    def pay(self, calls: int, usd: float, *, proposer: bool = False) -> None:
         self.calls += calls
         self.cost_usd += usd
+        if proposer:
+            self.proposer_calls += calls
+            self.proposer_cost_usd += usd
 
 
 class _Stop(Exception):
@@ -77,7 +95,12 @@ class _Search:
             "seed": self.seed,
             "splits": self.splits.hashes,
             "step": self.step,
-            "spent": {"calls": self.budget.calls, "cost_usd": self.budget.cost_usd},
+            "spent": {
+                "calls": self.budget.calls,
+                "cost_usd": self.budget.cost_usd,
+                "proposer_calls": self.budget.proposer_calls,
+                "proposer_cost_usd": self.budget.proposer_cost_usd,
+            },
             "stop_reason": self.stop_reason,
             "candidates": [c.to_json() for c in self.candidates],
             "tests": {k: v.to_json() for k, v in self.tests.items()},
@@ -111,23 +134,30 @@ class _Search:
         self.candidates = [Candidate.from_json(c, secrets=secrets) for c in data["candidates"]]
         self.tests = {k: Evaluation.from_json(v) for k, v in data["tests"].items()}
         self.step = int(data["step"])
-        self.budget.calls, self.budget.cost_usd = int(data["spent"]["calls"]), float(data["spent"]["cost_usd"])
+        spent = data["spent"]
+        self.budget.calls, self.budget.cost_usd = int(spent["calls"]), float(spent["cost_usd"])
+        self.budget.proposer_calls = int(spent.get("proposer_calls", 0))
+        self.budget.proposer_cost_usd = float(spent.get("proposer_cost_usd", 0.0))
         self.stop_reason = data.get("stop_reason", "")
 
     # -- evaluations ---------------------------------------------------------------------
     def _run(self, variant: PromptVariant, model: str, dataset: Dataset, *, reserved: bool = True) -> Evaluation:
         cost = self.evaluator.estimate(variant, model, dataset)
-        if not self.budget.affords(cost, reserved=reserved):
+        if not self.budget.affords(cost, reserved=reserved, what=f"model {model!r}"):
             raise _Stop(f"the next evaluation ({cost.calls} calls) would pass the budget")
         evaluation = self.evaluator.evaluate(variant, model, dataset)
         self.budget.pay(evaluation.calls, evaluation.cost_usd)
         return evaluation
 
-    def _ask(self, model: str, system: str, prompt: str) -> str:
-        if not self.budget.affords(Cost(1, 0.0)):
-            raise _Stop("the proposer's next question would pass the budget")
-        text, cost = self.evaluator.ask(model, system, prompt)
-        self.budget.pay(cost.calls, cost.usd)
+    def _ask(self, question: Question) -> str:
+        """A proposer's question: costed before it is asked (a cached reply is free), counted after."""
+        cost = self.evaluator.estimate_ask(question)
+        if not self.budget.affords(cost, what=f"proposer model {question.model!r}"):
+            raise _Stop(f"the proposer's next question ({cost.calls} call) would pass the budget")
+        text, paid = self.evaluator.ask(question)
+        self.budget.pay(paid.calls, paid.usd, proposer=True)
+        if paid.calls:
+            self.save()  # the spend is on disk before anything else can stop the search
         return text
 
     def add(self, proposal: Proposal, parent: Candidate | None, strategy: str) -> Candidate:
@@ -193,7 +223,7 @@ def optimize(
     experiment: Experiment,
     *,
     variant: str | None = None,
-    objective: str | None = None,
+    objective: str | Any | None = None,
     strategy: Strategy | Sequence[Strategy] | None = None,
     max_calls: int | None = None,
     budget_usd: float | None = None,
@@ -222,11 +252,16 @@ def optimize(
     Args:
         experiment: The experiment whose golden set, scorers, settings and first model are used.
         variant: The starting prompt (a variant name); the experiment's first by default.
-        objective: The scorer to maximise; the experiment's first by default.
+        objective: The scorer to maximise: a scorer's name, or a scorer object (added to the
+            experiment's scorers when it is not one of them); the experiment's first by default.
+            Candidates are scored with it alone; an LLM judge's calls count against ``max_calls``.
         strategy: One strategy or several (taking turns); default few-shot selection.
-        max_calls: Most model calls the whole search (test split included) may pay for.
-        budget_usd: Most dollars it may spend. Both are checked before each evaluation
-            (calls the response cache holds are free); the test split's calls are held back.
+        max_calls: Most model calls the whole search may pay for: the candidates' (test split
+            included), the proposer model's questions, and an LLM-judge objective's.
+        budget_usd: Most dollars it may spend. Both are checked before each evaluation and each
+            proposer question (calls the response cache holds are free); the test split's calls are
+            held back. ``proposer_calls`` / ``proposer_cost_usd`` of the result say what the
+            proposer's part was.
         max_steps: Strategy turns.
         seed: Seeds the split and every random choice, so a search replays exactly.
         finalists: How many of the best dev candidates are tested at the end.
@@ -247,6 +282,18 @@ def optimize(
         ...                   max_calls=400, state_path="reports/optimize_state.json")  # doctest: +SKIP
         >>> res.verdict_text  # doctest: +SKIP
     """
+    if objective is not None and not isinstance(objective, str):  # a scorer object: scored with it
+        scorer = objective
+        objective = getattr(scorer, "name", None)
+        if not isinstance(objective, str):
+            raise UsageError(f"objective must be a scorer name or a scorer object with a name, got {scorer!r}")
+        if objective not in experiment.scorer_names:
+            experiment = dataclasses.replace(experiment, scorers=[*experiment.scorers, scorer])
+        elif all(s != scorer for s in experiment.scorers):
+            raise UsageError(
+                f"objective scorer {objective!r} differs from experiment {experiment.name!r}'s scorer of that "
+                "name; pass the name to use the experiment's, or give yours another `metric_name`"
+            )
     objective = objective or (experiment.scorer_names[0] if experiment.scorer_names else None)
     if objective is None:
         raise UsageError(f"experiment {experiment.name!r} has no scorers; the search needs an objective")
@@ -260,16 +307,25 @@ def optimize(
 
     strategies = list(strategy) if isinstance(strategy, Sequence) else [strategy or FewShot()]
     splits = splits or split_dataset(experiment.dataset, stratify=stratify, seed=seed)
-    evaluator = evaluator or EngineEvaluator(experiment, objective, cache=cache, acompletion=acompletion)
     start = Proposal(
         next(v for v in experiment.variants if v.name == chosen), experiment.models[0], "the starting prompt"
     )
+    evaluator = evaluator or EngineEvaluator(experiment, objective, cache=cache, acompletion=acompletion)
+    if isinstance(evaluator, EngineEvaluator):  # simulations price nothing
+        _check_priced([start.model, *(m for s in strategies for m in getattr(s, "models", []))], budget_usd)
+        if budget_usd is not None and evaluator.judge_samples:
+            raise UsageError(
+                f"budget_usd={budget_usd!r} cannot be enforced with objective {objective!r}: an LLM judge's "
+                "cost is not known before it judges; bound the search with max_calls (judge calls count)"
+            )
     held = evaluator.estimate(start.variant, start.model, splits.test)
     per_test = len(splits.test) * experiment.repeats
     reserve = Cost(held.calls + finalists * per_test, held.usd * (1 + 2 * finalists))
     budget = Budget(max_calls=max_calls, budget_usd=budget_usd, reserve=reserve)
     first = evaluator.estimate(start.variant, start.model, splits.dev)
-    if not budget.affords(first):
+    if not budget.affords(
+        Cost(first.calls + reserve.calls, first.usd + reserve.usd), reserved=False, what=f"{start.model!r}"
+    ):
         raise UsageError(
             f"max_calls={max_calls!r} / budget_usd={budget_usd!r} cannot even pay for the starting prompt on dev "
             f"({first.calls} calls) and the final test ({reserve.calls} calls for the start and {finalists} "
@@ -289,6 +345,8 @@ def optimize(
         tests=search.tests,
         calls=budget.calls,
         cost_usd=budget.cost_usd,
+        proposer_calls=budget.proposer_calls,
+        proposer_cost_usd=budget.proposer_cost_usd,
         stop_reason=search.stop_reason,
         limits={"max_calls": max_calls, "budget_usd": budget_usd},
         n_resamples=n_resamples,
@@ -298,3 +356,16 @@ def optimize(
 
         log_search(result, experiment=experiment.name, tracking_uri=tracking_uri)
     return result
+
+
+def _check_priced(models: Sequence[str], budget_usd: float | None) -> None:
+    """A dollar budget needs prices: fail before any call for a model litellm cannot price."""
+    if budget_usd is None:
+        return
+    for model in dict.fromkeys(models):
+        if math.isnan(call_cost_upper_bound(model, [{"role": "user", "content": "x"}], {"max_tokens": 1})):
+            raise ModelError(
+                f"budget_usd={budget_usd!r} is set but litellm has no price for {model!r} (a model the search "
+                "calls), so the budget cannot be enforced; register a price with litellm.register_model(...) "
+                "or use max_calls"
+            )

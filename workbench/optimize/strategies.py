@@ -25,16 +25,19 @@ from workbench.core import schema as col
 from workbench.core.exceptions import UsageError
 from workbench.core.variant import EXAMPLE_OUTPUT_KEY, PromptVariant
 from workbench.optimize.candidates import Candidate, Proposal
+from workbench.optimize.evaluate import Question
 
 
 @dataclass
 class Context:
     """What a strategy may read: the train cases (through the parent's train scores), the
-    candidates tried so far, a seeded random generator, and a way to ask a proposer model."""
+    candidates tried so far, a seeded random generator, and a way to ask a proposer model
+    (``ask(question)`` returns the reply; the search checks its cost against the budget first and
+    stops the search when it cannot pay)."""
 
     seen: set[str]
     rng: np.random.Generator
-    ask: Callable[[str, str, str], str]
+    ask: Callable[[Question], str]
 
 
 class Strategy(Protocol):
@@ -138,15 +141,67 @@ REFLECT_SYSTEM = (
 )
 
 
+#: Params the proposer sets itself, so they cannot be given.
+_PROPOSER_OWN = ("model", "messages", "stream", "n")
+
+
 @dataclass
 class ModelProposer:
     """Asks ``model`` for a better instruction (the system prompt), given failing cases and reasons.
 
-    The question goes through the engine like every call (cache, retries, budget).
+    The question goes through the engine like every call (response cache, retries, limiter), and
+    the search checks what it would cost against ``max_calls`` / ``budget_usd`` before asking; a
+    restarted search finds the reply in the cache and pays nothing.
+
+    Args:
+        model: The proposer model (a litellm model string).
+        params: Its model params, as a :class:`~workbench.PromptVariant`'s: ``temperature``,
+            ``max_tokens`` (also the bound of the cost estimate: 256 tokens without it),
+            ``api_base``, ``api_key``... (credentials are masked wherever they are logged).
+        max_failures: Failing train cases shown per question.
+
+    Raises:
+        UsageError: params that are not a mapping, that set ``model``, ``messages``, ``stream`` or
+            ``n``, or a ``temperature`` / ``max_tokens`` out of range.
+
+    Example:
+        >>> proposer = wb.ModelProposer("openai/gpt-4o-mini", params={"temperature": 0.7, "max_tokens": 300})
+        >>> strategy = wb.Reflect(proposer)
     """
 
     model: str = "local/smollm2-135m-instruct"
+    params: Mapping[str, Any] = field(default_factory=lambda: {"temperature": 0})
     max_failures: int = 4
+    variant: PromptVariant = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        where = f"ModelProposer({self.model!r})"
+        if not isinstance(self.model, str) or not self.model:
+            raise UsageError(f"ModelProposer needs a model name (a litellm model string), got {self.model!r}")
+        if not isinstance(self.params, Mapping):
+            raise UsageError(f"{where}: params must be a mapping like {{'temperature': 0}}, got {self.params!r}")
+        own = sorted(k for k in self.params if k in _PROPOSER_OWN)
+        if own:
+            raise UsageError(
+                f"{where}: params may not set {own}; the proposer sets them itself (model: the first argument)"
+            )
+        temperature = self.params.get("temperature")
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2
+        ):
+            raise UsageError(f"{where}: params temperature must be a number from 0 to 2, got {temperature!r}")
+        for key in ("max_tokens", "max_completion_tokens"):
+            value = self.params.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageError(f"{where}: params {key} must be a whole number >= 1, got {value!r}")
+        if isinstance(self.max_failures, bool) or not isinstance(self.max_failures, int) or self.max_failures < 1:
+            raise UsageError(f"{where}: max_failures must be a whole number >= 1, got {self.max_failures!r}")
+        # the proposer's prompt is a variant like any other: its params are checked (response_format
+        # read, credentials learned for masking) and are part of the cache key of its questions
+        self.variant = PromptVariant(name="proposer", system=REFLECT_SYSTEM, prompt="{{ request }}", params=self.params)
+
+    def __repr__(self) -> str:  # params may hold a key: shown masked, as a variant's
+        return f"ModelProposer(model={self.model!r}, params={self.variant.to_dict(redacted=True).get('params', {})!r})"
 
     def propose(self, variant: PromptVariant, failures: pd.DataFrame, context: Context) -> list[Edit]:
         shown = failures.sample(n=min(self.max_failures, len(failures)), random_state=context.rng)
@@ -159,10 +214,15 @@ class ModelProposer:
                 lines.append(f"Why it is wrong: {row['reason']}")
             lines.append("")
         lines.append("Better instruction:")
-        text = context.ask(self.model, REFLECT_SYSTEM, "\n".join(lines)).strip()
+        text = context.ask(Question(self.variant, self.model, "\n".join(lines))).strip()
         if not text or "{{" in text or "{%" in text:
             return []  # nothing usable (an empty reply, or template syntax that would not render)
         return [Edit({"system": text}, note=f"instruction rewritten by {self.model} from {len(shown)} failing case(s)")]
+
+    @property
+    def models(self) -> list[str]:
+        """The models this proposer calls (checked for a price when the search has ``budget_usd``)."""
+        return [self.model]
 
 
 @dataclass
@@ -180,6 +240,11 @@ class Reflect:
     threshold: float = 0.5
     name: str = field(default="reflect", init=False)
     needs_train: bool = field(default=True, init=False)
+
+    @property
+    def models(self) -> list[str]:
+        """The models its proposer calls, if any."""
+        return list(getattr(self.proposer, "models", []))
 
     def propose(self, parent: Candidate, context: Context) -> list[Proposal]:
         if parent.train is None:
@@ -211,6 +276,11 @@ class ParamSweep:
     per_step: int = 2
     name: str = field(default="params", init=False)
     needs_train: bool = field(default=False, init=False)
+
+    @property
+    def models(self) -> list[str]:
+        """The models the sweep may move candidates to."""
+        return [str(m) for m in self.grid.get("model", [])]
 
     def propose(self, parent: Candidate, context: Context) -> list[Proposal]:
         out: list[Proposal] = []

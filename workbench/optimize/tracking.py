@@ -35,7 +35,13 @@ def log_search(result: OptimizeResult, *, experiment: str, tracking_uri: str | N
     writer.log(
         parent,
         params={"objective": result.objective, **{f"split.{k}": v for k, v in result.splits.hashes.items()}},
-        metrics={"calls": result.calls, "cost_usd": result.cost_usd, "candidates": len(result.candidates)},
+        metrics={
+            "calls": result.calls,
+            "cost_usd": result.cost_usd,
+            "proposer_calls": result.proposer_calls,
+            "proposer_cost_usd": result.proposer_cost_usd,
+            "candidates": len(result.candidates),
+        },
     )
     for comparison in result.comparisons:
         row = comparison.results[0]
