@@ -234,7 +234,8 @@ class WorkbenchMlflowScorer(Scorer):
 
     _workbench: Any = pydantic.PrivateAttr(default=None)
 
-    def __call__(
+    # Narrower than Scorer.__call__ on purpose: MLflow passes only the parameters named here.
+    def __call__(  # type: ignore[override]
         self,
         *,
         inputs: Any = None,
@@ -329,4 +330,3 @@ def _import(path: str, config: Mapping[str, Any] | None) -> Any:
     if config is not None:
         raise ScorerError(f"mlflow_scorer: `config` is for a scorer class, and {path!r} is a ready scorer; drop it")
     return target
-
