@@ -1,18 +1,23 @@
 """MLflow GenAI scorers in workbench runs, and workbench scorers in ``mlflow.genai.evaluate``."""
 
+import json
 import math
+
+import litellm
 
 import mlflow
 import mlflow.genai
 import pytest
 from conftest import FakeLLM
 from mlflow.entities import Feedback
+from mlflow.genai.judges import make_judge
 from mlflow.genai.scorers import RegexMatch
 
 import workbench as wb
 from workbench.core import schema as col
 from workbench.core.exceptions import ConfigError, ScorerError
 from workbench.scorers import scorer_from_spec
+from workbench.testing.fake_openai import FakeOpenAIServer
 
 # One MLflow scorer per return kind MLflow allows: bool, number, str, Feedback, list of Feedback.
 
@@ -98,6 +103,36 @@ def test_a_wrong_answer_scores_zero_through_the_adapter(fake_key, reviews, varia
     cases = experiment.run(log_to_mlflow=False, progress=False, acompletion=always_positive).cases
     by_case = dict(zip(cases["case_id"], cases[col.score_column("judged")], strict=True))
     assert by_case == {"a": 1.0, "b": 0.0, "c": 0.0, "d": 1.0, "e": 1.0, "f": 0.0}
+
+
+def test_an_mlflow_llm_judge_in_a_run_through_the_fake_openai_server(fake_key, reviews, variants):
+    asked = []
+
+    def verdict(body):  # the judge's model: "yes" when the reply it is shown says positive
+        asked.append(body)
+        shown = body["messages"][-1]["content"]
+        return json.dumps({"result": "yes" if "positive" in shown else "no", "rationale": "read the reply"})
+
+    with FakeOpenAIServer(reply=verdict) as server:
+        judge = make_judge(
+            name="upbeat",
+            instructions="Is the reply {{ outputs }} upbeat? Answer yes or no.",
+            model="openai:/gpt-4o-mini",
+            base_url=f"{server.base_url}/chat/completions",
+        )
+        cases = _run(reviews, variants, [judge]).cases.set_index("case_id")
+
+    assert len(asked) == 6 and all(body["model"] == "gpt-4o-mini" for body in asked)
+    assert list(cases[col.score_column("upbeat")]) == [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]  # e is "negative" (see above)
+    assert set(cases[col.reason_column("upbeat")]) == {"read the reply"}
+    prompt = cases[col.judge_column("upbeat", "prompt_tokens")]
+    completion = cases[col.judge_column("upbeat", "completion_tokens")]
+    assert (prompt > 0).all() and (completion > 0).all()
+    cost = cases[col.judge_column("upbeat", "cost_usd")]
+    for p, c, usd in zip(prompt, completion, cost, strict=True):
+        assert usd == pytest.approx(
+            sum(litellm.cost_per_token(model="openai/gpt-4o-mini", prompt_tokens=int(p), completion_tokens=int(c)))
+        )
 
 
 def test_the_adapter_is_logged_as_a_spec_that_builds_it_again(reviews, variants):

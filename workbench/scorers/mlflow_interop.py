@@ -16,10 +16,15 @@ Both directions use the argument names the two share: a scorer reads ``inputs``
   feedback's value and its reason the rationale.
 
 MLflow's LLM judges (``Correctness``, ``Guidelines``, ``make_judge``...) call
-their ``model`` (an MLflow model URI such as ``"openai:/gpt-4o-mini"``) through
-MLflow's own client, not through the workbench's call path: those calls are not
-cached, rate-limited or counted in the run's cost. For judge calls that are,
-use :class:`workbench.judge.LLMJudge`.
+their ``model`` (an MLflow model URI such as ``"openai:/gpt-4o-mini"``; MLflow's
+default is ``"openai:/gpt-4.1-mini"``) through MLflow's own client, not through
+the workbench's call path: those calls are not cached, retried by the workbench
+or rate-limited with the task's. Their tokens (which MLflow reports on the
+feedback) and cost (litellm's price for that model) do land in the run's
+``judge.<name>.*`` columns like the workbench judges'. ``make_judge(...,
+base_url=...)`` points a judge at any OpenAI-compatible server (a self-hosted
+model). For judge calls that share the run's cache and limits, use
+:class:`workbench.judge.LLMJudge`.
 
 Example:
     >>> import mlflow.genai
@@ -34,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import inspect
 import json
@@ -42,8 +48,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import litellm
 import pydantic
 from mlflow.entities import Feedback
+from mlflow.genai.judges.instructions_judge import InstructionsJudge
 from mlflow.genai.scorers.base import Scorer
 from mlflow.genai.scorers.builtin_scorers import BuiltInScorer
 
@@ -54,6 +62,9 @@ from workbench.util.aio import run_sync
 
 #: The MLflow scorer parameters a workbench run can fill.
 _MAPPED = ("inputs", "outputs", "expectations", "trace")
+
+#: Where an MLflow judge's feedback says how many tokens its model call used.
+_TOKENS = ("mlflow.assessment.judgeInputTokens", "mlflow.assessment.judgeOutputTokens")
 
 #: Text values MLflow scorers return (``CategoricalRating`` is a ``str``), as numbers.
 _TEXT_VALUES = {"yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0, "pass": 1.0, "fail": 0.0}
@@ -119,6 +130,11 @@ class MlflowScorer(BaseScorer):
         return self._target  # type: ignore[attr-defined, no-any-return]
 
     @property
+    def calls_models(self) -> bool:
+        """True for an MLflow LLM judge: its tokens and cost go to the run's ``judge.<name>.*`` columns."""
+        return hasattr(self.mlflow_scorer, "model")
+
+    @property
     def wants_context(self) -> bool:
         """True when the MLflow scorer reads ``trace``, which only the context can carry."""
         return "trace" in self._wanted  # type: ignore[attr-defined]
@@ -134,6 +150,8 @@ class MlflowScorer(BaseScorer):
             if isinstance(target, BuiltInScorer):
                 fields = pydantic.BaseModel.model_dump(target, mode="json", exclude_none=True)
                 spec["config"] = {k: v for k, v in fields.items() if k in target.model_fields_set}
+            elif isinstance(target, InstructionsJudge):  # made by make_judge
+                spec["config"] = {"name": target.name, "instructions": target.instructions, "model": target.model}
         if self.labels is not None:
             spec["labels"] = dict(self.labels)
         return spec
@@ -161,10 +179,26 @@ class MlflowScorer(BaseScorer):
             if result.error is not None:
                 message = getattr(result.error, "error_message", None) or str(result.error)
                 return Score(float("nan"), f"MLflow scorer {self.name!r} failed: {message}")
-            return Score(self._number(result.value), result.rationale)
+            return self._with_usage(Score(self._number(result.value), result.rationale), result)
         if result is None:
             return Score(float("nan"), f"MLflow scorer {self.name!r} returned no value")
         return Score(self._number(result))
+
+    def _with_usage(self, score: Score, feedback: Feedback) -> Score:
+        """A judge's tokens (from the feedback's metadata) and their price, when litellm knows the model."""
+        if not self.calls_models:
+            return score
+        meta = feedback.metadata or {}
+        prompt, completion = (int(meta.get(key) or 0) for key in _TOKENS)
+        model = str(getattr(self.mlflow_scorer, "model", None) or _default_judge_model())
+        try:  # MLflow's "openai:/gpt-4o-mini" is litellm's "openai/gpt-4o-mini"
+            costs = litellm.cost_per_token(
+                model=model.replace(":/", "/", 1), prompt_tokens=prompt, completion_tokens=completion
+            )
+            cost: float | None = float(sum(costs))
+        except Exception:  # litellm has no price for this model: cost unknown, not zero
+            cost = None
+        return dataclasses.replace(score, prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
 
     def _pick(self, feedbacks: list[Any]) -> Any:
         names = [getattr(f, "name", None) for f in feedbacks]
@@ -310,6 +344,13 @@ def _parameters(target: Scorer) -> dict[str, bool]:
             "read `outputs` (the reply text) and `inputs` instead, or give `trace` a default of None"
         )
     return wanted
+
+
+def _default_judge_model() -> str:
+    """The model MLflow's judges use when given none (``openai:/gpt-4.1-mini`` outside Databricks)."""
+    from mlflow.genai.judges.utils import get_default_model
+
+    return str(get_default_model())
 
 
 def _import(path: str, config: Mapping[str, Any] | None) -> Any:
