@@ -4,7 +4,6 @@ import json
 import math
 
 import litellm
-
 import mlflow
 import mlflow.genai
 import pytest
