@@ -1,5 +1,5 @@
-"""MLflow 3's GenAI pages, seen in a real browser: the registered prompt with its versions, and
-the dataset on the run.
+"""MLflow 3's GenAI pages, seen in a real browser: the registered prompt with its versions, the
+dataset on the run, and a workbench scorer's feedback on the traces of ``mlflow.genai.evaluate``.
 
 Two runs of a small experiment (FakeLLM, no network) go into a fresh store, the template of the
 variant changed in between; the MLflow UI (the command ``wb.ui_command`` prints) serves that store.
@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import mlflow
+import mlflow.genai
 import pytest
 from browser_support import BROWSER, Server, free_port, screenshot, show_on_failure, start_mlflow_ui
 from conftest import FakeLLM, sample_reviews
@@ -91,30 +93,37 @@ def close_assistant(page: Any) -> None:
 
 
 def open_traces_of_run(page: Any, url: str, experiment_id: str, run_id: str) -> Any:
-    """Open the Traces tab of a run and return the locator of its trace rows (one per case row).
+    """Open the Traces tab of a run and return the locator of its trace rows (one per trace).
 
-    Use: ``rows = open_traces_of_run(page, url, eid, child_run_id); rows.first.wait_for()``, then
-    check ``rows.count()`` against the run's calls and open one with :func:`open_trace_assessments`.
+    Use: ``rows = open_traces_of_run(page, url, eid, run_id)``, then
+    ``rows.filter(has_text="<a request's text>").wait_for()`` and ``rows.count()``; open one with
+    :func:`open_trace_assessments`.
     """
     page.goto(f"{url}/#/experiments/{experiment_id}/runs/{run_id}/traces")
+    rows = page.locator("[role=row]").filter(has=page.locator("[role=cell], [role=gridcell]"))
+    rows.first.wait_for()
     close_assistant(page)
-    return page.locator("[role=row]").filter(has=page.locator("[role=cell], [role=gridcell]"))
+    return rows
 
 
 def open_trace_assessments(page: Any, url: str, experiment_id: str, trace_id: str) -> Any:
-    """Open one trace (by its id, e.g. from ``MlflowClient.search_traces``) and return its assessments
-    panel, the part of the page that lists feedback by name, value and source (a human reviewer's
-    👍/👎 shows there with source HUMAN).
+    """Open one trace (by its id, e.g. from ``mlflow.search_traces``) and return its assessments
+    pane, which lists each feedback by name with its value (a human's with a person icon: source
+    HUMAN, as a 👍/👎 from the review widget should be) and the expectations.
 
-    Use: ``panel = open_trace_assessments(page, url, eid, trace_id)``, then
-    ``panel.get_by_text("<feedback name>").wait_for()`` and check the value and the reviewer shown.
+    Use: ``pane = open_trace_assessments(page, url, eid, trace_id)``, then
+    ``pane.get_by_text("<feedback name>", exact=True).wait_for()`` and check ``pane.inner_text()``.
     """
     page.goto(f"{url}/#/experiments/{experiment_id}/traces?selectedEvaluationId={trace_id}")
-    close_assistant(page)
-    panel = page.get_by_test_id("assessments-pane")
-    if panel.count():
-        return panel
-    return page.get_by_role("dialog")
+    # The trace opens in a drawer; a first-visit tip may sit on top of it (the drawer is then
+    # aria-hidden), so find the drawer by its component id and click through.
+    drawer = page.locator("[data-component-id='mlflow.evaluations_review.modal']")
+    button = drawer.locator("button", has_text="Assess").first
+    button.wait_for()
+    button.click(force=True)
+    pane = page.get_by_test_id("assessments-pane")
+    pane.wait_for()
+    return pane
 
 
 # -- the checks ------------------------------------------------------------------------------------
@@ -160,3 +169,42 @@ def test_each_run_shows_its_dataset_and_the_prompt_version_it_used(genai_store, 
             # the file's name without its suffix, and the content hash: the same data, the same digest
             assert datasets.first.inner_text() == f"reviews ({dataset.content_hash[:12]})"
         screenshot(page, "mlflow_ui_run_dataset.png")
+
+
+@pytest.fixture(scope="module")
+def evaluated(genai_store: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """``mlflow.genai.evaluate`` with a workbench scorer on two static rows, into the same store."""
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(genai_store["tracking_uri"])
+    try:
+        mlflow.set_experiment("workbench-scorer-in-mlflow")
+        data = [
+            {"inputs": {"review": "Great kettle."}, "outputs": "positive", "expectations": {"label": "positive"}},
+            {"inputs": {"review": "Broke at once."}, "outputs": "positive", "expectations": {"label": "negative"}},
+        ]
+        result = mlflow.genai.evaluate(data=data, scorers=[wb.to_mlflow_scorer(wb.ExactMatch(expected="label"))])
+        traces = mlflow.search_traces(run_id=result.run_id, return_type="list")
+        by_review = {next(r for r in ("Great kettle.", "Broke at once.") if r in t.data.request): t for t in traces}
+        yield {
+            "run_id": result.run_id,
+            "experiment_id": traces[0].info.experiment_id,
+            "traces": {review: trace.info.trace_id for review, trace in by_review.items()},
+        }
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
+@pytest.mark.timeout(240)
+def test_a_workbench_scorer_feedback_from_mlflow_evaluate_shows_on_its_trace(evaluated, genai_ui, page):
+    url, server = genai_ui
+    experiment_id = evaluated["experiment_id"]
+    with show_on_failure(server):
+        rows = open_traces_of_run(page, url, experiment_id, evaluated["run_id"])
+        rows.filter(has_text="Broke at once.").wait_for()
+        assert rows.count() == 2
+        for review, expected in (("Broke at once.", "0"), ("Great kettle.", "1")):
+            pane = open_trace_assessments(page, url, experiment_id, evaluated["traces"][review])
+            pane.get_by_text("exact_match", exact=True).wait_for()
+            shown = pane.inner_text().split()
+            assert shown[shown.index("exact_match") + 1] == expected  # the workbench score, as the value
+        screenshot(page, "mlflow_ui_workbench_scorer_on_trace.png")
