@@ -149,6 +149,20 @@ def test_the_adapter_is_logged_as_a_spec_that_builds_it_again(reviews, variants)
     assert rebuilt.mlflow_scorer.pattern == "^neg"
     assert scorer_from_spec(specs[0]).mlflow_scorer is says_negative
 
+    judge = make_judge(name="upbeat", instructions="Is {{ outputs }} upbeat?", model="openai:/gpt-4o-mini")
+    spec = wb.from_mlflow_scorer(judge).spec()
+    assert spec["config"] == {
+        "name": "upbeat",
+        "instructions": "Is {{ outputs }} upbeat?",
+        "model": "openai:/gpt-4o-mini",
+    }
+    again = scorer_from_spec(spec).mlflow_scorer
+    assert (again.name, again.instructions, again.model) == (
+        "upbeat",
+        "Is {{ outputs }} upbeat?",
+        "openai:/gpt-4o-mini",
+    )
+
 
 def _only_reasons(cases, name):
     assert cases[col.score_column(name)].isna().all()  # a scorer error is not a zero (the run goes on)
@@ -252,3 +266,30 @@ def test_to_mlflow_scorer_refuses_what_is_not_a_workbench_scorer():
         wb.to_mlflow_scorer(says_negative)
     with pytest.raises(ScorerError, match="no `score` method"):
         wb.to_mlflow_scorer(object())
+
+
+def test_yaml_names_an_mlflow_scorer_by_import_path(fake_key, tmp_path, variants):
+    data = tmp_path / "reviews.csv"
+    data.write_text("id,review,label\na,Broke after two days.,negative\nb,Great kettle.,positive\n")
+    exp = wb.experiment_from_dict(
+        {
+            "name": "yaml-mlflow",
+            "dataset": {"path": str(data), "expected": ["label"]},
+            "variants": [{"name": "v", "prompt": "Review: {{ review }}"}],
+            "models": ["openai/gpt-4o-mini"],
+            "scorers": [
+                {"type": "mlflow_scorer", "scorer": "test_mlflow_scorers:judged"},
+                {"type": "mlflow_scorer", "scorer": "mlflow.genai.scorers:RegexMatch", "config": {"pattern": "^neg"}},
+            ],
+        }
+    )
+    cases = exp.run(log_to_mlflow=False, progress=False, acompletion=FakeLLM()).cases.set_index("case_id")
+    assert list(cases[col.score_column("judged")]) == [1.0, 1.0]
+    assert list(cases[col.score_column("regex_match")]) == [1.0, 0.0]
+
+
+def test_a_bad_yaml_config_names_the_scorer_and_the_problem():
+    with pytest.raises(ScorerError, match=r"cannot build 'mlflow.genai.scorers:RegexMatch' from config"):
+        scorer_from_spec({"type": "mlflow_scorer", "scorer": "mlflow.genai.scorers:RegexMatch", "config": {}})
+    with pytest.raises(ScorerError, match=r"'json:dumps' is not an MLflow GenAI scorer"):
+        scorer_from_spec({"type": "mlflow_scorer", "scorer": "json:dumps"})
