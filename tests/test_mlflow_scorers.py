@@ -293,3 +293,17 @@ def test_a_bad_yaml_config_names_the_scorer_and_the_problem():
         scorer_from_spec({"type": "mlflow_scorer", "scorer": "mlflow.genai.scorers:RegexMatch", "config": {}})
     with pytest.raises(ScorerError, match=r"'json:dumps' is not an MLflow GenAI scorer"):
         scorer_from_spec({"type": "mlflow_scorer", "scorer": "json:dumps"})
+
+
+def test_a_workbench_llm_judge_in_mlflow_calls_through_the_call_path_it_is_given(fake_key, tmp_path):
+    from workbench.engine.cache import ResponseCache
+    from workbench.engine.calls import CallPath
+
+    verdicts = FakeLLM(reply=lambda model, messages: '{"reason": "says it plainly", "score": 1}')
+    calls = CallPath(wb.RunSettings(), acompletion=verdicts, cache=ResponseCache(tmp_path / "judge.sqlite"))
+    judge = wb.LLMJudge(rubric="The reply names the sentiment.", model="openai/gpt-4o-mini")
+    wrapped = wb.to_mlflow_scorer(judge, models=calls)
+    first = wrapped(inputs={"review": "Great."}, outputs="positive", expectations={})
+    again = wrapped(inputs={"review": "Great."}, outputs="positive", expectations={})
+    assert (first.value, first.rationale) == (1.0, "says it plainly") == (again.value, again.rationale)
+    assert len(verdicts.calls) == 1  # the second verdict came from the call path's cache

@@ -57,7 +57,7 @@ from mlflow.genai.scorers.builtin_scorers import BuiltInScorer
 
 from workbench.core.exceptions import ScorerError
 from workbench.scorers.base import BaseScorer, Score, normalize_score, run_scorer
-from workbench.scorers.context import ScoringContext
+from workbench.scorers.context import ModelCaller, ScoringContext
 from workbench.util.aio import run_sync
 
 #: The MLflow scorer parameters a workbench run can fill.
@@ -267,6 +267,7 @@ class WorkbenchMlflowScorer(Scorer):
     """An MLflow ``Scorer`` that runs a workbench scorer; made by :func:`to_mlflow_scorer`."""
 
     _workbench: Any = pydantic.PrivateAttr(default=None)
+    _models: Any = pydantic.PrivateAttr(default=None)
 
     # Narrower than Scorer.__call__ on purpose: MLflow passes only the parameters named here.
     def __call__(  # type: ignore[override]
@@ -278,20 +279,29 @@ class WorkbenchMlflowScorer(Scorer):
     ) -> Feedback:
         text = outputs if isinstance(outputs, str) else ("" if outputs is None else json.dumps(outputs, default=str))
         given = inputs if isinstance(inputs, Mapping) else ({} if inputs is None else {"inputs": inputs})
-        context = ScoringContext(inputs=dict(given), output=text, expectations=dict(expectations or {}))
+        context = ScoringContext(
+            inputs=dict(given), output=text, expectations=dict(expectations or {}), models=self._models
+        )
         score = run_sync(run_scorer(self._workbench, context))
         if math.isnan(score.value):
             return Feedback(name=self.name, error=score.reason or "not scored", rationale=score.reason)
         return Feedback(name=self.name, value=score.value, rationale=score.reason)
 
 
-def to_mlflow_scorer(scorer: Any, *, name: str | None = None) -> Scorer:
+def to_mlflow_scorer(scorer: Any, *, name: str | None = None, models: ModelCaller | None = None) -> Scorer:
     """Wrap a workbench scorer for ``mlflow.genai.evaluate(data=..., scorers=[...])``.
 
     The MLflow scorer gets ``inputs`` (a dict: the template variables), ``outputs``
     (text; other values are scored as their JSON) and ``expectations``, and returns a
     ``Feedback`` with the workbench score as its value and the reason as its rationale
     (an error feedback when the workbench scorer could not score, NaN).
+
+    Args:
+        scorer: The workbench scorer.
+        name: The feedback's name; the scorer's ``name`` by default.
+        models: The call path a workbench LLM judge calls its model through (a
+            :class:`workbench.engine.calls.CallPath`: cache, retries, limits). Without it a
+            workbench judge calls litellm directly, uncached.
 
     Example:
         >>> from workbench.scorers import ExactMatch
@@ -310,6 +320,7 @@ def to_mlflow_scorer(scorer: Any, *, name: str | None = None) -> Scorer:
         )
     wrapped = WorkbenchMlflowScorer(name=name or scorer.name, description=f"workbench scorer {scorer.name}")
     wrapped._workbench = scorer
+    wrapped._models = models
     return wrapped
 
 
