@@ -133,7 +133,9 @@ from workbench.scorers import (  # noqa: E402
     Score,
     ScoringContext,
     ToolCallMatch,
+    from_mlflow_scorer,
     scorer,
+    to_mlflow_scorer,
 )
 from workbench.tracking import (  # noqa: E402
     Report,
@@ -251,6 +253,7 @@ __all__ = [
     "experiment_from_dict",
     "feedback_cases",
     "field_report",
+    "from_mlflow_scorer",
     "gate",
     "judge_agreement",
     "load_experiment",
@@ -284,5 +287,6 @@ __all__ = [
     "scorer",
     "set_alias",
     "split_dataset",
+    "to_mlflow_scorer",
     "ui_command",
 ]

@@ -53,6 +53,12 @@ class ExperimentSpec:
         self.variants = list(self.variants)
         self.models = [self.models] if isinstance(self.models, str) else list(self.models)
         self.scorers = list(self.scorers)
+        for i, scorer in enumerate(self.scorers):
+            if not callable(getattr(scorer, "score", None)):
+                raise ConfigError(
+                    f"experiment {self.name!r}: scorers[{i}] {scorer!r} has no `score` method; use a workbench "
+                    "scorer, a function decorated with wb.scorer, or wrap an MLflow scorer with wb.from_mlflow_scorer"
+                )
         if not self.variants:
             raise ConfigError(f"experiment {self.name!r} has no variants")
         if not self.models:

@@ -23,6 +23,7 @@ from workbench.engine.estimate import Estimate, estimate
 from workbench.engine.observers import ProgressObserver, Redacted, RunObserver
 from workbench.engine.runner import execute
 from workbench.experiment.result import ExperimentResult
+from workbench.scorers.mlflow_interop import as_workbench_scorer
 from workbench.tracking.tracker import MlflowObserver
 from workbench.util.aio import run_sync
 
@@ -47,7 +48,14 @@ class Experiment(ExperimentSpec):
         ... )
         >>> result = exp.run()  # doctest: +SKIP
         >>> result.summary  # doctest: +SKIP
+
+    An MLflow GenAI scorer in ``scorers`` (``@mlflow.genai.scorer`` or a built-in one)
+    is wrapped by :func:`workbench.from_mlflow_scorer` as it comes in.
     """
+
+    def __post_init__(self) -> None:
+        self.scorers = [as_workbench_scorer(s) for s in self.scorers]
+        super().__post_init__()
 
     def estimate(self, *, cache: CacheOption = True) -> Estimate:
         """Calls, tokens and expected cost of :meth:`run`, minus what the cache holds. Calls nothing."""

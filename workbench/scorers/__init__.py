@@ -2,6 +2,7 @@
 
 Built-in scorers cover text, JSON, classification and structured extraction
 (per-field match, hallucination); :func:`scorer` turns a function into one.
+MLflow GenAI scorers work both ways (:func:`from_mlflow_scorer`, :func:`to_mlflow_scorer`).
 Tool calls are checked BFCL-style (:class:`ToolCallMatch`). RAG: retrieval metrics
 (:class:`RecallAtK`, :class:`PrecisionAtK`, :class:`MRR`, :class:`NDCGAtK`), citations and refusals;
 faithfulness and answer relevance, which may call a judge, are in :mod:`workbench.judge`.
@@ -16,6 +17,7 @@ from workbench.scorers.extraction import FieldMatch
 from workbench.scorers.function import FunctionScorer, scorer
 from workbench.scorers.hallucination import Hallucination
 from workbench.scorers.json import JsonSchemaValid, JsonValid
+from workbench.scorers.mlflow_interop import MlflowScorer, from_mlflow_scorer, to_mlflow_scorer
 from workbench.scorers.refusal import RefusalCorrectness
 from workbench.scorers.retrieval_metrics import MRR, NDCGAtK, PrecisionAtK, RecallAtK
 from workbench.scorers.safety import AttackResisted, CanaryKept, CleanUtility
@@ -39,6 +41,7 @@ __all__ = [
     "JsonSchemaValid",
     "JsonValid",
     "LabelMatch",
+    "MlflowScorer",
     "ModelCaller",
     "NDCGAtK",
     "NoPiiLeak",
@@ -50,7 +53,9 @@ __all__ = [
     "ScoringContext",
     "ToolCallMatch",
     "accepts_context",
+    "from_mlflow_scorer",
     "run_scorer",
     "scorer",
     "scorer_from_spec",
+    "to_mlflow_scorer",
 ]
