@@ -68,11 +68,11 @@ class Contains(BaseScorer):
 
 @dataclass(frozen=True)
 class RegexMatch(BaseScorer):
-    """1.0 when ``pattern`` is found in the output (``re.search``).
+    """1.0 when ``pattern`` is found in the output (``re.search``); a miss says which pattern.
 
     Example:
         >>> RegexMatch(pattern=r"^\\s*(positive|negative)\\b").score(
-        ...     inputs={}, outputs=" negative!", expectations={})
+        ...     inputs={}, outputs=" negative!", expectations={}).value
         1.0
     """
 
