@@ -1,0 +1,219 @@
+"""Router groups (issue 17, item 5): one model answered by several deployments through litellm's Router.
+
+Two fake OpenAI-compatible servers on 127.0.0.1 stand in for two replicas; one of them fails.
+"""
+
+import collections
+import textwrap
+import time
+
+import pytest
+
+import workbench as wb
+from workbench.core.routing import RouterGroup
+from workbench.engine.retry import RetryPolicy
+from workbench.experiment.config import load_experiment
+from workbench.testing import FakeOpenAIServer
+from workbench.testing.fake_openai import expected_reply
+
+A_KEY, B_KEY = "sk-routerA-SECRET-1f2e3d4c", "sk-routerB-SECRET-9a8b7c6d"
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch):
+    monkeypatch.setenv("A_KEY", A_KEY)
+    monkeypatch.setenv("B_KEY", B_KEY)
+
+
+def group(a: FakeOpenAIServer, b: FakeOpenAIServer, **options) -> RouterGroup:
+    limits_a = options.pop("extra_a", {})
+    limits_b = options.pop("extra_b", {})
+    return RouterGroup(
+        name="support-gpt",
+        deployments=[
+            {"model": "openai/fake", "api_base": a.base_url, "api_key_env": "A_KEY", "id": "replica-a", **limits_a},
+            {"model": "openai/fake", "api_base": b.base_url, "api_key_env": "B_KEY", "id": "replica-b", **limits_b},
+        ],
+        **options,
+    )
+
+
+def experiment(models, n: int, **settings) -> wb.Experiment:
+    return wb.Experiment(
+        name="routed",
+        variants=[wb.PromptVariant(name="plain", prompt="Echo {{ text }}", params={"temperature": 0})],
+        dataset=wb.Dataset.from_records([{"id": f"c{i:02d}", "text": f"case number {i}"} for i in range(n)]),
+        models=models,
+        settings=wb.RunSettings(**settings),
+    )
+
+
+def check_replies(result: wb.ExperimentResult) -> None:
+    variant = result.experiment.variants[0]
+    for row in result.cases.to_dict("records"):
+        assert row["output"] == expected_reply("fake", variant.render({"text": row["input.text"]})), row["case_id"]
+
+
+@pytest.mark.parametrize("fault", ["500", "429"])
+def test_a_failing_replica_every_case_is_answered_by_the_healthy_one_and_the_rows_say_so(fault):
+    with FakeOpenAIServer() as healthy, FakeOpenAIServer(fault_rate=1.0, faults=(fault,)) as failing:
+        result = experiment([group(failing, healthy)], 12).run(log_to_mlflow=False, progress=False)
+        assert failing.requests >= 1  # the router did send it calls: the failover is real
+        assert failing.stats.successes == 0
+        assert healthy.stats.successes == 12
+    cases = result.cases
+    assert cases["error"].isna().all(), cases["error"].dropna().tolist()[:2]
+    assert (cases["deployment"] == "replica-b").all()
+    assert (cases["model"] == "support-gpt").all()
+    check_replies(result)
+
+
+def test_both_healthy_both_answer_and_a_rerun_hits_the_cache_whoever_answered():
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        exp = experiment([group(a, b)], 24)
+        first = exp.run(log_to_mlflow=False, progress=False)
+        answered = {"replica-a": a.stats.successes, "replica-b": b.stats.successes}
+        second = exp.run(log_to_mlflow=False, progress=False)
+        assert a.requests + b.requests == 24  # nothing new was sent
+    counts = collections.Counter(first.cases["deployment"])
+    assert set(counts) == {"replica-a", "replica-b"}, counts  # simple-shuffle: P(all on one) = 2 * 2**-24
+    assert counts == answered  # the column says who really answered
+    assert second.cases["cached"].all()
+    assert list(second.cases.sort_values("case_id")["deployment"]) == list(first.cases.sort_values("case_id")["deployment"])
+
+
+def test_order_holds_while_the_first_level_is_healthy_and_falls_back_when_it_fails():
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        result = experiment([group(a, b, extra_a={"order": 1}, extra_b={"order": 2})], 10).run(log_to_mlflow=False, progress=False)
+        assert b.requests == 0
+    assert (result.cases["deployment"] == "replica-a").all()
+    with FakeOpenAIServer(fault_rate=1.0, faults=("500",)) as a, FakeOpenAIServer() as b:
+        routed = group(a, b, extra_a={"order": 1}, extra_b={"order": 2}, num_retries=1)
+        result = experiment([routed], 6).run(log_to_mlflow=False, progress=False, cache=False)
+        assert a.requests >= 6 and b.stats.successes == 6
+    assert result.cases["error"].isna().all()
+    assert (result.cases["deployment"] == "replica-b").all()
+
+
+def test_rpm_limits_are_respected_and_the_rest_goes_to_the_other_replica():
+    # litellm counts rpm per calendar minute: each server's arrivals are counted by minute.
+    arrivals: dict[str, list[float]] = {"a": [], "b": []}
+
+    def recording(name):
+        def reply(body):
+            arrivals[name].append(time.time())
+            return expected_reply(body["model"], body["messages"])
+
+        return reply
+
+    with FakeOpenAIServer(reply=recording("a")) as a, FakeOpenAIServer(reply=recording("b")) as b:
+        routed = group(a, b, extra_a={"rpm": 3}, extra_b={"rpm": 1000})
+        assert routed.strategy == "usage-based-routing-v2"
+        result = experiment([routed], 10, max_concurrency=2).run(log_to_mlflow=False, progress=False)
+    assert result.cases["error"].isna().all()
+    for name, limit in (("a", 3), ("b", 1000)):
+        per_minute = collections.Counter(int(t // 60) for t in arrivals[name])
+        assert all(count <= limit for count in per_minute.values()), (name, per_minute)
+    counts = collections.Counter(result.cases["deployment"])
+    assert counts["replica-a"] <= 3 * len({int(t // 60) for t in arrivals["a"]})
+    assert counts["replica-a"] + counts["replica-b"] == 10
+    assert counts["replica-b"] >= 4
+
+
+def test_the_router_retries_and_the_engine_does_not_retry_on_top():
+    with FakeOpenAIServer(fault_rate=1.0, faults=("500",)) as a, FakeOpenAIServer(fault_rate=1.0, faults=("500",)) as b:
+        routed = group(a, b, num_retries=2)
+        exp = experiment([routed], 2, retry=RetryPolicy(max_attempts=6, initial_wait_s=0.001, max_wait_s=0.01))
+        with pytest.raises(wb.TooManyErrorsError) as caught:
+            exp.run(log_to_mlflow=False, progress=False)
+        sent = a.requests + b.requests
+    # 2 cases x (1 + num_retries) router attempts; the engine's 6 attempts would make it 36.
+    assert sent == 6, sent
+    rows = caught.value.result.cases
+    assert rows["error"].notna().all() and rows["deployment"].isna().all()
+
+
+def test_yaml_router_group_runs_and_a_bad_one_fails_before_any_call(tmp_path):
+    data = tmp_path / "cases.jsonl"
+    data.write_text('{"id": "c1", "text": "hello"}\n{"id": "c2", "text": "bye"}\n')
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        source = tmp_path / "routed.yaml"
+        source.write_text(
+            textwrap.dedent(f"""\
+                name: routed-yaml
+                dataset: {{path: cases.jsonl}}
+                variants:
+                  - {{name: plain, prompt: "Echo {{{{ text }}}}"}}
+                models:
+                  - name: support-gpt
+                    router:
+                      deployments:
+                        - {{model: openai/fake, api_base: "{a.base_url}", api_key_env: A_KEY, rpm: 60}}
+                        - {{model: openai/fake, api_base: "{b.base_url}", api_key_env: B_KEY}}
+                """)
+        )
+        exp = load_experiment(source)
+        assert exp.routers["support-gpt"].strategy == "usage-based-routing-v2"
+        result = exp.run(log_to_mlflow=False, progress=False)
+        assert a.requests + b.requests == 2
+        hosts = {a.base_url.split("//")[1].removesuffix("/v1"), b.base_url.split("//")[1].removesuffix("/v1")}
+    assert set(result.cases["deployment"]) <= {f"openai/fake@{h}" for h in hosts}
+    assert result.cases["error"].isna().all()
+
+
+BAD = {
+    "an unknown field": ({"model": "openai/fake", "rmp": 3}, "deployments[0].rmp': unknown key"),
+    "a key instead of a variable name": (
+        {"model": "openai/fake", "api_key_env": "sk-live-abc123def456"},
+        "must name an environment variable",
+    ),
+    "a key in params": ({"model": "openai/fake", "params": {"api_key": "sk-x"}}, "look like credentials"),
+    "a negative rpm": ({"model": "openai/fake", "rpm": -1}, "deployments[0].rpm'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_router_config_is_a_clear_error_naming_the_file_and_field(tmp_path, case):
+    deployment, expected = BAD[case]
+    source = tmp_path / "bad.yaml"
+    source.write_text(
+        "name: bad\ndataset: {path: cases.jsonl}\nvariants: [{name: plain, prompt: 'x {{ text }}'}]\n"
+        f"models:\n  - name: support-gpt\n    router:\n      deployments: [{{{_flow(deployment)}}}]\n"
+    )
+    with pytest.raises(wb.ConfigError) as caught:
+        load_experiment(source)
+    message = str(caught.value)
+    assert str(source.name) in message and "models[0]" in message and expected in message, message
+    assert "sk-live-abc123def456" not in message and "sk-x" not in message
+
+
+def _flow(mapping: dict) -> str:
+    def value(v):
+        return "{" + _flow(v) + "}" if isinstance(v, dict) else str(v)
+
+    return ", ".join(f"{k}: {value(v)}" for k, v in mapping.items())
+
+
+def test_limits_with_a_strategy_that_cannot_enforce_them_are_refused(tmp_path):
+    with pytest.raises(wb.ConfigError, match="usage-based-routing-v2"):
+        RouterGroup(name="g", routing_strategy="simple-shuffle", deployments=[{"model": "openai/fake", "rpm": 5}])
+
+
+def test_an_unset_key_variable_or_unknown_provider_fails_before_any_call(monkeypatch):
+    monkeypatch.delenv("B_KEY")
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        with pytest.raises(wb.ModelError, match="'B_KEY', which is not set"):
+            experiment([group(a, b)], 2).run(log_to_mlflow=False, progress=False)
+        unknown = RouterGroup(name="g", deployments=[{"model": "nosuchprovider-xyz/abc", "api_base": a.base_url}])
+        with pytest.raises(wb.ModelError, match="unknown model"):
+            experiment([unknown], 2).run(log_to_mlflow=False, progress=False)
+        assert a.requests == b.requests == 0
+
+
+def test_variant_params_that_say_where_to_call_clash_with_a_group():
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        exp = experiment([group(a, b)], 2)
+        exp.variants[0] = wb.PromptVariant(name="plain", prompt="Echo {{ text }}", params={"api_base": a.base_url})
+        with pytest.raises(wb.ModelError, match="api_base"):
+            exp.run(log_to_mlflow=False, progress=False)
+        assert a.requests == 0
