@@ -79,12 +79,16 @@ def test_both_healthy_both_answer_and_a_rerun_hits_the_cache_whoever_answered():
     assert set(counts) == {"replica-a", "replica-b"}, counts  # simple-shuffle: P(all on one) = 2 * 2**-24
     assert counts == answered  # the column says who really answered
     assert second.cases["cached"].all()
-    assert list(second.cases.sort_values("case_id")["deployment"]) == list(first.cases.sort_values("case_id")["deployment"])
+    assert list(second.cases.sort_values("case_id")["deployment"]) == list(
+        first.cases.sort_values("case_id")["deployment"]
+    )
 
 
 def test_order_holds_while_the_first_level_is_healthy_and_falls_back_when_it_fails():
     with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
-        result = experiment([group(a, b, extra_a={"order": 1}, extra_b={"order": 2})], 10).run(log_to_mlflow=False, progress=False)
+        result = experiment([group(a, b, extra_a={"order": 1}, extra_b={"order": 2})], 10).run(
+            log_to_mlflow=False, progress=False
+        )
         assert b.requests == 0
     assert (result.cases["deployment"] == "replica-a").all()
     with FakeOpenAIServer(fault_rate=1.0, faults=("500",)) as a, FakeOpenAIServer() as b:

@@ -45,7 +45,7 @@ class ExperimentSpec:
     name: str
     variants: Sequence[PromptVariant]
     dataset: Dataset
-    models: Sequence[str | RouterGroup] = ("local/gemma-3-270m",)
+    models: Sequence[str] = ("local/gemma-3-270m",)  # RouterGroup entries too: see __post_init__
     scorers: Sequence[Any] = ()
     repeats: int = 1
     settings: RunSettings = field(default_factory=RunSettings)
@@ -56,7 +56,10 @@ class ExperimentSpec:
 
     def __post_init__(self) -> None:
         self.variants = list(self.variants)
-        models = [self.models] if isinstance(self.models, (str, RouterGroup)) else list(self.models)
+        # A RouterGroup among the models is kept in `routers` and named in `models` (which the rest of
+        # the package reads as strings); the annotation says str so that code keeps type-checking.
+        given: Any = self.models
+        models: list[Any] = [given] if isinstance(given, (str, RouterGroup)) else list(given)
         self.routers = dict(self.routers)
         for model in models:
             if isinstance(model, RouterGroup):
@@ -109,7 +112,7 @@ class ExperimentSpec:
     def with_overrides(
         self,
         *,
-        models: Sequence[str | RouterGroup] | None = None,
+        models: Sequence[str] | None = None,
         limit: int | None = None,
         repeats: int | None = None,
         scorers: Sequence[Any] | None = None,

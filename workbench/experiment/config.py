@@ -123,7 +123,7 @@ class ExperimentConfig(_Strict):
     dataset: DatasetConfig | None = None
     redteam: RedteamConfig | None = None
     variants: list[VariantConfig] = Field(min_length=1)
-    models: list[ModelEntry] = Field(default_factory=lambda: [DEFAULT_LOCAL_MODEL], min_length=1)
+    models: list[ModelEntry] = Field(default_factory=lambda: list[ModelEntry]([DEFAULT_LOCAL_MODEL]), min_length=1)
     scorers: list[dict[str, Any]] = Field(default_factory=list)
     repeats: int = Field(default=1, ge=1)
     settings: SettingsConfig = Field(default_factory=SettingsConfig)
@@ -189,13 +189,15 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
         except (TemplateError, ConfigError) as exc:
             raise ConfigError(f"{source} key 'variants[{i}]': {exc}") from exc
     scorers = [scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)]
-    models = [_model(entry, i, source) for i, entry in enumerate(config.models)]
+    routed = [_model(entry, i, source) for i, entry in enumerate(config.models) if not isinstance(entry, str)]
+    models = [entry if isinstance(entry, str) else entry.name for entry in config.models]
     experiment = Experiment(
         name=config.name,
         description=config.description,
         variants=variants,
         dataset=dataset,
         models=models,
+        routers={group.name: group for group in routed},
         scorers=scorers,
         repeats=config.repeats,
         settings=RunSettings(
@@ -213,10 +215,8 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
     return _redteam(experiment, config.redteam, base, source)
 
 
-def _model(entry: str | RoutedModelConfig, index: int, source: str) -> str | RouterGroup:
-    """A ``models:`` entry as the spec takes it: the string, or the router group (checked as a whole)."""
-    if isinstance(entry, str):
-        return entry
+def _model(entry: RoutedModelConfig, index: int, source: str) -> RouterGroup:
+    """A routed ``models:`` entry as a router group (checked as a whole: duplicates, limits)."""
     try:
         return RouterGroup(name=entry.name, **entry.router.model_dump(exclude_unset=True))
     except ConfigError as exc:

@@ -100,7 +100,13 @@ def build_router(group: RouterGroup, *, num_retries: int) -> litellm.Router:
             value = getattr(deployment, field)
             if value is not None:
                 params[field] = value
-        model_list.append({"model_name": group.name, "litellm_params": params, "model_info": {"id": router_id(group, deployment.label())}})
+        model_list.append(
+            {
+                "model_name": group.name,
+                "litellm_params": params,
+                "model_info": {"id": router_id(group, deployment.label())},
+            }
+        )
     options: dict[str, Any] = {}
     if group.cooldown_s is not None:
         options["cooldown_time"] = group.cooldown_s
