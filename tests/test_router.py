@@ -66,6 +66,9 @@ def test_a_failing_replica_every_case_is_answered_by_the_healthy_one_and_the_row
     assert (cases["deployment"] == "replica-b").all()
     assert (cases["model"] == "support-gpt").all()
     check_replies(result)
+    table = result.side_by_side()
+    assert (table.frame["plain:deployment"] == "replica-b").all()
+    assert table.to_html().count("via replica-b") == 12
 
 
 def test_both_healthy_both_answer_and_a_rerun_hits_the_cache_whoever_answered():
