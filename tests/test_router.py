@@ -61,9 +61,11 @@ def test_a_failing_replica_every_case_is_answered_by_the_healthy_one_and_the_row
         assert failing.requests >= 1  # the router did send it calls: the failover is real
         assert failing.stats.successes == 0
         assert healthy.stats.successes == 12
+        tried = failing.requests + healthy.requests
     cases = result.cases
     assert cases["error"].isna().all(), cases["error"].dropna().tolist()[:2]
     assert (cases["deployment"] == "replica-b").all()
+    assert cases["attempts"].sum() == tried  # each row counts the router's tries, the failed ones too
     assert (cases["model"] == "support-gpt").all()
     check_replies(result)
     table = result.side_by_side()

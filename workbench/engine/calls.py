@@ -79,6 +79,15 @@ def _plain_message(message: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v not in (None, "", [], {})}
 
 
+def _router_retries(raw: Any) -> int:
+    """Retries a litellm ``Router`` made before this answer (its ``x-litellm-attempted-retries`` header)."""
+    headers = (getattr(raw, "_hidden_params", None) or {}).get("additional_headers") or {}
+    try:
+        return max(0, int(headers.get("x-litellm-attempted-retries") or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 class CallPath:
     """Cache, retries, per-model concurrency and cost for every call of one run.
 
@@ -208,6 +217,8 @@ class CallPath:
         finally:
             self.calls_made += task
         group = self.groups[model] if routed else None
+        if routed:  # the router's own tries, as litellm reports them
+            attempts = 1 + _router_retries(raw)
         reply = reply_from(raw, model=model, latency_s=time.perf_counter() - started, group=group)
         if reply.cost_usd is not None and reply.cost_usd == reply.cost_usd:  # not NaN
             self.spent_usd += reply.cost_usd
