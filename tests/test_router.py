@@ -237,3 +237,21 @@ def test_variant_params_that_say_where_to_call_clash_with_a_group():
         with pytest.raises(wb.ModelError, match="api_base"):
             exp.run(log_to_mlflow=False, progress=False)
         assert a.requests == 0
+
+
+def test_a_group_survives_overrides_and_round_trips_through_an_experiment_file():
+    routed = RouterGroup(
+        name="support-gpt",
+        deployments=[{"model": "openai/fake", "api_base": "http://127.0.0.1:9/v1", "api_key_env": "A_KEY", "rpm": 5}],
+    )
+    exp = experiment([routed, "openai/gpt-4o-mini"], 2)
+    assert exp.models == ["support-gpt", "openai/gpt-4o-mini"] and exp.routers == {"support-gpt": routed}
+    only = exp.with_overrides(models=["support-gpt"])  # what `workbench run --model support-gpt` does
+    assert only.models == ["support-gpt"] and only.routers["support-gpt"] == routed
+    entries = exp.model_entries()
+    assert entries[1] == "openai/gpt-4o-mini" and A_KEY not in str(entries)
+    from workbench.experiment.config import experiment_from_dict
+
+    data = {"name": "x", "dataset": {"path": "data/listings.jsonl"}, "variants": [{"name": "v", "prompt": "x"}]}
+    again = experiment_from_dict({**data, "models": entries}, source="round-trip")
+    assert again.routers == exp.routers and again.models == exp.models

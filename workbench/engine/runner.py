@@ -91,8 +91,9 @@ class Engine:
         self.calls = calls
         self.observer = observer
         self.budget_usd = budget_usd
-        calls.use_routers(experiment.routers)
-        self.routed = bool(experiment.routers)
+        routers = {m: experiment.routers[m] for m in experiment.models if m in experiment.routers}
+        calls.use_routers(routers)
+        self.routed = bool(routers)  # only then is there a deployment column
         for model in experiment.models:
             calls.limiter(model)  # the task's models first: the window below is sized from them
         self.input_names = sorted(set().union(*(v.variables() for v in experiment.variants)))
@@ -113,7 +114,7 @@ class Engine:
             "experiment": experiment.name,
             "variants": {v.name: v.version for v in experiment.variants},
             "models": list(experiment.models),
-            **({"routers": {n: g.to_spec() for n, g in experiment.routers.items()}} if self.routed else {}),
+            **({"routers": {n: g.to_spec() for n, g in routers.items()}} if routers else {}),
             "scorers": experiment.scorer_names,
             "repeats": experiment.repeats,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
