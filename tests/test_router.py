@@ -255,3 +255,25 @@ def test_a_group_survives_overrides_and_round_trips_through_an_experiment_file()
     data = {"name": "x", "dataset": {"path": "data/listings.jsonl"}, "variants": [{"name": "v", "prompt": "x"}]}
     again = experiment_from_dict({**data, "models": entries}, source="round-trip")
     assert again.routers == exp.routers and again.models == exp.models
+
+
+def test_a_groups_estimate_and_budget_price_it_as_its_dearest_deployment():
+    mixed = RouterGroup(
+        name="support-gpt",
+        deployments=[
+            {"model": "openai/gpt-4o-mini", "api_base": "http://127.0.0.1:9/v1", "api_key_env": "A_KEY"},
+            {"model": "openai/gpt-4o", "api_base": "http://127.0.0.1:10/v1", "api_key_env": "B_KEY"},
+        ],
+    )
+    exp = experiment([mixed, "openai/gpt-4o"], 3)
+    table = exp.estimate().table.set_index("model")
+    assert table.loc["support-gpt", "cost_usd_max"] == pytest.approx(table.loc["openai/gpt-4o", "cost_usd_max"])
+    assert table.loc["support-gpt", "cost_usd_max"] > 0
+    unpriced = RouterGroup(
+        name="g",
+        deployments=[
+            {"model": "openai/no-such-model-xyz", "api_base": "http://127.0.0.1:9/v1", "api_key_env": "A_KEY"}
+        ],
+    )
+    with pytest.raises(wb.ModelError, match="no price for 'openai/no-such-model-xyz'"):
+        experiment([unpriced], 2).run(log_to_mlflow=False, progress=False, budget_usd=1.0)
