@@ -73,17 +73,24 @@ def test_a_failing_replica_every_case_is_answered_by_the_healthy_one_and_the_row
     assert table.to_html().count("via replica-b") == 12
 
 
-def test_both_healthy_both_answer_and_a_rerun_hits_the_cache_whoever_answered():
+def test_both_healthy_both_answer_and_a_rerun_hits_the_cache_whoever_answered(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
         exp = experiment([group(a, b)], 24)
-        first = exp.run(log_to_mlflow=False, progress=False)
+        first = exp.run(tracking_uri=uri, progress=False)
         answered = {"replica-a": a.stats.successes, "replica-b": b.stats.successes}
+        bases = [a.base_url, b.base_url]
         second = exp.run(log_to_mlflow=False, progress=False)
         assert a.requests + b.requests == 24  # nothing new was sent
     counts = collections.Counter(first.cases["deployment"])
     assert set(counts) == {"replica-a", "replica-b"}, counts  # simple-shuffle: P(all on one) = 2 * 2**-24
     assert counts == answered  # the column says who really answered
     assert second.cases["cached"].all()
+    reopened = wb.load_run(first.run_id, tracking_uri=uri)  # MLflow's manifest keeps the group...
+    kept = reopened.experiment.routers["support-gpt"]
+    assert [d.api_base for d in kept.deployments] == bases
+    assert {d.api_key_env for d in kept.deployments} == {None}  # ...with its key variables masked
+    assert list(reopened.cases["deployment"]) == list(first.cases["deployment"])
     assert list(second.cases.sort_values("case_id")["deployment"]) == list(
         first.cases.sort_values("case_id")["deployment"]
     )
