@@ -267,3 +267,41 @@ def test_credentials_never_reach_a_report_its_mlflow_runs_or_the_cache(tmp_path,
     names = {p.name for p in files}
     assert {"ab_test.ipynb", "ab_test.html", "mlflow.db", "cases.json", isolated_cache.name} <= names, names
     assert leaks == []
+
+
+def test_router_group_keys_come_from_the_environment_and_never_reach_a_file(tmp_path, monkeypatch, isolated_cache):
+    """Router groups (issue 17): each deployment names the environment variable holding its key;
+    the keys are sent, and never reach MLflow, the cache, the run store, the rows or a repr."""
+    from workbench.providers.router import build_router, close_router
+
+    c = canaries("router_key_a", "router_key_b")
+    monkeypatch.setenv("ROUTER_A_KEY", c["router_key_a"])
+    monkeypatch.setenv("ROUTER_B_KEY", c["router_key_b"])
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    data = wb.Dataset.from_records([{"id": f"c{i}", "text": f"case number {i}"} for i in range(6)])
+    with FakeOpenAIServer() as healthy, FakeOpenAIServer(fault_rate=1.0, faults=("500",)) as failing:
+        group = wb.RouterGroup(
+            name="support-gpt",
+            deployments=[
+                {"model": "openai/fake", "api_base": failing.base_url, "api_key_env": "ROUTER_A_KEY", "rpm": 600},
+                {"model": "openai/fake", "api_base": healthy.base_url, "api_key_env": "ROUTER_B_KEY"},
+            ],
+        )
+        router = build_router(group, num_retries=1)
+        sent = {d["litellm_params"]["api_key"] for d in router.model_list}
+        close_router(router)
+        assert sent == set(c.values())  # litellm resolved the os.environ/ references: the keys are used
+        exp = wb.Experiment(
+            name="secrets-router", dataset=data, models=[group],
+            variants=[wb.PromptVariant(name="plain", prompt="Echo {{ text }}", params={"temperature": 0})],
+        )  # fmt: skip
+        result = exp.run(tracking_uri=uri, progress=False)
+        assert failing.requests > 0 and healthy.stats.successes == 6  # both deployments were really called
+    assert result.cases["deployment"].notna().all()
+    files, leaks = scan([store, isolated_cache.parent], c)
+    assert {"mlflow.db", "cases.json", "manifest.json", isolated_cache.name} <= {p.name for p in files}
+    assert leaks == []
+    for shown in (repr(exp), repr(group), str(group.to_spec()), str(exp.model_entries()), result.cases.to_json()):
+        assert not_in(shown, c) == []

@@ -72,6 +72,7 @@ from workbench.core.outputs import ToolCall  # noqa: E402
 from workbench.core.production_log import ProductionLog  # noqa: E402
 from workbench.core.redaction import REDACTOR, Redactor  # noqa: E402
 from workbench.core.retrieval_spec import Retrieval  # noqa: E402
+from workbench.core.routing import RouterGroup  # noqa: E402
 from workbench.core.schema import SuccessRule  # noqa: E402
 from workbench.core.settings import RetryPolicy, RunSettings  # noqa: E402
 from workbench.core.variant import PromptVariant  # noqa: E402
@@ -225,6 +226,7 @@ __all__ = [
     "RetrievalReport",
     "RetryPolicy",
     "Review",
+    "RouterGroup",
     "RunError",
     "RunObserver",
     "RunSettings",

@@ -104,6 +104,7 @@ class ModelReply:
         tool_calls: The tool calls the model asked for.
         finish_reason: Why it stopped (``stop``, ``length``, ``tool_calls``...).
         message: The raw assistant message, as plain data.
+        deployment: Which deployment of a router group answered (None for a plain model).
     """
 
     output: str
@@ -114,6 +115,7 @@ class ModelReply:
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str | None = None
     message: Mapping[str, Any] | None = None
+    deployment: str | None = None
 
     def to_json(self) -> str:
         data = {
@@ -129,6 +131,8 @@ class ModelReply:
             data["finish_reason"] = self.finish_reason
         if self.message is not None:
             data["message"] = dict(self.message)
+        if self.deployment is not None:
+            data["deployment"] = self.deployment
         return json.dumps(data, ensure_ascii=False, default=str)
 
     @classmethod

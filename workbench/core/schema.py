@@ -10,7 +10,8 @@ column                 holds
 =====================  =====================================================
 ``case_id``            the dataset row's id
 ``variant``            the variant's name; ``variant_version`` its content hash
-``model``, ``repeat``  the litellm model string; the repeat index (0-based)
+``model``, ``repeat``  the litellm model string (or router group name); the repeat index (0-based)
+``deployment``         which deployment of a router group answered (only when a model is a router group)
 ``input.<name>``       a template variable's value
 ``expected.<name>``    an expected value (never shown to the model)
 ``prompt``             the rendered system + last user message, readable
@@ -38,6 +39,8 @@ CASE_ID = "case_id"
 VARIANT = "variant"
 VARIANT_VERSION = "variant_version"
 MODEL = "model"
+#: Which deployment of a router group answered (only in runs with a router group; see core.routing).
+DEPLOYMENT = "deployment"
 REPEAT = "repeat"
 PROMPT = "prompt"
 OUTPUT = "output"
@@ -73,6 +76,7 @@ TYPES: dict[str, pa.DataType] = {
     VARIANT_VERSION: pa.string(),
     MODEL: pa.string(),
     REPEAT: pa.int64(),
+    DEPLOYMENT: pa.string(),
     PROMPT: pa.string(),
     ERROR: pa.string(),
     ATTEMPTS: pa.int64(),
@@ -104,6 +108,7 @@ def table_schema(
     scorers: Sequence[str],
     judges: Collection[str] = (),
     retrieved: bool = False,
+    routed: bool = False,
 ) -> pa.Schema:
     """The results table's columns and their Arrow types, in the order the engine fills a row.
 
@@ -113,6 +118,7 @@ def table_schema(
         scorers: Scorer names: a ``score.`` and a ``reason.`` column each.
         judges: The scorers that call models (LLM judges): their own usage columns too.
         retrieved: Whether some variant retrieves context: only then is there a ``retrieved`` column.
+        routed: Whether some model is a router group: only then is there a ``deployment`` column.
 
     Example:
         >>> table_schema(inputs={"review": pa.string()}, expected={}, scorers=["label_match"]).names[:7]
@@ -122,7 +128,7 @@ def table_schema(
     fields = [pa.field(name, TYPES[name]) for name in head]
     fields += [pa.field(input_column(name), kind) for name, kind in inputs.items()]
     fields += [pa.field(expected_column(name), kind) for name, kind in expected.items()]
-    skip = set(head) if retrieved else {*head, RETRIEVED}
+    skip = {*head, *(() if retrieved else (RETRIEVED,)), *(() if routed else (DEPLOYMENT,))}
     fields += [pa.field(name, kind) for name, kind in TYPES.items() if name not in skip]
     for scorer in scorers:
         fields += [pa.field(score_column(scorer), pa.float64()), pa.field(reason_column(scorer), pa.string())]

@@ -14,6 +14,7 @@ from typing import Any
 
 from workbench.core.dataset import Dataset
 from workbench.core.exceptions import ConfigError, UsageError
+from workbench.core.routing import RouterGroup
 from workbench.core.schema import SuccessRule
 from workbench.core.settings import RunSettings
 from workbench.core.variant import PromptVariant
@@ -28,7 +29,9 @@ class ExperimentSpec:
         variants: The prompt variants to compare (unique names).
         dataset: The cases to run them on.
         models: litellm model strings (``"local/gemma-3-270m"``,
-            ``"openai/gpt-4o-mini"``, ``"ollama/llama3"``...).
+            ``"openai/gpt-4o-mini"``, ``"ollama/llama3"``...), or
+            :class:`~workbench.core.routing.RouterGroup` s (several deployments of one model,
+            routed by litellm); a group is then known by its name, here and in the results.
         scorers: Scorers applied to every output.
         repeats: How many times each case is run per variant x model.
         settings: Concurrency, timeout, retries, transport, error tolerance.
@@ -36,22 +39,38 @@ class ExperimentSpec:
         source: The YAML file it was loaded from, if any (the playground saves back to it).
         success: When a case counts as a success (cost per successful case,
             "failures" filters): the first scorer >= 0.5 by default.
+        routers: The router groups among ``models``, by name (filled from ``models``).
     """
 
     name: str
     variants: Sequence[PromptVariant]
     dataset: Dataset
-    models: Sequence[str] = ("local/gemma-3-270m",)
+    models: Sequence[str] = ("local/gemma-3-270m",)  # RouterGroup entries too: see __post_init__
     scorers: Sequence[Any] = ()
     repeats: int = 1
     settings: RunSettings = field(default_factory=RunSettings)
     description: str = ""
     source: str | None = None
     success: SuccessRule = field(default_factory=SuccessRule)
+    routers: dict[str, RouterGroup] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.variants = list(self.variants)
-        self.models = [self.models] if isinstance(self.models, str) else list(self.models)
+        # A RouterGroup among the models is kept in `routers` and named in `models` (which the rest of
+        # the package reads as strings); the annotation says str so that code keeps type-checking.
+        given: Any = self.models
+        models: list[Any] = [given] if isinstance(given, (str, RouterGroup)) else list(given)
+        self.routers = dict(self.routers)
+        for model in models:
+            if isinstance(model, RouterGroup):
+                known = self.routers.get(model.name)
+                if known is not None and known != model:
+                    raise ConfigError(f"experiment {self.name!r} has two router groups named {model.name!r}")
+                self.routers[model.name] = model
+        self.models = [m.name if isinstance(m, RouterGroup) else m for m in models]
+        clash = sorted({m for m in self.models if m in self.routers and self.models.count(m) > 1})
+        if clash:
+            raise ConfigError(f"experiment {self.name!r}: {clash} name a router group and another model; rename one")
         self.scorers = list(self.scorers)
         for i, scorer in enumerate(self.scorers):
             if not callable(getattr(scorer, "score", None)):
@@ -78,6 +97,19 @@ class ExperimentSpec:
                 f"experiment {self.name!r}: success rule names scorer {self.success.scorer!r}, "
                 f"but the scorers are {scorer_names}"
             )
+
+    def model_entries(self) -> list[str | dict[str, Any]]:
+        """``models`` as an experiment file writes them: a string, or ``{name, router: {...}}`` for a
+        router group (environment variable names, never keys)."""
+        entries: list[str | dict[str, Any]] = []
+        for model in self.models:
+            group = self.routers.get(model)
+            if group is None:
+                entries.append(model)
+            else:
+                spec = group.to_spec()
+                entries.append({"name": spec.pop("name"), "router": spec})
+        return entries
 
     @property
     def scorer_names(self) -> list[str]:

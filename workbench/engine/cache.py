@@ -41,6 +41,16 @@ _NOT_OUTPUT_AFFECTING = frozenset(
 def cache_key(model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], repeat: int) -> str:
     """The cache key of one call.
 
+    For a router group (:class:`~workbench.core.routing.RouterGroup`) ``model`` is the group's
+    name, never the deployment that answered: which replica answers is decided per call by
+    the router (load, cooldowns, rpm limits), so keying on it would turn most re-runs into
+    misses and pay again for the same answer. That is right because a group is, by contract,
+    one model served in several places: a hit from replica A is the answer replica B would
+    give. The cost of the choice: a group that mixes *different* models (a cheaper fallback at
+    ``order: 2``) serves whichever answered first, and changing a group's deployments under
+    the same name still hits. The cached reply keeps its ``deployment``, so the row of a hit
+    still says which deployment produced it; rename the group to start afresh.
+
     Example:
         >>> a = cache_key("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], {"temperature": 0}, 0)
         >>> a == cache_key("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}],

@@ -6,9 +6,11 @@ litellm, writes it to the cache the moment it arrives (what lets a killed run
 resume), and counts what was spent (what the budget checks).
 
 Which function makes the call: an injected one (tests, benchmarks) for every
-model; else, with ``transport="openai-compatible"``, the pooled HTTP transport
-for the task's remote models; else ``litellm.acompletion``. Judges always go
-through litellm, so a judge can be any provider.
+model; else, for a router group, its ``litellm.Router`` (which then owns the call's
+retries: see :mod:`workbench.providers.router`); else, with
+``transport="openai-compatible"``, the pooled HTTP transport for the task's remote
+models; else ``litellm.acompletion``. Judges always go through litellm, so a judge
+can be any provider.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from typing import Any
 import litellm
 
 from workbench.core.outputs import Answer, ModelReply, tool_calls_from
-from workbench.core.settings import RunSettings
+from workbench.core.routing import RouterGroup
+from workbench.core.settings import RetryPolicy, RunSettings
 from workbench.engine.cache import ResponseCache, cache_key
 from workbench.engine.retry import AdaptiveLimiter, call_with_retries
 from workbench.providers.models import cost_of, is_local
 from workbench.providers.openai_compatible import TRANSPORT, OpenAICompatibleTransport
+from workbench.providers.router import build_router, close_router, deployment_of
 
 #: Message fields beyond role and text that make a reply worth keeping whole.
 _EXTRA_MESSAGE_FIELDS = (
@@ -32,8 +36,10 @@ _EXTRA_MESSAGE_FIELDS = (
 )  # fmt: skip
 
 
-def reply_from(raw: Any, *, model: str, latency_s: float) -> ModelReply:
+def reply_from(raw: Any, *, model: str, latency_s: float, group: RouterGroup | None = None) -> ModelReply:
     """A litellm ``ModelResponse`` (or the transport's) as the :class:`ModelReply` the cache keeps.
+
+    ``group``: the router group the reply came through; the reply names the deployment that answered.
 
     The raw message is kept (as plain data) only when it holds more than role and text: tool
     calls, a refusal, reasoning. A 100,000-row run then does not store every text twice, nor
@@ -54,6 +60,7 @@ def reply_from(raw: Any, *, model: str, latency_s: float) -> ModelReply:
         tool_calls=tool_calls_from(data) if data else (),
         finish_reason=getattr(choice, "finish_reason", None),
         message=data,
+        deployment=deployment_of(raw, group) if group is not None else None,
     )
 
 
@@ -70,6 +77,15 @@ def _plain_message(message: Any) -> dict[str, Any]:
     dump = getattr(message, "model_dump", None)
     data = dump() if callable(dump) else dict(message)
     return {k: v for k, v in data.items() if v not in (None, "", [], {})}
+
+
+def _router_retries(raw: Any) -> int:
+    """Retries a litellm ``Router`` made before this answer (its ``x-litellm-attempted-retries`` header)."""
+    headers = (getattr(raw, "_hidden_params", None) or {}).get("additional_headers") or {}
+    try:
+        return max(0, int(headers.get("x-litellm-attempted-retries") or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 class CallPath:
@@ -102,20 +118,30 @@ class CallPath:
         self.read_cache = read_cache
         self.transport = OpenAICompatibleTransport() if settings.transport == TRANSPORT else None
         self.limiters: dict[str, AdaptiveLimiter] = {}
+        #: Router groups by name (see :meth:`use_routers`), and their routers once built.
+        self.groups: dict[str, RouterGroup] = {}
+        self._routers: dict[str, Any] = {}
         self._functions: dict[tuple[str, bool], Callable[..., Any]] = {}
         #: USD of the calls made (not cache hits); NaN-priced calls count 0.
         self.spent_usd = 0.0
         #: Task calls made (not cache hits, not judge calls): the result's ``calls_made``.
         self.calls_made = 0
 
+    def use_routers(self, groups: Mapping[str, RouterGroup]) -> None:
+        """Call the models named by ``groups`` through their litellm ``Router`` (built at the first call)."""
+        self.groups.update(groups)
+
     def limiter(self, model: str) -> AdaptiveLimiter:
         """The concurrency limiter of ``model``, shared by the task's and the judges' calls."""
         if model not in self.limiters:
             settings = self.settings
-            self.limiters[model] = AdaptiveLimiter(
-                settings.local_concurrency if is_local(model) else settings.max_concurrency
-            )
+            local = model not in self.groups and is_local(model)
+            self.limiters[model] = AdaptiveLimiter(settings.local_concurrency if local else settings.max_concurrency)
         return self.limiters[model]
+
+    def _routed(self, model: str) -> bool:
+        """Whether ``model``'s calls go through a router (a group, and no injected function)."""
+        return self.injected is None and model in self.groups
 
     def _function(self, model: str, *, task: bool) -> Callable[..., Any]:
         """The completion function of ``model``'s calls (decided once per model and role)."""
@@ -123,6 +149,12 @@ class CallPath:
         if chosen is None:
             if self.injected is not None:
                 chosen = self.injected
+            elif model in self.groups:
+                router = self._routers.get(model)
+                if router is None:  # one router per group: its cooldowns and rpm counters are shared
+                    router = build_router(self.groups[model], num_retries=self.settings.retry.max_attempts - 1)
+                    self._routers[model] = router
+                chosen = router.acompletion
             elif task and self.transport is not None and not is_local(model):
                 chosen = self.transport
             else:
@@ -166,25 +198,28 @@ class CallPath:
         function = self._function(model, task=task)
         # litellm 1.106 routes any call with `tools` through its MCP gateway check, which imports the
         # optional `mcp` package (absent: "No module named 'mcp'"); the workbench sends plain function tools.
-        extra = {"_skip_mcp_handler": True} if function is litellm.acompletion and params.get("tools") else {}
+        routed = self._routed(model)
+        uses_litellm = function is litellm.acompletion or routed
+        extra: dict[str, Any] = {"_skip_mcp_handler": True} if uses_litellm and params.get("tools") else {}
+        # Retried here, where rate limits are seen; a router group's router retries across its
+        # deployments instead, and the engine makes one attempt (no max_attempts x num_retries).
+        policy = RetryPolicy(max_attempts=1) if routed else self.settings.retry
+        retries = {"max_retries": 0} if routed else {"num_retries": 0, "max_retries": 0}
         started = time.perf_counter()
 
         async def attempt() -> Any:
             return await function(
-                model=model,
-                messages=list(messages),
-                timeout=self.settings.timeout_s,
-                num_retries=0,  # retried here, where rate limits are seen
-                max_retries=0,
-                **params,
-                **extra,
+                model=model, messages=list(messages), timeout=self.settings.timeout_s, **retries, **params, **extra
             )
 
         try:
-            raw, attempts = await call_with_retries(attempt, limiter=self.limiter(model), policy=self.settings.retry)
+            raw, attempts = await call_with_retries(attempt, limiter=self.limiter(model), policy=policy)
         finally:
             self.calls_made += task
-        reply = reply_from(raw, model=model, latency_s=time.perf_counter() - started)
+        group = self.groups[model] if routed else None
+        if routed:  # the router's own tries, as litellm reports them
+            attempts = 1 + _router_retries(raw)
+        reply = reply_from(raw, model=model, latency_s=time.perf_counter() - started, group=group)
         if reply.cost_usd is not None and reply.cost_usd == reply.cost_usd:  # not NaN
             self.spent_usd += reply.cost_usd
         if self.cache is not None:
@@ -192,6 +227,10 @@ class CallPath:
         return Answer(reply, cached=False, attempts=attempts)
 
     async def aclose(self) -> None:
-        """Close the pooled HTTP session of the openai-compatible transport, if any."""
+        """Close the pooled HTTP session of the openai-compatible transport, and the routers, if any."""
         if self.transport is not None:
             await self.transport.aclose()
+        for router in self._routers.values():
+            close_router(router)
+        self._routers.clear()
+        self._functions = {key: f for key, f in self._functions.items() if key[0] not in self.groups}

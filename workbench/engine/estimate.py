@@ -43,6 +43,18 @@ def _price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
     return float(prompt_cost + completion_cost)
 
 
+def priced_as(experiment: ExperimentSpec, model: str) -> list[str]:
+    """The litellm models whose prices bound a call to ``model``: a router group's deployments, else itself."""
+    group = experiment.routers.get(model)
+    return [d.model for d in group.deployments] if group is not None else [model]
+
+
+def _most(models: Sequence[str], prompt_tokens: int, completion_tokens: int) -> float:
+    """The highest price among ``models`` (any deployment may answer); NaN when one has none."""
+    prices = [_price(m, prompt_tokens, completion_tokens) for m in models]
+    return math.nan if any(math.isnan(p) for p in prices) else max(prices)
+
+
 def count_tokens(model: str, messages: Sequence[Mapping[str, str]]) -> int:
     try:
         return int(litellm.token_counter(model=model, messages=list(messages)))
@@ -50,14 +62,20 @@ def count_tokens(model: str, messages: Sequence[Mapping[str, str]]) -> int:
         return sum(len(m.get("content") or "") for m in messages) // 4 + 4 * len(messages)
 
 
-def call_cost_upper_bound(model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]) -> float:
-    """Most one call can cost: its prompt plus ``max_tokens`` of completion."""
-    return _price(model, count_tokens(model, messages), _completion_budget(params))
+def call_cost_upper_bound(
+    model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any], *, priced: Sequence[str] = ()
+) -> float:
+    """Most one call can cost: its prompt plus ``max_tokens`` of completion.
+
+    ``priced``: the models to price it as (a router group's deployments: the dearest counts).
+    """
+    models = list(priced) or [model]
+    return _most(models, count_tokens(models[0], messages), _completion_budget(params))
 
 
 def check_prices_known(experiment: ExperimentSpec) -> None:
     """A budget needs prices: fail before any call for a model litellm cannot price."""
-    for model in experiment.models:
+    for model in [m for name in experiment.models for m in priced_as(experiment, name)]:
         if math.isnan(_price(model, 1, 1)):
             raise ModelError(
                 f"budget_usd is set but litellm has no price for {model!r}, so the budget cannot be "
@@ -115,7 +133,7 @@ def estimate(experiment: ExperimentSpec, *, cache: ResponseCache | None = None) 
         seen = sampled_cases.setdefault(group, set())
         if len(seen) < SAMPLE_CASES or call.case.id in seen:
             seen.add(call.case.id)
-            row["tokens"] += count_tokens(call.model, call.messages)
+            row["tokens"] += count_tokens(priced_as(experiment, call.model)[0], call.messages)
             row["tokenised"] = row.get("tokenised", 0) + 1
         keys.setdefault(group, []).append(call.key)
     out, sampled = [], False
@@ -136,7 +154,7 @@ def estimate(experiment: ExperimentSpec, *, cache: ResponseCache | None = None) 
                 "to_call": to_call,
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens_max": completion,
-                "cost_usd_max": _price(group[1], prompt_tokens, completion) if to_call else 0.0,
+                "cost_usd_max": _most(priced_as(experiment, group[1]), prompt_tokens, completion) if to_call else 0.0,
             }
         )
     return Estimate(pd.DataFrame(out), sampled)

@@ -28,6 +28,7 @@ from workbench.core.variant import PromptVariant
 from workbench.engine.cache import cache_key
 from workbench.providers.models import check_model, check_params, is_local
 from workbench.providers.openai_compatible import TRANSPORT, check_compatible
+from workbench.providers.router import check_group
 from workbench.retrieval.run import PreparedRetrieval, prepare
 
 
@@ -62,7 +63,8 @@ def validate(experiment: ExperimentSpec) -> None:
 
     Raises:
         DatasetError: the dataset has no rows, or does not fit the variants.
-        ModelError: a model is unknown, lacks its key, or a param is not plain JSON.
+        ModelError: a model is unknown, lacks its key, or a param is not plain JSON; a router
+            group's deployment is unknown or its key variable is unset.
         ScorerError: a scorer cannot score a case's expected values.
         RetrievalError: a variant's knowledge base cannot be read or indexed (or lacks its extra).
     """
@@ -73,12 +75,17 @@ def validate(experiment: ExperimentSpec) -> None:
             f"or check the `limit` of experiment {experiment.name!r}"
         )
     dataset.validate(experiment.variants)
-    local = [model for model in experiment.models if is_local(model)]  # text only
+    routers = experiment.routers
+    local = [model for model in experiment.models if model not in routers and is_local(model)]  # text only
     check_images(dataset.cases(), experiment.variants, text_only_models=local, base_dir=base_dir_of(dataset.source))
     check_tool_cases(experiment.variants, dataset.cases(), dataset.columns)
     _prepare_retrieval(experiment)  # indexes are built now, before any call
     for variant in experiment.variants:
         for model in experiment.models:
+            if model in routers:  # always through litellm's Router, whatever the transport
+                check_group(routers[model], variant.params, where=f"variant {variant.name!r}")
+                check_params(model, variant.params, where=f"variant {variant.name!r}")
+                continue
             direct = experiment.settings.transport == TRANSPORT and not is_local(model)
             check_model(model, variant.params, needs_key_with_base=not direct)
             check_params(model, variant.params, where=f"variant {variant.name!r}")

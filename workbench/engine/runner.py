@@ -38,7 +38,7 @@ from workbench.core.result import EarlyStop, RunResult
 from workbench.core.runstore import CASES_FILE, CasesFile, new_run_dir
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.calls import CallPath
-from workbench.engine.estimate import call_cost_upper_bound, check_prices_known
+from workbench.engine.estimate import call_cost_upper_bound, check_prices_known, priced_as
 from workbench.engine.observers import Observers, RunObserver, RunStart
 from workbench.engine.planning import Call, plan, render_prompt, validate
 from workbench.engine.spool import CaseSpool
@@ -91,6 +91,9 @@ class Engine:
         self.calls = calls
         self.observer = observer
         self.budget_usd = budget_usd
+        routers = {m: experiment.routers[m] for m in experiment.models if m in experiment.routers}
+        calls.use_routers(routers)
+        self.routed = bool(routers)  # only then is there a deployment column
         for model in experiment.models:
             calls.limiter(model)  # the task's models first: the window below is sized from them
         self.input_names = sorted(set().union(*(v.variables() for v in experiment.variants)))
@@ -105,11 +108,13 @@ class Engine:
             scorers=experiment.scorer_names,
             judges=self.judges,
             retrieved=self.retrieves,
+            routed=self.routed,
         )
         about = {
             "experiment": experiment.name,
             "variants": {v.name: v.version for v in experiment.variants},
             "models": list(experiment.models),
+            **({"routers": {n: g.to_spec() for n, g in routers.items()}} if routers else {}),
             "scorers": experiment.scorer_names,
             "repeats": experiment.repeats,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -135,6 +140,8 @@ class Engine:
         row[col.PROMPT] = render_prompt(call.messages, few_shot=len(call.variant.examples))
         if self.retrieves:
             row[col.RETRIEVED] = chunks_to_json(call.retrieved)
+        if self.routed:
+            row[col.DEPLOYMENT] = None  # filled by _fill from the reply
         return row
 
     def _context(self, call: Call, reply: ModelReply) -> ScoringContext:
@@ -206,7 +213,9 @@ class Engine:
         """The call's reserved upper-bound cost, or None when it could pass the budget (run stops)."""
         if self.budget_usd is None:
             return 0.0
-        reserved = call_cost_upper_bound(call.model, call.messages, call.variant.params) * planned_steps(call)
+        priced = priced_as(self.experiment, call.model)
+        reserved = call_cost_upper_bound(call.model, call.messages, call.variant.params, priced=priced)
+        reserved *= planned_steps(call)
         spent = self.calls.spent_usd
         if spent + self.reserved_usd + reserved > self.budget_usd:
             self.stopped = (
@@ -272,6 +281,8 @@ def _fill(row: dict[str, Any], reply: ModelReply | None, *, cached: bool, latenc
     row[col.TOOL_CALLS] = tool_calls_to_json(reply.tool_calls) if reply else None
     row[col.FINISH_REASON] = reply.finish_reason if reply else None
     row[col.MESSAGE] = _message_json(reply)
+    if col.DEPLOYMENT in row:  # a run with a router group
+        row[col.DEPLOYMENT] = reply.deployment if reply else None
     row.setdefault(col.ERROR, None)
     cost = reply.cost_usd if reply and reply.cost_usd is not None else math.nan
     row.update(

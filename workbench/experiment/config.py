@@ -10,14 +10,16 @@ and the key. Relative dataset paths are relative to the YAML file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from workbench.core.dataset import Dataset
 from workbench.core.exceptions import ConfigError, TemplateError, UsageError
+from workbench.core.redaction import REDACTOR, is_secret
 from workbench.core.retrieval_spec import DEFAULT_EMBEDDING_MODEL
+from workbench.core.routing import Deployment, RouterGroup, RoutingStrategy
 from workbench.core.schema import SuccessRule
 from workbench.core.settings import RetryPolicy, RunSettings, Transport
 from workbench.core.variant import PromptVariant
@@ -89,6 +91,30 @@ class RedteamConfig(_Strict):
     per_category: int | None = Field(default=None, ge=1)
 
 
+class RouterConfig(_Strict):
+    """A routed model's ``router:`` block (see :class:`~workbench.core.routing.RouterGroup`)."""
+
+    deployments: list[Deployment] = Field(min_length=1)
+    routing_strategy: RoutingStrategy | None = None
+    num_retries: int | None = Field(default=None, ge=0)
+    cooldown_s: float | None = Field(default=None, ge=0)
+
+
+class RoutedModelConfig(_Strict):
+    """A model entry that is a router group: ``{name: support-gpt, router: {deployments: [...]}}``."""
+
+    name: str = Field(min_length=1)
+    router: RouterConfig
+
+
+#: A ``models:`` entry: a litellm model string, or a routed model (told apart by type, so an
+#: error in a routed model is reported once, under its own keys).
+ModelEntry = Annotated[
+    Annotated[str, Tag("string")] | Annotated[RoutedModelConfig, Tag("routed")],
+    Discriminator(lambda v: "string" if isinstance(v, str) else "routed"),
+]
+
+
 class ExperimentConfig(_Strict):
     """Schema of an experiment YAML file: ``dataset`` or ``redteam`` (which builds the cases)."""
 
@@ -97,7 +123,7 @@ class ExperimentConfig(_Strict):
     dataset: DatasetConfig | None = None
     redteam: RedteamConfig | None = None
     variants: list[VariantConfig] = Field(min_length=1)
-    models: list[str] = Field(default_factory=lambda: [DEFAULT_LOCAL_MODEL], min_length=1)
+    models: list[ModelEntry] = Field(default_factory=lambda: list[ModelEntry]([DEFAULT_LOCAL_MODEL]), min_length=1)
     scorers: list[dict[str, Any]] = Field(default_factory=list)
     repeats: int = Field(default=1, ge=1)
     settings: SettingsConfig = Field(default_factory=SettingsConfig)
@@ -107,6 +133,8 @@ class ExperimentConfig(_Strict):
 def _key_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part in ("string", "routed"):  # the tag of a models: entry, not a key of the file
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "<top level>"
 
@@ -119,8 +147,10 @@ def _format_errors(source: str, exc: ValidationError) -> str:
             lines.append(f"  key {key!r}: unknown key; check its spelling (see ExperimentConfig)")
         elif error["type"] == "missing":
             lines.append(f"  key {key!r}: required but missing")
+        elif any(is_secret(part) for part in error["loc"]):  # e.g. api_key_env holding a key: not shown
+            lines.append(f"  key {key!r}: {error['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"  key {key!r}: {error['msg']} (got {error.get('input')!r})")
+            lines.append(f"  key {key!r}: {error['msg']} (got {REDACTOR.data(error.get('input'), pii=False)!r})")
     return "\n".join(lines)
 
 
@@ -159,12 +189,15 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
         except (TemplateError, ConfigError) as exc:
             raise ConfigError(f"{source} key 'variants[{i}]': {exc}") from exc
     scorers = [scorer_from_spec(spec, where=f"{source} key 'scorers[{i}]'") for i, spec in enumerate(config.scorers)]
+    routed = [_model(entry, i, source) for i, entry in enumerate(config.models) if not isinstance(entry, str)]
+    models = [entry if isinstance(entry, str) else entry.name for entry in config.models]
     experiment = Experiment(
         name=config.name,
         description=config.description,
         variants=variants,
         dataset=dataset,
-        models=config.models,
+        models=models,
+        routers={group.name: group for group in routed},
         scorers=scorers,
         repeats=config.repeats,
         settings=RunSettings(
@@ -180,6 +213,14 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
     if config.redteam is None:
         return experiment
     return _redteam(experiment, config.redteam, base, source)
+
+
+def _model(entry: RoutedModelConfig, index: int, source: str) -> RouterGroup:
+    """A routed ``models:`` entry as a router group (checked as a whole: duplicates, limits)."""
+    try:
+        return RouterGroup(name=entry.name, **entry.router.model_dump(exclude_unset=True))
+    except ConfigError as exc:
+        raise ConfigError(f"{source} key 'models[{index}]': {exc}") from None
 
 
 def _dataset(config: DatasetConfig, base: Path) -> Dataset:

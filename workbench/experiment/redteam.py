@@ -211,6 +211,7 @@ def redteam(
         variants=variants,
         dataset=dataset,
         models=list(experiment.models),
+        routers=dict(experiment.routers),
         scorers=[AttackResisted(), CanaryKept(), CleanUtility()],
         repeats=experiment.repeats,
         settings=experiment.settings,

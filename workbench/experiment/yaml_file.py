@@ -324,7 +324,7 @@ def _experiment_dict(experiment: ExperimentSpec, target: Path, variants: Sequenc
                     "id_column": experiment.dataset.id_column,
                     "expected": list(experiment.dataset.expected),
                 },
-                "models": list(experiment.models),
+                "models": experiment.model_entries(),
                 "scorers": [without_secrets(s.spec()) for s in experiment.scorers],
                 "repeats": experiment.repeats,
                 "settings": {

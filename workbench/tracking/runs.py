@@ -39,6 +39,7 @@ from workbench.core.dataset import Dataset
 from workbench.core.exceptions import UsageError
 from workbench.core.registry import prompt_name
 from workbench.core.result import RunResult
+from workbench.core.routing import RouterGroup
 from workbench.core.runstore import CasesFile
 from workbench.core.schema import SuccessRule
 from workbench.core.spec import ExperimentSpec
@@ -353,11 +354,31 @@ def spec_from_manifest(manifest: Mapping[str, Any], cases: CasesFile, run_id: st
         variants=variants,
         dataset=_recorded_dataset(cases, dataset, run_id),
         models=list(manifest["models"]),
+        routers=_routers(manifest),
         scorers=scorers,
         repeats=int(manifest.get("repeats", 1)),
         success=SuccessRule(**success),
         description=f"reopened from MLflow run {run_id}",
     )
+
+
+def _routers(manifest: Mapping[str, Any]) -> dict[str, RouterGroup]:
+    """The run's router groups, as its manifest recorded them (``{name, router: {...}}`` entries).
+
+    MLflow's copy went through the redactor, which masks every value under a key-like name,
+    ``api_key_env`` included: such a masked name is left unset (set it again to re-run the group).
+    """
+    groups = {}
+    for entry in manifest.get("routers") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        router = dict(entry["router"])
+        router["deployments"] = [
+            {k: v for k, v in d.items() if not (k == "api_key_env" and not str(v).isidentifier())}
+            for d in router.get("deployments") or ()
+        ]
+        groups[str(entry["name"])] = RouterGroup(name=entry["name"], **router)
+    return groups
 
 
 def _scorer(name: str, spec: Mapping[str, Any] | None, run_id: str) -> Any:

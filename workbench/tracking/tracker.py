@@ -486,6 +486,7 @@ def _manifest(experiment: ExperimentSpec) -> dict[str, Any]:
         "dataset": {"source": dataset.source, "hash": dataset.content_hash, "n_cases": len(dataset)},
         "variants": {v.name: {"version": v.version, **v.to_dict(redacted=True)} for v in experiment.variants},
         "models": list(experiment.models),
+        **({"routers": experiment.model_entries()} if experiment.routers else {}),
         "scorers": [s.spec() for s in experiment.scorers],
         "repeats": experiment.repeats,
         "settings": dataclasses.asdict(experiment.settings),

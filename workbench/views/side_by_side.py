@@ -75,7 +75,8 @@ class SideBySide:
     Attributes:
         frame: One row per case x model x repeat: ``case_id``, ``model``,
             ``repeat``, ``input.*``, ``expected.*``, and per variant
-            ``<variant>:output``, ``<variant>:score``, ``<variant>:error``.
+            ``<variant>:output``, ``<variant>:score``, ``<variant>:error`` (and
+            ``<variant>:deployment`` when a model is a router group).
         variants: The variants shown, the first being the diff baseline.
         scorer: The score shown next to each output.
         total: Rows before ``limit`` was applied.
@@ -117,6 +118,7 @@ class SideBySide:
                         "pieces": pieces,
                         "score": record.get(f"{variant}:score"),
                         "error": error if _is_text(error) else None,
+                        "deployment": _text(record.get(f"{variant}:deployment")) or None,
                     }
                 )
             rows.append(
@@ -206,6 +208,8 @@ def side_by_side(
     fields = {"output": "output", "error": "error"}
     if metric is not None:
         fields["score"] = col.score_column(metric)
+    if col.DEPLOYMENT in columns:  # a router group's rows: which deployment answered each output
+        fields["deployment"] = col.DEPLOYMENT
     inputs = [c for c in columns if c.startswith((col.INPUT, col.EXPECTED))]
     # Only the chosen variants' rows, and only the columns shown.
     where: dict[str, Any] = {col.VARIANT: chosen, **({col.MODEL: model} if model is not None else {})}
