@@ -138,6 +138,7 @@ from workbench.scorers import (  # noqa: E402
 from workbench.tracking import (  # noqa: E402
     Report,
     default_tracking_uri,
+    human_labels_from_mlflow,
     log_drift_report,
     run_report,
     set_alias,
@@ -252,6 +253,7 @@ __all__ = [
     "feedback_cases",
     "field_report",
     "gate",
+    "human_labels_from_mlflow",
     "judge_agreement",
     "load_experiment",
     "load_run",
