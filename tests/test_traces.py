@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 import workbench as wb
 from workbench.notebook.review import review
 from workbench.testing.fake_openai import FakeOpenAIServer
+from workbench.tracking.traces import parse_call_key
 
 PLANTED_KEY = "sk-" + "Q7x" * 9  # shaped like an OpenAI key, never seen by the process before
 PLANTED_EMAIL = "jane.doe.4471@example.org"
@@ -52,6 +53,10 @@ def _experiment(server: FakeOpenAIServer, *, traces: bool = True) -> wb.Experime
     )
 
 
+def _case(trace) -> str:
+    return parse_call_key(trace.info.tags["workbench.call"])["case_id"]
+
+
 def _traces(uri: str, result: wb.ExperimentResult) -> list:
     client = MlflowClient(uri)
     experiment = client.get_run(result.run_id).info.experiment_id
@@ -64,7 +69,7 @@ def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(serv
     client = MlflowClient(uri)
     traces = _traces(uri, result)
     assert len(traces) == 3  # one per case x variant x model
-    assert {t.info.tags["workbench.case_id"] for t in traces} == {"a", "b", "c"}
+    assert {_case(t) for t in traces} == {"a", "b", "c"}
     child = client.search_runs(
         [client.get_run(result.run_id).info.experiment_id], filter_string="tags.`workbench.kind` = 'variant'"
     )[0]
@@ -77,7 +82,7 @@ def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(serv
     assert "Broke after two days" in stored  # the inputs are there...
     assert PLANTED_KEY not in stored and PLANTED_EMAIL not in stored  # ...redacted
 
-    by_case = {t.info.tags["workbench.case_id"]: t for t in traces}
+    by_case = {_case(t): t for t in traces}
     rows = result.cases.set_index("case_id")
     trace = client.get_trace(by_case["a"].info.trace_id)
     call = next(s for s in trace.data.spans if s.span_type == "CHAT_MODEL")
@@ -106,7 +111,7 @@ def test_scores_are_assessments_with_their_source_and_reason(server, tmp_path):
     result = _experiment(server).run(tracking_uri=uri, progress=False)
     rows = result.cases.set_index("case_id")
     for trace in _traces(uri, result):
-        case = trace.info.tags["workbench.case_id"]
+        case = _case(trace)
         found = {a.name: a for a in trace.info.assessments}
         assert found["label_match"].value == rows.loc[case, "score.label_match"]
         assert found["label_match"].source.source_type == "CODE"
@@ -148,7 +153,7 @@ def test_a_review_label_reaches_the_trace_and_comes_back_for_judge_agreement(ser
     labels = wb.human_labels_from_mlflow(result.run_id, tracking_uri=uri)
     assert dict(zip(labels["case_id"], labels["label"], strict=True)) == {"a": "up", "b": "down", "c": "up"}
     assert PLANTED_EMAIL not in " ".join(labels["comment"])
-    trace = next(t for t in _traces(uri, result) if t.info.tags["workbench.case_id"] == "b")
+    trace = next(t for t in _traces(uri, result) if _case(t) == "b")
     human = [a for a in trace.info.assessments if a.source.source_type == "HUMAN"]
     assert [a.value for a in human] == [False]
 

@@ -42,11 +42,15 @@ from typing import Any
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import AssessmentSource, Feedback, Span
+from mlflow.store.tracking.dbmodels.models import SqlAssessments, SqlTraceInfo
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.store.tracking.utils.sql_trace_rollups import rollups_enabled
 from mlflow.tracing.client import TracingClient
 from mlflow.tracing.constant import SpanAttributeKey, TraceTagKey
 from mlflow.tracing.utils import encode_span_id, encode_trace_id
 
 from workbench.core import schema as col
+from workbench.core.exceptions import TrackingError
 from workbench.core.redaction import REDACTOR
 from workbench.core.spec import ExperimentSpec
 
@@ -54,14 +58,10 @@ from workbench.core.spec import ExperimentSpec
 BATCH = 200
 #: MLflow links at most this many traces to a run per request.
 LINK_BATCH = 100
-#: Trace tags the workbench sets (searchable in the Traces tab: ``tags.`workbench.case_id` = 'c1'``).
-RUN_TAG, CASE_TAG, VARIANT_TAG, MODEL_TAG, REPEAT_TAG = (
-    "workbench.run_id",
-    "workbench.case_id",
-    "workbench.variant",
-    "workbench.model",
-    "workbench.repeat",
-)
+#: The trace tag that says which call a trace is: ``<parent run id>|<variant>|<model>|<repeat>|<case id>``.
+#: One tag (each tag costs the store a write per trace); search it in the Traces tab with
+#: ``tags.`workbench.call` LIKE '<run id>|%'``. The trace's name is ``<variant> · <case id>``.
+CALL_TAG = "workbench.call"
 #: The name of a review label's assessment (a thumbs up is True, a thumbs down False).
 HUMAN_FEEDBACK = "human_review"
 _ROOT, _CALL = 1, 2  # span ids of the root and task-call spans; judges follow
@@ -140,8 +140,7 @@ class TraceWriter:
             key = (str(record[col.VARIANT]), str(record[col.MODEL]))
             self.trace_ids.setdefault(key, []).append(trace_id)
         client.log_spans(self.experiment_id, spans)
-        for feedback in scores:
-            client.log_assessment(str(feedback.trace_id), feedback)
+        log_assessments(client, scores)
         self.written += len(rows)
 
     def _spans(self, trace_id: str, row: Mapping[str, Any], end_ns: int) -> list[Span]:
@@ -165,14 +164,10 @@ class TraceWriter:
             "workbench.cost_usd": cost,
             "workbench.finish_reason": _plain(row.get(col.FINISH_REASON)),
         }
+        repeat = int(_plain(row.get(col.REPEAT)) or 0)
         tags = {
             TraceTagKey.TRACE_NAME: f"{variant} · {case_id}",
-            RUN_TAG: self.parent_run_id,
-            CASE_TAG: case_id,
-            VARIANT_TAG: variant,
-            MODEL_TAG: model,
-            REPEAT_TAG: str(_plain(row.get(col.REPEAT)) or 0),
-            "workbench.cached": str(bool(row.get(col.CACHED))).lower(),
+            CALL_TAG: call_key(self.parent_run_id, variant=variant, model=model, repeat=repeat, case_id=case_id),
         }
         root = {
             SpanAttributeKey.SPAN_TYPE: "CHAIN",
@@ -241,16 +236,8 @@ def find_trace(
     """The id of the trace of one call of a run (None: the run wrote no traces)."""
     client = MlflowClient(tracking_uri)
     run = client.get_run(parent_run_id)
-    where = " AND ".join(
-        f"tags.`{key}` = '{_quoted(value)}'"
-        for key, value in (
-            (RUN_TAG, parent_run_id),
-            (CASE_TAG, case_id),
-            (VARIANT_TAG, variant),
-            (MODEL_TAG, model),
-            (REPEAT_TAG, str(repeat)),
-        )
-    )
+    key = call_key(parent_run_id, variant=variant, model=model, repeat=repeat, case_id=case_id)
+    where = f"tags.`{CALL_TAG}` = '{_quoted(key)}'"
     found = client.search_traces(locations=[run.info.experiment_id], filter_string=where, max_results=1)
     return found[0].info.trace_id if found else None
 
@@ -285,7 +272,7 @@ def human_labels_from_mlflow(parent_run_id: str, *, tracking_uri: str | None = N
     run = client.get_run(parent_run_id)
     traces = client.search_traces(
         locations=[run.info.experiment_id],
-        filter_string=f"tags.`{RUN_TAG}` = '{_quoted(parent_run_id)}'",
+        filter_string=f"tags.`{CALL_TAG}` LIKE '{_quoted(parent_run_id)}|%'",
         max_results=50_000,
         include_spans=False,
     )
@@ -299,13 +286,10 @@ def human_labels_from_mlflow(parent_run_id: str, *, tracking_uri: str | None = N
         if not human:
             continue
         latest = max(human, key=lambda a: a.last_update_time_ms or a.create_time_ms or 0)
-        tags = trace.info.tags
+        call = parse_call_key(trace.info.tags[CALL_TAG])
         rows.append(
             {
-                "case_id": tags.get(CASE_TAG),
-                "variant": tags.get(VARIANT_TAG),
-                "model": tags.get(MODEL_TAG),
-                "repeat": int(tags.get(REPEAT_TAG, "0")),
+                **call,
                 "label": "up" if latest.value else "down",
                 "comment": latest.rationale or "",
                 "user": latest.source.source_id,
@@ -314,6 +298,45 @@ def human_labels_from_mlflow(parent_run_id: str, *, tracking_uri: str | None = N
         )
     columns = ["case_id", "variant", "model", "repeat", "label", "comment", "user", "ts"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def call_key(parent_run_id: str, *, variant: str, model: str, repeat: int, case_id: str) -> str:
+    """The :data:`CALL_TAG` value of one call (the case id last: it may hold any character)."""
+    return f"{parent_run_id}|{variant}|{model}|{repeat}|{case_id}"
+
+
+def parse_call_key(value: str) -> dict[str, Any]:
+    """``case_id``, ``variant``, ``model`` and ``repeat`` of a :data:`CALL_TAG` value."""
+    _, variant, model, repeat, case_id = value.split("|", 4)
+    return {"case_id": case_id, "variant": variant, "model": model, "repeat": int(repeat)}
+
+
+def log_assessments(client: TracingClient, feedback: list[Feedback]) -> None:
+    """Assessments on traces already stored: in one transaction on a SQL store, else one request each.
+
+    MLflow has no batch call for assessments and its SQL store commits each one on its own
+    (a disk sync per score: 20 ms and more on a busy machine, seconds per thousand calls).
+    The SQL store's own table model is used to add a batch at once, the way its
+    ``start_trace`` adds a trace's assessments; any other store gets ``log_assessment``.
+    """
+    if not feedback:
+        return
+    store = client.store
+    if not isinstance(store, SqlAlchemyStore) or rollups_enabled():
+        for item in feedback:
+            client.log_assessment(str(item.trace_id), item)
+        return
+    ids = sorted({str(item.trace_id) for item in feedback})
+    with store.ManagedSessionMaker(read_only=False) as session:
+        found = session.query(SqlTraceInfo).filter(SqlTraceInfo.request_id.in_(ids)).all()
+        traces = {t.request_id: t for t in found}
+        for item in feedback:
+            trace = traces.get(str(item.trace_id))
+            if trace is None:
+                raise TrackingError(f"trace {item.trace_id} was not stored, so its scores cannot be")
+            row = SqlAssessments.from_mlflow_entity(item)
+            row.experiment_id, row.trace_timestamp_ms = trace.experiment_id, trace.timestamp_ms
+            session.add(row)
 
 
 # -- helpers --------------------------------------------------------------------------------------
