@@ -21,11 +21,11 @@ its files are downloaded) and compared: seconds for each. A run whose RSS passes
 ``--rss-limit-mb`` is stopped and reported as such. ``PYTHONPATH`` chooses the
 workbench they import, so two checkouts can be measured with the same script.
 
-The traces rows run, after one warm-up run (imports, first store), the same cold run (``openai-compatible`` transport, a fresh cache each
-time) with MLflow traces off, on without assessments and on (the default: traces and
-scores as assessments), in turn, ``--trace-rounds`` times; each row is the median, and the
-overhead is against the median with traces off. Machine load (1-minute load average) is
-printed with them.
+The traces rows run, after one warm-up run (imports, first store), the same cold run
+(``openai-compatible`` transport, a fresh cache and store each time) with MLflow traces off,
+on without assessments and on (the default: traces, and scores as assessments), in turn,
+``--trace-rounds`` times; each row is the median, the overhead is against the median with
+traces off. The machine's load (1-minute average) is printed with them.
 
 The server runs in its own process. MLflow logs to a fresh SQLite store that is
 created before timing starts (a user's store already exists). promptfoo runs on the

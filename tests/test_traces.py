@@ -19,7 +19,11 @@ PLANTED_KEY = "sk-" + "Q7x" * 9  # shaped like an OpenAI key, never seen by the 
 PLANTED_EMAIL = "jane.doe.4471@example.org"
 RECORDS = [
     {"id": "a", "review": "Great kettle, boils fast.", "label": "positive"},
-    {"id": "b", "review": f"Broke after two days. Mail me at {PLANTED_EMAIL}, my key is {PLANTED_KEY}", "label": "negative"},
+    {
+        "id": "b",
+        "review": f"Broke after two days. Mail me at {PLANTED_EMAIL}, my key is {PLANTED_KEY}",
+        "label": "negative",
+    },
     {"id": "c", "review": "Lovely soft towels.", "label": "negative"},  # the task model gets this one wrong
 ]
 
@@ -73,9 +77,7 @@ def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(serv
     child = client.search_runs(
         [client.get_run(result.run_id).info.experiment_id], filter_string="tags.`workbench.kind` = 'variant'"
     )[0]
-    linked = client.search_traces(
-        locations=[child.info.experiment_id], run_id=child.info.run_id, max_results=100
-    )
+    linked = client.search_traces(locations=[child.info.experiment_id], run_id=child.info.run_id, max_results=100)
     assert len(linked) == 3  # the variant's run lists its traces
 
     stored = json.dumps([t.to_dict() for t in traces], ensure_ascii=False)
@@ -101,9 +103,9 @@ def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(serv
     assert trace.info.request_preview and "Great kettle" in trace.info.request_preview
     # the trace's tokens add the judge's to the call's
     judge_tokens = rows.loc["a", "judge.llm_judge.prompt_tokens"] + rows.loc["a", "judge.llm_judge.completion_tokens"]
-    assert trace.info.token_usage["total_tokens"] == call.get_attribute("mlflow.chat.tokenUsage")[
-        "total_tokens"
-    ] + int(judge_tokens)
+    assert trace.info.token_usage["total_tokens"] == call.get_attribute("mlflow.chat.tokenUsage")["total_tokens"] + int(
+        judge_tokens
+    )
 
 
 def test_scores_are_assessments_with_their_source_and_reason(server, tmp_path):

@@ -352,7 +352,9 @@ def _span(
 ) -> Span:
     encoded = {SpanAttributeKey.REQUEST_ID: json.dumps(trace_id)}
     encoded.update({k: json.dumps(v, default=str, ensure_ascii=False) for k, v in attributes.items()})
-    status = {"code": "STATUS_CODE_ERROR", "message": str(error)} if error else {"code": "STATUS_CODE_OK", "message": ""}
+    status = (
+        {"code": "STATUS_CODE_ERROR", "message": str(error)} if error else {"code": "STATUS_CODE_OK", "message": ""}
+    )
     return Span.from_dict(
         {
             "trace_id": trace_id,
@@ -418,4 +420,3 @@ def _json(value: Any) -> Any:
 
 def _quoted(value: str) -> str:
     return str(value).replace("'", "\\'")
-
