@@ -164,3 +164,13 @@ def test_a_review_label_reaches_the_trace_and_comes_back_for_judge_agreement(ser
     assert agreement.n == 3
     assert agreement.agreement == pytest.approx(local.agreement)
     assert agreement.agreement == pytest.approx(2 / 3)  # the judge passes b, the human does not
+
+
+def test_past_the_limit_calls_are_counted_not_traced(server, tmp_path, monkeypatch):
+    from workbench.tracking import traces
+
+    monkeypatch.setattr(traces, "MAX_TRACES", 2)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = _experiment(server).run(tracking_uri=uri, progress=False)
+    assert len(_traces(uri, result)) == 2
+    assert "traces: the first 2 calls were traced, 1 more were not" in result.notes

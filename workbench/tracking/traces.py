@@ -56,6 +56,10 @@ from workbench.core.spec import ExperimentSpec
 
 #: Traces written per ``log_spans`` call.
 BATCH = 200
+#: Calls traced per run at most: past this, a run's calls are not traced (and its note says so).
+#: Writing a trace costs the store milliseconds (see the README's figures); 100k-call runs
+#: would spend longer writing traces than calling.
+MAX_TRACES = 20_000
 #: MLflow links at most this many traces to a run per request.
 LINK_BATCH = 100
 #: The trace tag that says which call a trace is: ``<parent run id>|<variant>|<model>|<repeat>|<case id>``.
@@ -75,9 +79,18 @@ class TraceWriter:
         experiment_id: The run's experiment.
         parent_run_id: The parent run (a tag on every trace: what review labels look traces up by).
         experiment: The run's definition (which scorers are judges).
+        limit: Trace at most this many calls (the first ones to complete); :data:`MAX_TRACES` by default.
     """
 
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, experiment: ExperimentSpec) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        experiment: ExperimentSpec,
+        *,
+        limit: int | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
@@ -87,6 +100,10 @@ class TraceWriter:
         self.trace_ids: dict[tuple[str, str], list[str]] = {}
         self.errors: list[str] = []
         self.written = 0
+        self.limit = MAX_TRACES if limit is None else limit
+        self.queued = 0
+        #: Calls past ``limit``, not traced.
+        self.skipped = 0
         self._pending: list[dict[str, Any]] = []
         self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="workbench-traces", daemon=True)
@@ -95,6 +112,10 @@ class TraceWriter:
     # -- the run's thread -------------------------------------------------------------------
     def add(self, row: Mapping[str, Any]) -> None:
         """Queue one completed row (cheap: the row is copied with the time it ended)."""
+        if self.queued >= self.limit:
+            self.skipped += 1
+            return
+        self.queued += 1
         self._pending.append({**row, "_ended_ns": time.time_ns()})
         if len(self._pending) >= BATCH:
             self._queue.put(self._pending)

@@ -239,6 +239,11 @@ class MlflowObserver(RunObserver):
         if self._tracer is not None:
             self._tracer.flush()  # every trace written before the child runs link them
             result.timings["traces_flush_s"] = time.perf_counter() - traced
+            if self._tracer.skipped and not any(n.startswith("traces:") for n in result.notes):
+                result.notes.append(
+                    f"traces: the first {self._tracer.limit:,} calls were traced, "
+                    f"{self._tracer.skipped:,} more were not"
+                )
         try:
             # The primary metric first: MLflow's compare view plots the runs' first shared metric.
             primary, metrics = _parent_metrics(result)
