@@ -45,8 +45,8 @@ from workbench.core.golden import append_to_golden_set
 from workbench.core.labels import Label, LabelStore, ReviewItem, default_labels_path, output_hash, stored_case_id
 from workbench.experiment.result import ExperimentResult
 from workbench.notebook.review_widget import ReviewWidget
+from workbench.tracking.human_feedback import find_trace, log_human_label
 from workbench.tracking.store import MlflowWriter
-from workbench.tracking.traces import find_trace, log_human_label
 from workbench.util.paths import resolve
 
 LABELS_ARTIFACT = "review/labels.json"

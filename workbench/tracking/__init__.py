@@ -4,10 +4,10 @@
 (:mod:`~workbench.tracking.runs`), every call as a trace (:mod:`~workbench.tracking.traces`)."""
 
 from workbench.tracking.drift import log_drift_report
+from workbench.tracking.human_feedback import human_labels_from_mlflow
 from workbench.tracking.report import Report, run_report
 from workbench.tracking.runs import RunRef, list_runs, read_run, resolve_run, set_alias
 from workbench.tracking.store import MlflowWriter, default_tracking_uri, ui_command
-from workbench.tracking.traces import human_labels_from_mlflow
 from workbench.tracking.tracker import MlflowObserver, MlflowTracker
 
 __all__ = [

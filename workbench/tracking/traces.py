@@ -21,14 +21,16 @@ the end of the task call, with no duration.
 **Off switch.** ``RunSettings(traces=False)`` (YAML ``settings: {traces: false}``) or
 ``MlflowObserver(traces=False)``.
 
+Review labels become HUMAN assessments on these traces: :mod:`workbench.tracking.human_feedback`.
+
 Example:
-    >>> labels = human_labels_from_mlflow(result.run_id)  # doctest: +SKIP
-    >>> wb.judge_agreement(result, labels)  # doctest: +SKIP
+    >>> result = exp.run(tracking_uri=uri)  # doctest: +SKIP  (traces on: the default)
+    >>> where = f"tags.`{CALL_TAG}` LIKE '{result.run_id}|%'"  # doctest: +SKIP
+    >>> MlflowClient(uri).search_traces(locations=[experiment_id], filter_string=where)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import math
 import queue
@@ -66,8 +68,6 @@ LINK_BATCH = 100
 #: One tag (each tag costs the store a write per trace); search it in the Traces tab with
 #: ``tags.`workbench.call` LIKE '<run id>|%'``. The trace's name is ``<variant> · <case id>``.
 CALL_TAG = "workbench.call"
-#: The name of a review label's assessment (a thumbs up is True, a thumbs down False).
-HUMAN_FEEDBACK = "human_review"
 _ROOT, _CALL = 1, 2  # span ids of the root and task-call spans; judges follow
 
 
@@ -250,77 +250,6 @@ class TraceWriter:
         return found
 
 
-# -- review labels --------------------------------------------------------------------------------
-def find_trace(
-    parent_run_id: str, *, case_id: str, variant: str, model: str, repeat: int = 0, tracking_uri: str | None = None
-) -> str | None:
-    """The id of the trace of one call of a run (None: the run wrote no traces)."""
-    client = MlflowClient(tracking_uri)
-    run = client.get_run(parent_run_id)
-    key = call_key(parent_run_id, variant=variant, model=model, repeat=repeat, case_id=case_id)
-    where = f"tags.`{CALL_TAG}` = '{_quoted(key)}'"
-    found = client.search_traces(locations=[run.info.experiment_id], filter_string=where, max_results=1)
-    return found[0].info.trace_id if found else None
-
-
-def log_human_label(
-    trace_id: str, label: str, *, comment: str | None = None, user: str | None = None, tracking_uri: str | None = None
-) -> None:
-    """A review label (``"up"``/``"down"``) as a HUMAN assessment on the call's trace; the comment,
-    redacted, is its rationale."""
-    TracingClient(tracking_uri).log_assessment(
-        trace_id,
-        Feedback(
-            name=HUMAN_FEEDBACK,
-            value=label == "up",
-            source=AssessmentSource(source_type="HUMAN", source_id=user or getpass.getuser()),
-            rationale=REDACTOR.text(comment) if comment else None,
-        ),
-    )
-
-
-def human_labels_from_mlflow(parent_run_id: str, *, tracking_uri: str | None = None) -> pd.DataFrame:
-    """The review labels of a run, read back from its traces' HUMAN assessments.
-
-    Returns one row per labelled call (the latest label wins): ``case_id``, ``variant``,
-    ``variant_version``, ``model``, ``repeat``, ``label`` (``up``/``down``), ``comment``,
-    ``user`` and ``ts``, ready for :func:`workbench.judge_agreement`.
-
-    Example:
-        >>> wb.judge_agreement(result, human_labels_from_mlflow(result.run_id))  # doctest: +SKIP
-    """
-    client = MlflowClient(tracking_uri)
-    run = client.get_run(parent_run_id)
-    traces = client.search_traces(
-        locations=[run.info.experiment_id],
-        filter_string=f"tags.`{CALL_TAG}` LIKE '{_quoted(parent_run_id)}|%'",
-        max_results=50_000,
-        include_spans=False,
-    )
-    rows = []
-    for trace in traces:
-        human = [
-            a
-            for a in trace.info.assessments
-            if a.name == HUMAN_FEEDBACK and a.source.source_type == "HUMAN" and a.valid is not False
-        ]
-        if not human:
-            continue
-        latest = max(human, key=lambda a: a.last_update_time_ms or a.create_time_ms or 0)
-        call = parse_call_key(trace.info.tags[CALL_TAG])
-        rows.append(
-            {
-                **call,
-                "label": "up" if latest.value else "down",
-                "comment": latest.rationale or "",
-                "user": latest.source.source_id,
-                "ts": (latest.last_update_time_ms or 0) / 1000,
-            }
-        )
-    columns = ["case_id", "variant", "model", "repeat", "label", "comment", "user", "ts"]
-    return pd.DataFrame(rows, columns=columns)
-
-
 def call_key(parent_run_id: str, *, variant: str, model: str, repeat: int, case_id: str) -> str:
     """The :data:`CALL_TAG` value of one call (the case id last: it may hold any character)."""
     return f"{parent_run_id}|{variant}|{model}|{repeat}|{case_id}"
@@ -439,5 +368,6 @@ def _json(value: Any) -> Any:
         return value
 
 
-def _quoted(value: str) -> str:
+def quoted(value: str) -> str:
+    """``value`` inside single quotes of an MLflow filter string."""
     return str(value).replace("'", "\\'")
