@@ -278,15 +278,20 @@ def log_assessments(client: TracingClient, feedback: list[Feedback]) -> None:
         return
     ids = sorted({str(item.trace_id) for item in feedback})
     with store.ManagedSessionMaker(read_only=False) as session:
-        found = session.query(SqlTraceInfo).filter(SqlTraceInfo.request_id.in_(ids)).all()
-        traces = {t.request_id: t for t in found}
+        # Only the two columns an assessment repeats: loading whole traces drags their tags in too.
+        found = session.query(SqlTraceInfo.request_id, SqlTraceInfo.experiment_id, SqlTraceInfo.timestamp_ms)
+        traces = {
+            request_id: (experiment, stamp)
+            for request_id, experiment, stamp in found.filter(SqlTraceInfo.request_id.in_(ids))
+        }
+        rows = []
         for item in feedback:
-            trace = traces.get(str(item.trace_id))
-            if trace is None:
+            if str(item.trace_id) not in traces:
                 raise TrackingError(f"trace {item.trace_id} was not stored, so its scores cannot be")
             row = SqlAssessments.from_mlflow_entity(item)
-            row.experiment_id, row.trace_timestamp_ms = trace.experiment_id, trace.timestamp_ms
-            session.add(row)
+            row.experiment_id, row.trace_timestamp_ms = traces[str(item.trace_id)]
+            rows.append(row)
+        session.add_all(rows)
 
 
 # -- helpers --------------------------------------------------------------------------------------
