@@ -11,6 +11,7 @@ fake server itself allows.
     .venv/bin/python benchmarks/bench_engine.py            # full run, prints a table
     .venv/bin/python benchmarks/bench_engine.py --quick    # 200 cases, no memory runs
     .venv/bin/python benchmarks/bench_engine.py --memory   # only the memory runs (100k x 2, 1M x 1)
+    .venv/bin/python benchmarks/bench_engine.py --traces   # only traces off / on, side by side
 
 The memory runs each start a fresh process that loads the cases from a CSV file
 (``Dataset.load``) and runs them on an in-process fake completion; they print the
@@ -19,6 +20,12 @@ MLflow is then reopened with ``wb.load_run`` in another fresh process (nothing l
 its files are downloaded) and compared: seconds for each. A run whose RSS passes
 ``--rss-limit-mb`` is stopped and reported as such. ``PYTHONPATH`` chooses the
 workbench they import, so two checkouts can be measured with the same script.
+
+The traces rows run, after one warm-up run (imports, first store), the same cold run
+(``openai-compatible`` transport, a fresh cache and store each time) with MLflow traces off,
+on without assessments and on (the default: traces, and scores as assessments), in turn,
+``--trace-rounds`` times; each row is the median, the overhead is against the median with
+traces off. The machine's load (1-minute average) is printed with them.
 
 The server runs in its own process. MLflow logs to a fresh SQLite store that is
 created before timing starts (a user's store already exists). promptfoo runs on the
@@ -58,6 +65,7 @@ def make_experiment(
     transport: str = "litellm",
     dataset: wb.Dataset | None = None,
     variants: int = len(PROMPTS),
+    traces: bool = True,
 ) -> wb.Experiment:
     data = dataset or wb.Dataset.from_records([{"id": f"c{i:06d}", "text": f"case {i}"} for i in range(n)])
     params = {"api_base": base_url, "api_key": "sk-fake", "temperature": 0}
@@ -69,7 +77,7 @@ def make_experiment(
         dataset=data,
         models=["openai/fake"],
         scorers=[wb.RegexMatch(pattern=r"^echo:[0-9a-f]{16}$")],
-        settings=wb.RunSettings(max_concurrency=concurrency, transport=transport),
+        settings=wb.RunSettings(max_concurrency=concurrency, transport=transport, traces=traces),
     )
 
 
@@ -242,6 +250,49 @@ def memory_rows(tmp: Path, *, cases: int, million: int, rss_limit_mb: float) -> 
     return rows
 
 
+def traces_rows(base_url: str, n: int, tmp: Path, *, rounds: int) -> list[tuple[str, str, str]]:
+    """Cold runs with traces off, on without assessments and on, interleaved; medians and overheads."""
+    import statistics
+
+    from workbench.tracking import traces as tracing
+
+    feedback = tracing.TraceWriter._feedback
+    kinds = ("off", "on, no assessments", "on")
+    walls: dict[str, list[float]] = {k: [] for k in kinds}
+    flushes: dict[str, list[float]] = {k: [] for k in kinds}
+    loads = []
+    from mlflow.tracking import MlflowClient
+
+    warm = f"sqlite:///{tmp / 'traces-warm-up.db'}"
+    MlflowClient(warm).search_experiments()
+    timed_run(make_experiment(base_url, n, transport="openai-compatible"), warm, tmp / "cache-traces-warm-up.sqlite")
+    for i in range(rounds):
+        for kind in kinds:
+            exp = make_experiment(base_url, n, transport="openai-compatible", traces=kind != "off")
+            tracing.TraceWriter._feedback = feedback if kind == "on" else (lambda self, trace_id, row: [])  # type: ignore[method-assign]
+            uri = f"sqlite:///{tmp / f'traces-{i}-{kinds.index(kind)}.db'}"
+            MlflowClient(uri).search_experiments()  # create the store before timing
+            loads.append(os.getloadavg()[0])
+            wall, result = timed_run(exp, uri, tmp / f"cache-traces-{i}-{kinds.index(kind)}.sqlite")
+            walls[kind].append(wall)
+            flushes[kind].append(result.timings.get("traces_flush_s", 0.0))
+    tracing.TraceWriter._feedback = feedback  # type: ignore[method-assign]
+    base = statistics.median(walls["off"])
+    rows = []
+    for kind in kinds:
+        wall = statistics.median(walls[kind])
+        note = f"median of {rounds}: {', '.join(f'{w:.2f}' for w in walls[kind])} s"
+        if kind != "off":
+            note += (
+                f"; overhead {wall - base:+.2f} s ({(wall - base) / base:+.1%}); "
+                f"waiting for the trace writer after the calls {statistics.median(flushes[kind]):.2f} s"
+            )
+        rows.append((f"cold run, traces {kind}", f"{wall:.2f} s", note))
+    rows.append(("  machine load (1-min average) during them", f"{statistics.median(loads):.1f}",
+                 f"min {min(loads):.1f}, max {max(loads):.1f}, {os.cpu_count()} cores"))  # fmt: skip
+    return rows
+
+
 def engine_only(n: int, uri: str) -> float:
     import asyncio
 
@@ -269,6 +320,8 @@ def main() -> None:
     parser.add_argument("--rss-limit-mb", type=float, default=4000, help="stop a memory run past this RSS")
     parser.add_argument("--quick", action="store_true", help="200 cases, skip the memory runs")
     parser.add_argument("--memory", action="store_true", help="only the memory runs")
+    parser.add_argument("--traces", action="store_true", help="only the traces off / on runs")
+    parser.add_argument("--trace-rounds", type=int, default=2, help="runs of each traces setting")
     args = parser.parse_args()
     if args.memory:
         with tempfile.TemporaryDirectory() as tmp_dir:
@@ -279,6 +332,12 @@ def main() -> None:
         return
     n = 200 if args.quick else args.cases
     floor = 2 * n * LATENCY_S / CONCURRENCY
+    if args.traces:
+        with tempfile.TemporaryDirectory() as tmp_dir, ServerProcess(latency_s=LATENCY_S) as server:
+            table = traces_rows(server.base_url, n, Path(tmp_dir), rounds=args.trace_rounds)
+        print(f"\n{2 * n} calls ({n} cases x 2 variants), latency {LATENCY_S * 1000:.0f} ms, concurrency {CONCURRENCY}")
+        print_table(table)
+        return
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -328,6 +387,7 @@ def main() -> None:
                     rows.append((f"promptfoo 0.121 {label}", f"{out['wall_s']:.2f} s", f"{sent} requests"))
             else:
                 rows.append(("promptfoo", "not run", "install: npm install --prefix benchmarks promptfoo@0.121"))
+            rows += traces_rows(server.base_url, n, tmp, rounds=args.trace_rounds)
         # The engine alone: an in-process completion function that sleeps 100 ms and
         # returns a real litellm ModelResponse (no HTTP, no litellm request path).
         engine_s = engine_only(n, uri)

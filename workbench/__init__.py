@@ -141,6 +141,7 @@ from workbench.scorers import (  # noqa: E402
 from workbench.tracking import (  # noqa: E402
     Report,
     default_tracking_uri,
+    human_labels_from_mlflow,
     log_drift_report,
     run_report,
     set_alias,
@@ -257,6 +258,7 @@ __all__ = [
     "field_report",
     "from_mlflow_scorer",
     "gate",
+    "human_labels_from_mlflow",
     "judge_agreement",
     "load_experiment",
     "load_run",

@@ -55,6 +55,8 @@ class RunSettings:
             FAILED (MLflow) and raises :class:`~workbench.core.exceptions.TooManyErrorsError`
             with the partial result. A run in which every call failed always
             fails, whatever this says (so the default, 1.0, fails only that one).
+        traces: Write every call as an MLflow trace, its scores as assessments
+            (see :mod:`workbench.tracking.traces`). ``False`` logs the run without them.
 
     Example:
         >>> RunSettings(max_concurrency=4, max_error_rate=0.05).max_error_rate
@@ -67,6 +69,7 @@ class RunSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     transport: str = "litellm"
     max_error_rate: float = 1.0
+    traces: bool = True
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1 or self.local_concurrency < 1:

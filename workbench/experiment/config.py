@@ -73,6 +73,7 @@ class SettingsConfig(_Strict):
     max_attempts: int = Field(default=6, ge=1)
     transport: Transport = "litellm"
     max_error_rate: float = Field(default=1.0, ge=0, le=1)
+    traces: bool = True
 
 
 class SuccessConfig(_Strict):
@@ -207,6 +208,7 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
             retry=RetryPolicy(max_attempts=config.settings.max_attempts),
             transport=config.settings.transport,
             max_error_rate=config.settings.max_error_rate,
+            traces=config.settings.traces,
         ),
         success=SuccessRule(scorer=config.success.scorer, threshold=config.success.threshold),
     )

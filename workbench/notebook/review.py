@@ -45,6 +45,7 @@ from workbench.core.golden import append_to_golden_set
 from workbench.core.labels import Label, LabelStore, ReviewItem, default_labels_path, output_hash, stored_case_id
 from workbench.experiment.result import ExperimentResult
 from workbench.notebook.review_widget import ReviewWidget
+from workbench.tracking.human_feedback import find_trace, log_human_label
 from workbench.tracking.store import MlflowWriter
 from workbench.util.paths import resolve
 
@@ -164,6 +165,7 @@ class Review:
         self.status = f"saved {'👍' if value == 'up' else '👎'} for case {item.case_id} to {self.store.path}"
         if self.log_to_mlflow and self.result.run_id:
             self.status += self._log_labels()
+            self.status += self._log_feedback(item, value, record.get("comment"))
         self.finished = self.finished or last or not self.skipped
         if advance and not last:
             self.index += 1
@@ -239,6 +241,27 @@ class Review:
             return "; logged to MLflow"
         except Exception as exc:  # the label is already on disk
             return f"; MLflow logging failed ({type(exc).__name__}: {exc}), the label file has it"
+
+    def _log_feedback(self, item: ReviewItem, value: Label, comment: str | None) -> str:
+        """The label as a HUMAN assessment on the call's trace (when the run wrote traces)."""
+        run_id = self.result.run_id
+        if run_id is None:
+            return ""
+        try:
+            trace_id = find_trace(
+                run_id,
+                case_id=str(item.case_id),
+                variant=item.variant,
+                model=item.model,
+                repeat=item.repeat,
+                tracking_uri=self.result.tracking_uri,
+            )
+            if trace_id is None:
+                return ""
+            log_human_label(trace_id, value, comment=comment, tracking_uri=self.result.tracking_uri)
+            return " and to its trace"
+        except Exception as exc:  # the label is already on disk
+            return f"; the trace's feedback failed ({type(exc).__name__}: {exc})"
 
     # -- failures become tests ------------------------------------------------------
     def add_to_golden_set(

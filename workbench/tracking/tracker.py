@@ -54,6 +54,7 @@ from workbench.tracking.presentation import (
     readable_columns,
 )
 from workbench.tracking.store import CASES_ARTIFACT, NOTE_TAG, MlflowWriter, metric_items, owner_tags
+from workbench.tracking.traces import TraceWriter
 from workbench.util.memory import release_unused
 from workbench.util.paths import project_root
 from workbench.views.charts import chart_builders
@@ -82,13 +83,25 @@ class MlflowObserver(RunObserver):
             ``"cli"``, ``"script"`` or a word of your own. Tagged ``workbench.source`` and
             part of the parent run's name (``sentiment · notebook``); :func:`detect_source`
             by default.
+        traces: Write every call as a trace (scores as assessments, see
+            :mod:`workbench.tracking.traces`); None: as the experiment's
+            ``settings.traces`` says.
 
     Example:
         >>> exp.run(observers=[MlflowObserver(tracking_uri="sqlite:///other.db")])  # doctest: +SKIP
     """
 
-    def __init__(self, *, tracking_uri: str | None = None, charts: bool = True, source: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tracking_uri: str | None = None,
+        charts: bool = True,
+        source: str | None = None,
+        traces: bool | None = None,
+    ) -> None:
         self.writer = MlflowWriter(tracking_uri)
+        self.traces = traces
+        self._tracer: TraceWriter | None = None
         self.tracking_uri = self.writer.tracking_uri
         self.charts = charts
         self.source = source or detect_source()
@@ -108,6 +121,8 @@ class MlflowObserver(RunObserver):
         self.start(start.experiment)
 
     def case_done(self, row: Any) -> None:
+        if self._tracer is not None:
+            self._tracer.add(row)
         now = time.monotonic()
         if self.parent_run_id is not None and now - self._last_beat > _HEARTBEAT_S:
             self._last_beat = now
@@ -197,6 +212,8 @@ class MlflowObserver(RunObserver):
         )
         self.writer.json(self.parent_run_id, _manifest(experiment), "manifest.json")
         self._prompts = log_run_inputs(self.writer.client, self.parent_run_id, experiment)
+        if experiment.settings.traces if self.traces is None else self.traces:
+            self._tracer = TraceWriter(self.tracking_uri, self._experiment_id, self.parent_run_id, experiment)
         if self.charts:
             self._warm_up.start()
         return self.parent_run_id
@@ -218,6 +235,15 @@ class MlflowObserver(RunObserver):
         as a table and the variants become the parent run's description.
         """
         parent = self._require_started()
+        traced = time.perf_counter()
+        if self._tracer is not None:
+            self._tracer.flush()  # every trace written before the child runs link them
+            result.timings["traces_flush_s"] = time.perf_counter() - traced
+            if self._tracer.skipped and not any(n.startswith("traces:") for n in result.notes):
+                result.notes.append(
+                    f"traces: the first {self._tracer.limit:,} calls were traced, "
+                    f"{self._tracer.skipped:,} more were not"
+                )
         try:
             # The primary metric first: MLflow's compare view plots the runs' first shared metric.
             primary, metrics = _parent_metrics(result)
@@ -319,6 +345,8 @@ class MlflowObserver(RunObserver):
         self.writer.json(run_id, template, "prompt_template.json")
         if variant.name in self._prompts:
             link_prompts(self.writer.client, run_id, [self._prompts[variant.name]])
+        if self._tracer is not None:
+            self._tracer.link(run_id, variant.name, row["model"])
         # Only this child's rows, read from the run's file; a large table is copied a batch at a time.
         columns = readable_columns(result.cases_file.columns, repeated=experiment.repeats > 1)
         where = {col.VARIANT: variant.name, col.MODEL: row["model"]}
@@ -423,6 +451,8 @@ class MlflowObserver(RunObserver):
     def finish(self, status: str) -> None:
         """End the parent run (and any child still open) as FINISHED or FAILED."""
         self._warm_up.wait()
+        if self._tracer is not None:
+            self._tracer.flush()  # a failed run's traces too; a no-op once flushed
         if self._finished or self.parent_run_id is None:
             return
         for run_id in self._children:
