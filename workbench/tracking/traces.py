@@ -59,9 +59,9 @@ from workbench.core.spec import ExperimentSpec
 #: Traces written per ``log_spans`` call.
 BATCH = 200
 #: Calls traced per run at most: past this, a run's calls are not traced (and its note says so).
-#: Writing a trace costs the store milliseconds (see the README's figures); 100k-call runs
-#: would spend longer writing traces than calling.
-MAX_TRACES = 20_000
+#: Writing a trace costs MLflow's SQL store ~10-25 ms (see the README's figures): 2,000 traces
+#: add seconds to a run, 100,000 would add most of an hour.
+MAX_TRACES = 2_000
 #: MLflow links at most this many traces to a run per request.
 LINK_BATCH = 100
 #: The trace tag that says which call a trace is: ``<parent run id>|<variant>|<model>|<repeat>|<case id>``.
