@@ -1,12 +1,11 @@
 """MLflow 3's GenAI pages, seen in a real browser: the registered prompt with its versions, the
-dataset on the run, and a workbench scorer's feedback on the traces of ``mlflow.genai.evaluate``.
+dataset on the run, a run's traces with its scores and a reviewer's 👎 as assessments, and a
+workbench scorer's feedback on the traces of ``mlflow.genai.evaluate``.
 
 Two runs of a small experiment (FakeLLM, no network) go into a fresh store, the template of the
 variant changed in between; the MLflow UI (the command ``wb.ui_command`` prints) serves that store.
 Servers, the Chromium page and the screenshots (reports/) come from ``browser_support``.
 
-Traces and human assessments are being built elsewhere: :func:`open_traces_of_run` and
-:func:`open_trace_assessments` below are the steps the checks of those need, ready to use.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 import workbench as wb
 from workbench.tracking import MlflowObserver
+from workbench.tracking.human_feedback import HUMAN_FEEDBACK, find_trace
 
 pytestmark = BROWSER
 
@@ -31,7 +31,7 @@ EXPERIMENT = "ui-genai"
 PROMPT = f"{EXPERIMENT}.terse"  # the workbench registers each variant as <experiment>.<variant>
 
 
-def _run(variant: wb.PromptVariant, dataset: wb.Dataset, tracking_uri: str) -> str:
+def _run(variant: wb.PromptVariant, dataset: wb.Dataset, tracking_uri: str) -> wb.ExperimentResult:
     experiment = wb.Experiment(
         name=EXPERIMENT,
         variants=[variant],
@@ -40,9 +40,9 @@ def _run(variant: wb.PromptVariant, dataset: wb.Dataset, tracking_uri: str) -> s
         scorers=[wb.LabelMatch(labels=["positive", "negative"], expected="label")],
     )
     observer = MlflowObserver(tracking_uri=tracking_uri, charts=False)  # charts are test_browser's business
-    experiment.run(log_to_mlflow=False, observers=[observer], progress=False, acompletion=FakeLLM(), cache=False)
-    assert observer.parent_run_id is not None
-    return observer.parent_run_id
+    result = experiment.run(log_to_mlflow=False, observers=[observer], progress=False, acompletion=FakeLLM(), cache=False)
+    assert observer.parent_run_id is not None and result.run_id == observer.parent_run_id
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +57,14 @@ def genai_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     second = wb.PromptVariant(**{**first.to_dict(), "prompt": first.prompt + " (one word)"})
     with pytest.MonkeyPatch.context() as env:
         env.setenv("OPENAI_API_KEY", "sk-test-THIS-IS-A-FAKE-KEY-0000")
-        runs = [_run(first, dataset, tracking_uri), _run(second, dataset, tracking_uri)]
+        results = [_run(first, dataset, tracking_uri), _run(second, dataset, tracking_uri)]
+    runs = [result.run_id for result in results]
     client = MlflowClient(tracking_uri)
     return {
         "tracking_uri": tracking_uri,
         "runs": runs,
+        "results": results,
+        "folder": folder,
         "experiment_id": client.get_run(runs[0]).info.experiment_id,
         "dataset": dataset,
     }
@@ -89,7 +92,7 @@ def close_assistant(page: Any) -> None:
         panel.first.click()
 
 
-# -- For the checks of traces and human assessments (issue 16, item 6), to add once traces are logged --
+# -- traces and their assessments ------------------------------------------------------------------
 
 
 def open_traces_of_run(page: Any, url: str, experiment_id: str, run_id: str) -> Any:
@@ -208,3 +211,38 @@ def test_a_workbench_scorer_feedback_from_mlflow_evaluate_shows_on_its_trace(eva
             shown = pane.inner_text().split()
             assert shown[shown.index("exact_match") + 1] == expected  # the workbench score, as the value
         screenshot(page, "mlflow_ui_workbench_scorer_on_trace.png")
+
+
+@pytest.mark.timeout(300)
+def test_a_runs_traces_carry_its_scores_and_a_reviewers_thumbs_down(genai_store, genai_ui, page):
+    url, server = genai_ui
+    result = genai_store["results"][1]
+    experiment_id = genai_store["experiment_id"]
+    tracking_uri = genai_store["tracking_uri"]
+    rv = wb.review(result, labels_path=genai_store["folder"] / "labels.jsonl")
+    item = rv.current
+    rv.label("down", comment="not what the customer meant")
+    assert "to its trace" in rv.status  # the widget says the label reached MLflow
+    trace_id = find_trace(
+        result.run_id, case_id=item.case_id, variant=item.variant, model=item.model, tracking_uri=tracking_uri
+    )
+    assert trace_id is not None
+    child = MlflowClient(tracking_uri).search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert len(child) == 1  # one variant x one model: the traces are linked to its run
+    cases = genai_store["dataset"].frame
+    with show_on_failure(server):
+        rows = open_traces_of_run(page, url, experiment_id, child[0].info.run_id)
+        review_text = cases.loc[cases["id"] == item.case_id, "review"].iloc[0]
+        rows.filter(has_text=review_text).first.wait_for()  # the request, as the model saw it
+        assert rows.count() == len(cases)  # one trace per call
+        screenshot(page, "mlflow_ui_run_traces.png")
+
+        pane = open_trace_assessments(page, url, experiment_id, trace_id)
+        pane.get_by_text(HUMAN_FEEDBACK, exact=True).wait_for()
+        shown = pane.inner_text().split()
+        assert shown[shown.index(HUMAN_FEEDBACK) + 1] == "False"  # the reviewer's 👎
+        score = item.scores["label_match"]  # the scorer's score, an assessment of source CODE
+        assert shown[shown.index("label_match") + 1] == f"{score:g}"
+        screenshot(page, "mlflow_ui_trace_assessments.png")
