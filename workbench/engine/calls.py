@@ -81,6 +81,9 @@ class CallPath:
             inject fakes here); ``None`` for the real ones.
         cache: The response cache, or None for none.
         read_cache: Read hits from it (``False``: call again and overwrite).
+        make_limiter: ``make_limiter(model, max_limit)`` builds a model's concurrency limiter
+            (default: an :class:`~workbench.engine.retry.AdaptiveLimiter` of this process; a Ray
+            worker passes one shared by the whole cluster).
 
     Example:
         >>> calls = CallPath(RunSettings())  # doctest: +SKIP
@@ -95,8 +98,10 @@ class CallPath:
         acompletion: Callable[..., Any] | None = None,
         cache: ResponseCache | None = None,
         read_cache: bool = True,
+        make_limiter: Callable[[str, int], AdaptiveLimiter] | None = None,
     ) -> None:
         self.settings = settings
+        self.make_limiter = make_limiter or (lambda model, max_limit: AdaptiveLimiter(max_limit))
         self.injected = acompletion
         self.cache = cache
         self.read_cache = read_cache
@@ -112,8 +117,8 @@ class CallPath:
         """The concurrency limiter of ``model``, shared by the task's and the judges' calls."""
         if model not in self.limiters:
             settings = self.settings
-            self.limiters[model] = AdaptiveLimiter(
-                settings.local_concurrency if is_local(model) else settings.max_concurrency
+            self.limiters[model] = self.make_limiter(
+                model, settings.local_concurrency if is_local(model) else settings.max_concurrency
             )
         return self.limiters[model]
 
