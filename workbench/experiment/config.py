@@ -19,7 +19,7 @@ from workbench.core.dataset import Dataset
 from workbench.core.exceptions import ConfigError, TemplateError, UsageError
 from workbench.core.retrieval_spec import DEFAULT_EMBEDDING_MODEL
 from workbench.core.schema import SuccessRule
-from workbench.core.settings import RetryPolicy, RunSettings, Transport
+from workbench.core.settings import Executor, RetryPolicy, RunSettings, Transport
 from workbench.core.variant import PromptVariant
 from workbench.experiment.experiment import Experiment
 from workbench.experiment.redteam import redteam
@@ -71,6 +71,7 @@ class SettingsConfig(_Strict):
     max_attempts: int = Field(default=6, ge=1)
     transport: Transport = "litellm"
     max_error_rate: float = Field(default=1.0, ge=0, le=1)
+    executor: Executor = "local"
 
 
 class SuccessConfig(_Strict):
@@ -174,6 +175,7 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
             retry=RetryPolicy(max_attempts=config.settings.max_attempts),
             transport=config.settings.transport,
             max_error_rate=config.settings.max_error_rate,
+            executor=config.settings.executor,
         ),
         success=SuccessRule(scorer=config.success.scorer, threshold=config.success.threshold),
     )

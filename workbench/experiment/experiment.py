@@ -21,7 +21,8 @@ from workbench.engine.cache_choice import resolve_cache
 from workbench.engine.calls import CallPath
 from workbench.engine.estimate import Estimate, estimate
 from workbench.engine.observers import ProgressObserver, Redacted, RunObserver
-from workbench.engine.runner import execute
+from workbench.engine.ray_executor import RayExecutor
+from workbench.engine.runner import Executor, execute
 from workbench.experiment.result import ExperimentResult
 from workbench.tracking.tracker import MlflowObserver
 from workbench.util.aio import run_sync
@@ -66,6 +67,7 @@ class Experiment(ExperimentSpec):
         observers: Sequence[RunObserver] = (),
         stop_early: Sequential | None = None,
         source: str | None = None,
+        executor: Executor | None = None,
     ) -> ExperimentResult:
         """Run the experiment; the async core behind :meth:`run`.
 
@@ -97,6 +99,10 @@ class Experiment(ExperimentSpec):
                 tagged ``workbench.source``. By default it is detected: ``"report"``
                 inside ``workbench report``, ``"notebook"`` in a Jupyter kernel, else
                 ``"script"``.
+            executor: Where the calls are made: ``None`` follows ``settings.executor``
+                (``"local"``: this process; ``"ray"``: a :class:`~workbench.engine.ray_executor.RayExecutor`
+                on ``$RAY_ADDRESS`` or a local cluster); or pass ``RayExecutor(address=..., workers=...)``.
+                The run store, MLflow runs and cache come out the same either way.
 
         Raises:
             BudgetExceededError: the budget stopped the run (partial result on ``.result``).
@@ -116,6 +122,7 @@ class Experiment(ExperimentSpec):
             budget_usd=budget_usd,
             result_class=ExperimentResult,
             stop_early=stop_early,
+            executor=executor if executor is not None else _executor_of(self),
         )
         return result  # type: ignore[return-value]  # built by result_class
 
@@ -131,6 +138,7 @@ class Experiment(ExperimentSpec):
         observers: Sequence[RunObserver] = (),
         stop_early: Sequential | None = None,
         source: str | None = None,
+        executor: Executor | None = None,
     ) -> ExperimentResult:
         """Run the experiment and wait for the result. Works inside Jupyter's running event loop.
 
@@ -147,5 +155,11 @@ class Experiment(ExperimentSpec):
                 observers=observers,
                 stop_early=stop_early,
                 source=source,
+                executor=executor,
             )
         )
+
+
+def _executor_of(experiment: Experiment) -> Executor | None:
+    """The executor ``settings.executor`` names (None: this process)."""
+    return RayExecutor() if experiment.settings.executor == "ray" else None

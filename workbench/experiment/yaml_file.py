@@ -334,6 +334,7 @@ def _experiment_dict(experiment: ExperimentSpec, target: Path, variants: Sequenc
                     "max_attempts": experiment.settings.retry.max_attempts,
                     "transport": experiment.settings.transport,
                     "max_error_rate": experiment.settings.max_error_rate,
+                    "executor": experiment.settings.executor,
                 },
                 "variants": [without_secrets(v.to_dict()) for v in variants],
             }
