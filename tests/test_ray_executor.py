@@ -27,14 +27,22 @@ TIMING = ["latency_s"]
 def cluster():
     """One local Ray cluster for the module: 2 CPUs, loopback only, no dashboard, no usage report."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        configure_logging=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-    )
+    for attempt in (1, 2):
+        # Ray gives its raylet a fixed 30 s to register; on a loaded 2-core machine that can pass once.
+        try:
+            ray.init(
+                address="local",
+                num_cpus=2,
+                include_dashboard=False,
+                configure_logging=False,
+                log_to_driver=False,
+                _node_ip_address="127.0.0.1",
+            )
+            break
+        except Exception as exc:
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(exc):
+                raise
     yield ray
     ray.shutdown()
 
