@@ -56,7 +56,7 @@ def experiment(base_url: str, *, executor: str = "local") -> wb.Experiment:
             wb.PromptVariant(name="polite", prompt="Please echo {{ text }}", params=params),
         ],
         dataset=wb.Dataset.from_records(
-            [{"id": f"c{i:03d}", "text": f"case {i}", "want": "echo:" if i % 3 else "nope"} for i in range(30)],
+            [{"id": f"c{i:03d}", "text": f"case {i}", "want": "echo:" if i % 3 else "nope"} for i in range(24)],
             expected=["want"],
         ),
         models=["openai/fake"],
@@ -81,26 +81,26 @@ def child_metrics(uri: str, run_id: str) -> dict[str, dict[str, float]]:
 
 
 def test_sharded_run_gives_the_rows_cache_and_mlflow_runs_of_one_process(cluster, tmp_path, tracking_uri):
-    with FakeOpenAIServer(latency_s=0.05) as server:
+    with FakeOpenAIServer() as server:
         local = experiment(server.base_url).run(tracking_uri=tracking_uri, progress=False, cache=False)
-        assert server.peak_in_flight <= LIMIT
         server.reset_stats()
+        server.latency_s = 0.5  # long enough that both workers' calls overlap (same replies, only slower)
 
         cache = ResponseCache(tmp_path / "ray-cache.sqlite")
         sharded = experiment(server.base_url).run(
-            tracking_uri=tracking_uri, progress=False, cache=cache, executor=RayExecutor(workers=2, shard_cases=4)
+            tracking_uri=tracking_uri, progress=False, cache=cache, executor=RayExecutor(workers=2, shard_cases=2)
         )
-        # Two workers with 2 shards in flight each: a per-worker limit would let 2 x 3 calls through.
-        assert 1 <= server.peak_in_flight <= LIMIT
-        assert server.requests == 60
-        assert sharded.calls_made == 60
+        # Two workers with 2 shards of 4 calls in flight each: a per-worker limit lets 2 x 3 calls through.
+        assert server.peak_in_flight == LIMIT
+        assert server.requests == 48
+        assert sharded.calls_made == 48
 
         assert sharded.cases["case_id"].is_unique is False  # two variants per case
         pd.testing.assert_frame_equal(comparable(sharded), comparable(local))
         assert sharded.cases_path != local.cases_path and sharded.cases_path.exists()
         untimed = [c for c in local.summary.columns if "latency" not in c]
         pd.testing.assert_frame_equal(sharded.summary[untimed], local.summary[untimed])
-        assert len(cache) == 60  # the driver wrote every reply the workers made
+        assert len(cache) == 48  # the driver wrote every reply the workers made
 
         assert child_metrics(tracking_uri, sharded.run_id) == child_metrics(tracking_uri, local.run_id)
 
