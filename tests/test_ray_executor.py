@@ -27,7 +27,7 @@ TIMING = ["latency_s"]
 def cluster():
     """One local Ray cluster for the module: 2 CPUs, loopback only, no dashboard, no usage report."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         # Ray gives its raylet a fixed 30 s to register; on a loaded 2-core machine that can pass once.
         try:
             ray.init(
@@ -41,7 +41,7 @@ def cluster():
             break
         except Exception as exc:
             ray.shutdown()
-            if attempt == 2 or "timed out during startup" not in str(exc):
+            if attempt == 3 or "timed out during startup" not in str(exc):
                 raise
     yield ray
     ray.shutdown()
@@ -87,8 +87,9 @@ def test_sharded_run_gives_the_rows_cache_and_mlflow_runs_of_one_process(cluster
         server.latency_s = 0.5  # long enough that both workers' calls overlap (same replies, only slower)
 
         cache = ResponseCache(tmp_path / "ray-cache.sqlite")
+        executor = RayExecutor(workers=2, shard_cases=2)
         sharded = experiment(server.base_url).run(
-            tracking_uri=tracking_uri, progress=False, cache=cache, executor=RayExecutor(workers=2, shard_cases=2)
+            tracking_uri=tracking_uri, progress=False, cache=cache, executor=executor
         )
         # Two workers with 2 shards of 4 calls in flight each: a per-worker limit lets 2 x 3 calls through.
         assert server.peak_in_flight == LIMIT
@@ -104,14 +105,29 @@ def test_sharded_run_gives_the_rows_cache_and_mlflow_runs_of_one_process(cluster
 
         assert child_metrics(tracking_uri, sharded.run_id) == child_metrics(tracking_uri, local.run_id)
 
-        # settings.executor = "ray" (as YAML's `settings: {executor: ray}` sets it); the cache answers everything.
+        # A re-run on the same executor (its workers kept): the driver's cache answers everything.
         server.reset_stats()
-        again = experiment(server.base_url, executor="ray").run(log_to_mlflow=False, progress=False, cache=cache)
+        again = experiment(server.base_url).run(log_to_mlflow=False, progress=False, cache=cache, executor=executor)
         assert server.requests == 0
         assert again.calls_made == 0
         assert again.cases["cached"].all()
         same = ["case_id", "variant", "output", "score.contains", "score.regex_match"]
         pd.testing.assert_frame_equal(again.cases[same], local.cases[same])
+
+
+def test_settings_executor_ray_runs_on_ray(monkeypatch, fake_llm):
+    """`settings: {executor: ray}` hands the run to a RayExecutor (its own run is the test above)."""
+    used = []
+
+    async def record(self, engine):
+        used.append(self)
+        await engine.run()  # here, so the test needs no second cluster start
+
+    monkeypatch.setattr(RayExecutor, "run", record)
+    exp = experiment("http://127.0.0.1:9/v1", executor="ray")
+    result = exp.run(log_to_mlflow=False, progress=False, cache=False, acompletion=fake_llm)
+    assert len(used) == 1 and isinstance(used[0], RayExecutor)
+    assert result.n_rows == 48
 
 
 def test_yaml_executor_setting_is_read_and_checked(tmp_path):

@@ -41,8 +41,9 @@ import asyncio
 import dataclasses
 import math
 import os
+import secrets
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.core import schema as col
@@ -110,6 +111,32 @@ class ClusterSlots:
         return self.peaks.get(model, 0)
 
 
+class ShardHost:
+    """One worker process (a Ray actor): a :class:`ShardRunner` per run, and the things it loaded.
+
+    The process outlives a run: a :class:`RayExecutor` used for several runs (a sweep in a
+    notebook) keeps its workers, so the local model, once loaded, stays loaded.
+    """
+
+    def __init__(self) -> None:
+        self.runs: dict[str, ShardRunner] = {}
+        self._starting = asyncio.Lock()  # two shards of a new run arrive together: one runner for both
+
+    async def run(self, run: str, setup: list[Any], calls: list[Call], hits: Mapping[str, ModelReply]) -> ShardResult:
+        """One shard of run ``run``; ``setup`` holds the reference to ``(experiment, acompletion, limits)``."""
+        async with self._starting:
+            if run not in self.runs:
+                experiment, acompletion, limits = await setup[0]  # fetched once per run and worker
+                self.runs[run] = ShardRunner(experiment, acompletion=acompletion, make_limiter=limits)
+        return await self.runs[run].run(calls, hits)
+
+    async def finish(self, run: str) -> None:
+        """Forget run ``run`` (its HTTP session closed)."""
+        runner = self.runs.pop(run, None)
+        if runner is not None:
+            await runner.aclose()
+
+
 class SharedLimiter(AdaptiveLimiter):
     """A worker's stand-in for a model's limiter held by the :class:`ClusterSlots` actor."""
 
@@ -166,6 +193,7 @@ class RayExecutor:
     workers: int | None = None
     shard_cases: int | None = None
     runtime_env: Mapping[str, Any] | None = None
+    _hosts: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("workers", "shard_cases"):
@@ -187,27 +215,38 @@ class RayExecutor:
             )
         return ray
 
+    def hosts(self, ray: Any, workers: int) -> list[Any]:
+        """The worker actors, started on first use and kept for the next runs of this executor."""
+        while len(self._hosts) < workers:
+            actor = ray.remote(num_cpus=0, max_concurrency=4 * _IN_FLIGHT_PER_WORKER)(ShardHost)
+            self._hosts.append(actor.remote())
+        return self._hosts[:workers]
+
+    def close(self) -> None:
+        """Stop the worker processes now (they also stop when this executor is garbage-collected)."""
+        if self._hosts:
+            ray = import_ray()
+            for host in self._hosts:
+                ray.kill(host)
+            self._hosts.clear()
+
     async def run(self, engine: Engine) -> None:
         """Make, score and emit every row of ``engine``'s plan on the cluster."""
         ray = self.connect()
         workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        hosts = self.hosts(ray, workers)
         experiment = engine.experiment
-        slots = ray.remote(ClusterSlots).options(max_concurrency=100_000).remote()
+        slots = ray.remote(ClusterSlots).options(max_concurrency=100_000).remote()  # this run's limits
         # The dataset stays in the driver: cases travel with their calls.
         shipped = dataclasses.replace(experiment, dataset=experiment.dataset.head(1))
-        remote_runner = ray.remote(num_cpus=0)(ShardRunner)
-        runners = [
-            remote_runner.options(max_concurrency=_IN_FLIGHT_PER_WORKER + 1).remote(
-                shipped, acompletion=engine.calls.injected, make_limiter=ClusterLimits(slots)
-            )
-            for _ in range(workers)
-        ]
+        setup = [ray.put((shipped, engine.calls.injected, ClusterLimits(slots)))]
+        run = secrets.token_hex(8)
         per_case = len(experiment.variants) * len(experiment.models) * experiment.repeats
         shard_calls = (self.shard_cases or 0) * per_case or min(
             _MAX_SHARD_CALLS, max(per_case, math.ceil(experiment.n_calls / (4 * workers)))
         )
         in_flight: dict[asyncio.Future[Any], tuple[int, float]] = {}
-        free = [i for i in range(workers) for _ in range(_IN_FLIGHT_PER_WORKER)]
+        free = [i for _ in range(_IN_FLIGHT_PER_WORKER) for i in range(workers)]
 
         async def collect_one() -> None:
             done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -227,15 +266,15 @@ class RayExecutor:
                 while not free:
                     await collect_one()
                 worker = free.pop(0)
-                ref = runners[worker].run.remote(shard, hits_of(engine, shard))
+                ref = hosts[worker].run.remote(run, setup, shard, hits_of(engine, shard))
                 in_flight[asyncio.wrap_future(ref.future())] = (worker, reserved)
             while in_flight:
                 await collect_one()
         finally:
             for future in in_flight:
                 future.cancel()
-            for actor in [*runners, slots]:
-                ray.kill(actor)
+            await asyncio.gather(*(asyncio.wrap_future(host.finish.remote(run).future()) for host in hosts))
+            ray.kill(slots)
 
     @staticmethod
     def _take(engine: Engine, result: ShardResult) -> None:
