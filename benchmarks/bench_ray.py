@@ -53,7 +53,8 @@ def burn(outputs: str) -> float:
 
 
 def experiment(n: int, *, base_url: str | None, heavy: bool, model: str) -> wb.Experiment:
-    params = {"api_base": base_url, "api_key": "sk-fake", "temperature": 0} if base_url else {"max_tokens": 8, "temperature": 0}
+    params: dict[str, object] = {"temperature": 0}
+    params.update({"api_base": base_url, "api_key": "sk-fake"} if base_url else {"max_tokens": 8})
     return wb.Experiment(
         name="bench-ray",
         variants=[
