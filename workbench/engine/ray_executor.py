@@ -27,8 +27,12 @@ arrives, as in a single-process run): a run killed mid-way loses at most the sha
 flight. An LLM judge's calls are not sent as hits (they are not known before scoring), so
 under Ray a re-run pays for its judge calls again.
 
-Not supported with Ray: ``budget_usd`` is checked per shard (the upper bound of a whole
-shard is reserved before it is sent), which stops a little earlier than a single process.
+The budget. ``budget_usd`` is checked per shard (the upper bound of a whole shard is reserved
+before it is sent), so a run on Ray stops a little earlier than a single process would.
+
+Workers. A :class:`RayExecutor` starts its worker processes at its first run and keeps them for
+the next ones (a sweep pays the start once, and a loaded local model stays loaded); they stop
+with :meth:`RayExecutor.close`, when the executor is garbage-collected, or at ``ray.shutdown()``.
 
 Example:
     >>> import workbench as wb  # doctest: +SKIP

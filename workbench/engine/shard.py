@@ -2,7 +2,7 @@
 
 The driver (:class:`~workbench.engine.ray_executor.RayExecutor`) plans the run, looks
 each call up in its response cache and sends a shard of calls with their hits; a
-:class:`ShardRunner`, one per worker process, makes the calls that missed, scores
+:class:`ShardRunner` (one per run in each worker process) makes the calls that missed, scores
 every row with the same :class:`~workbench.engine.rows.RowMaker` a single-process run
 uses, and returns a :class:`ShardResult`: the rows, the new replies for the driver to
 cache, and what was spent. A worker never opens the response cache itself, so a
@@ -83,7 +83,7 @@ class ShardResult:
 
 
 class ShardRunner:
-    """Makes and scores shards of one experiment's calls; one per worker process.
+    """Makes and scores shards of one run's calls; one per run in each worker process.
 
     Heavy things (the embedded local model, an embedding model, the PII analyzer) are
     loaded by the first call that needs them and kept by the process, so each worker loads

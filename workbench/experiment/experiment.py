@@ -10,6 +10,7 @@ to MLflow and a progress bar shows while it runs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -162,4 +163,10 @@ class Experiment(ExperimentSpec):
 
 def _executor_of(experiment: Experiment) -> Executor | None:
     """The executor ``settings.executor`` names (None: this process)."""
-    return RayExecutor() if experiment.settings.executor == "ray" else None
+    return _default_ray() if experiment.settings.executor == "ray" else None
+
+
+@functools.cache
+def _default_ray() -> RayExecutor:
+    """The process's one default Ray executor: runs with ``executor: ray`` share its worker processes."""
+    return RayExecutor()
