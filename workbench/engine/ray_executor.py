@@ -80,7 +80,9 @@ def import_ray() -> Any:
 
 
 class ClusterSlots:
-    """One :class:`AdaptiveLimiter` per remote model for the whole cluster (run as a Ray actor).
+    """One :class:`AdaptiveLimiter` per run and remote model for the whole cluster (run as a Ray actor).
+
+    Its keys are ``<run>/<model>``: each run has its own limits, as in a single process.
 
     ``acquire`` waits for a slot, ``release`` gives it back; ``rate_limited`` and ``succeeded``
     drive the limit down and up exactly as in a single process. ``peak`` is the most slots of
@@ -113,6 +115,12 @@ class ClusterSlots:
 
     def peak(self, model: str) -> int:
         return self.peaks.get(model, 0)
+
+    def forget(self, run: str) -> None:
+        """Drop the limiters of run ``run`` (keys ``<run>/<model>``)."""
+        for key in [key for key in self.limiters if key.startswith(run + "/")]:
+            self.limiters.pop(key)
+            self.peaks.pop(key, None)
 
 
 class ShardHost:
@@ -170,9 +178,12 @@ class ClusterLimits:
     remote models, the worker's own for local ones (each worker has its own copy of the model)."""
 
     slots: Any
+    run: str
 
     def __call__(self, model: str, max_limit: int) -> AdaptiveLimiter:
-        return AdaptiveLimiter(max_limit) if is_local(model) else SharedLimiter(self.slots, model, max_limit)
+        if is_local(model):
+            return AdaptiveLimiter(max_limit)
+        return SharedLimiter(self.slots, f"{self.run}/{model}", max_limit)
 
 
 @dataclass
@@ -198,6 +209,7 @@ class RayExecutor:
     shard_cases: int | None = None
     runtime_env: Mapping[str, Any] | None = None
     _hosts: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
+    _slots: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("workers", "shard_cases"):
@@ -226,13 +238,21 @@ class RayExecutor:
             self._hosts.append(actor.remote())
         return self._hosts[:workers]
 
+    def slots(self, ray: Any) -> Any:
+        """The :class:`ClusterSlots` actor, started on first use and kept like the workers."""
+        if self._slots is None:
+            self._slots = ray.remote(num_cpus=0, max_concurrency=100_000)(ClusterSlots).remote()
+        return self._slots
+
     def close(self) -> None:
         """Stop the worker processes now (they also stop when this executor is garbage-collected)."""
-        if self._hosts:
+        if self._hosts or self._slots is not None:
             ray = import_ray()
-            for host in self._hosts:
-                ray.kill(host)
+            for actor in [*self._hosts, self._slots]:
+                if actor is not None:
+                    ray.kill(actor)
             self._hosts.clear()
+            self._slots = None
 
     async def run(self, engine: Engine) -> None:
         """Make, score and emit every row of ``engine``'s plan on the cluster."""
@@ -240,11 +260,11 @@ class RayExecutor:
         workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         hosts = self.hosts(ray, workers)
         experiment = engine.experiment
-        slots = ray.remote(ClusterSlots).options(max_concurrency=100_000).remote()  # this run's limits
+        slots = self.slots(ray)
+        run = secrets.token_hex(8)
         # The dataset stays in the driver: cases travel with their calls.
         shipped = dataclasses.replace(experiment, dataset=experiment.dataset.head(1))
-        setup = [ray.put((shipped, engine.calls.injected, ClusterLimits(slots)))]
-        run = secrets.token_hex(8)
+        setup = [ray.put((shipped, engine.calls.injected, ClusterLimits(slots, run)))]
         per_case = len(experiment.variants) * len(experiment.models) * experiment.repeats
         shard_calls = (self.shard_cases or 0) * per_case or min(
             _MAX_SHARD_CALLS, max(per_case, math.ceil(experiment.n_calls / (4 * workers)))
@@ -278,7 +298,7 @@ class RayExecutor:
             for future in in_flight:
                 future.cancel()
             await asyncio.gather(*(asyncio.wrap_future(host.finish.remote(run).future()) for host in hosts))
-            ray.kill(slots)
+            slots.forget.remote(run)
 
     @staticmethod
     def _take(engine: Engine, result: ShardResult) -> None:
