@@ -17,6 +17,7 @@ logged to MLflow. The machine is shared: the load average is printed with the ta
 
     .venv/bin/python benchmarks/bench_ray.py               # remote + heavy-scorer, 400 cases
     .venv/bin/python benchmarks/bench_ray.py --local 20    # and 20 local-model cases
+    .venv/bin/python benchmarks/bench_ray.py --cases 0 --local 10   # only the local model
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def timed(exp: wb.Experiment, executor: wb.RayExecutor | None) -> tuple[float, w
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=400)
+    parser.add_argument("--cases", type=int, default=400, help="cases for the remote workloads (0: skip them)")
     parser.add_argument("--score-ms", type=float, default=20.0)
     parser.add_argument("--local", type=int, default=0, help="cases for the local-model workload (0: skip it)")
     args = parser.parse_args()
@@ -93,7 +94,7 @@ def main() -> None:
     with ServerProcess(latency_s=LATENCY_S) as server:
         overhead, _ = timed(experiment(1, base_url=server.base_url, heavy=False, model="openai/fake"), ray_2)
         print(f"per-run overhead of 2 Ray workers (a 1-case run): {overhead:.1f} s")
-        for name, heavy in (("remote", False), ("heavy-scorer", True)):
+        for name, heavy in (("remote", False), ("heavy-scorer", True)) if args.cases else ():
             exp = experiment(args.cases, base_url=server.base_url, heavy=heavy, model="openai/fake")
             one, local = timed(exp, None)
             two, sharded = timed(exp, ray_2)
