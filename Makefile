@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "Installing the workbench and its dependencies (first time: ~10 min, llama-cpp-python compiles)..."
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_CPP)"
-	$(BIN)/python -m pip install --quiet -e ".[local,rag,dev,team]"
+	$(BIN)/python -m pip install --quiet -e ".[local,rag,dev,team,scale]"
 	@touch $(STAMP)
 
 ## demo: run notebooks/ab_test.ipynb on the local model, write reports/, print the winner

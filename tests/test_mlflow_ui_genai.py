@@ -40,7 +40,9 @@ def _run(variant: wb.PromptVariant, dataset: wb.Dataset, tracking_uri: str) -> w
         scorers=[wb.LabelMatch(labels=["positive", "negative"], expected="label")],
     )
     observer = MlflowObserver(tracking_uri=tracking_uri, charts=False)  # charts are test_browser's business
-    result = experiment.run(log_to_mlflow=False, observers=[observer], progress=False, acompletion=FakeLLM(), cache=False)
+    result = experiment.run(
+        log_to_mlflow=False, observers=[observer], progress=False, acompletion=FakeLLM(), cache=False
+    )
     assert observer.parent_run_id is not None and result.run_id == observer.parent_run_id
     return result
 

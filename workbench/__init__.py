@@ -77,6 +77,7 @@ from workbench.core.schema import SuccessRule  # noqa: E402
 from workbench.core.settings import RetryPolicy, RunSettings  # noqa: E402
 from workbench.core.variant import PromptVariant  # noqa: E402
 from workbench.engine import ResponseCache, RunObserver  # noqa: E402
+from workbench.engine.ray_executor import RayExecutor  # noqa: E402
 from workbench.experiment import (  # noqa: E402
     AgainstBaseline,
     Experiment,
@@ -214,6 +215,7 @@ __all__ = [
     "ProductionLog",
     "PromptVariant",
     "REDACTOR",
+    "RayExecutor",
     "RecallAtK",
     "RedTeamReport",
     "Redactor",

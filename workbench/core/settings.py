@@ -14,6 +14,9 @@ from workbench.core.exceptions import ConfigError
 #: How remote models are called: through litellm, or straight to an OpenAI-compatible server.
 Transport = Literal["litellm", "openai-compatible"]
 TRANSPORTS: tuple[str, ...] = get_args(Transport)
+#: Where a run's calls are made: in this process, or sharded across a Ray cluster.
+Executor = Literal["local", "ray"]
+EXECUTORS: tuple[str, ...] = get_args(Executor)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class RunSettings:
             fails, whatever this says (so the default, 1.0, fails only that one).
         traces: Write every call as an MLflow trace, its scores as assessments
             (see :mod:`workbench.tracking.traces`). ``False`` logs the run without them.
+        executor: ``"local"`` (this process) or ``"ray"``: shard the cases across a Ray
+            cluster (``$RAY_ADDRESS``, else a local one; needs ``pip install -e ".[scale]"``).
+            See :mod:`workbench.engine.ray_executor`.
 
     Example:
         >>> RunSettings(max_concurrency=4, max_error_rate=0.05).max_error_rate
@@ -70,12 +76,15 @@ class RunSettings:
     transport: str = "litellm"
     max_error_rate: float = 1.0
     traces: bool = True
+    executor: str = "local"
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1 or self.local_concurrency < 1:
             raise ConfigError("concurrency settings must be at least 1")
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"transport must be one of {TRANSPORTS}, got {self.transport!r}")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
         if not 0 <= self.max_error_rate <= 1:
             raise ConfigError(f"max_error_rate must be between 0 and 1, got {self.max_error_rate!r}")
 

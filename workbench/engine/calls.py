@@ -97,6 +97,9 @@ class CallPath:
             inject fakes here); ``None`` for the real ones.
         cache: The response cache, or None for none.
         read_cache: Read hits from it (``False``: call again and overwrite).
+        make_limiter: ``make_limiter(model, max_limit)`` builds a model's concurrency limiter
+            (default: an :class:`~workbench.engine.retry.AdaptiveLimiter` of this process; a Ray
+            worker passes one shared by the whole cluster).
 
     Example:
         >>> calls = CallPath(RunSettings())  # doctest: +SKIP
@@ -111,8 +114,10 @@ class CallPath:
         acompletion: Callable[..., Any] | None = None,
         cache: ResponseCache | None = None,
         read_cache: bool = True,
+        make_limiter: Callable[[str, int], AdaptiveLimiter] | None = None,
     ) -> None:
         self.settings = settings
+        self.make_limiter = make_limiter or (lambda model, max_limit: AdaptiveLimiter(max_limit))
         self.injected = acompletion
         self.cache = cache
         self.read_cache = read_cache
@@ -136,7 +141,9 @@ class CallPath:
         if model not in self.limiters:
             settings = self.settings
             local = model not in self.groups and is_local(model)
-            self.limiters[model] = AdaptiveLimiter(settings.local_concurrency if local else settings.max_concurrency)
+            self.limiters[model] = self.make_limiter(
+                model, settings.local_concurrency if local else settings.max_concurrency
+            )
         return self.limiters[model]
 
     def _routed(self, model: str) -> bool:

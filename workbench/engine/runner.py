@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import pyarrow.compute as pc
 
 from workbench.core import schema as col
-from workbench.core.chunks import chunks_to_json
 from workbench.core.exceptions import BudgetExceededError, RunError, TooManyErrorsError
-from workbench.core.outputs import ModelReply, tool_calls_to_json
+from workbench.core.outputs import ModelReply
 from workbench.core.redaction import REDACTOR
 from workbench.core.result import EarlyStop, RunResult
 from workbench.core.runstore import CASES_FILE, CasesFile, new_run_dir
@@ -40,12 +37,11 @@ from workbench.core.spec import ExperimentSpec
 from workbench.engine.calls import CallPath
 from workbench.engine.estimate import call_cost_upper_bound, check_prices_known, priced_as
 from workbench.engine.observers import Observers, RunObserver, RunStart
-from workbench.engine.planning import Call, plan, render_prompt, validate
+from workbench.engine.planning import Call, plan, validate
+from workbench.engine.rows import RowMaker
 from workbench.engine.spool import CaseSpool
 from workbench.engine.summary import notes_for, summarize, summary_columns
-from workbench.engine.tool_loop import complete_call, planned_steps
-from workbench.scorers.base import Score, accepts_context, run_scorer
-from workbench.scorers.context import ScoringContext
+from workbench.engine.tool_loop import planned_steps
 from workbench.util.memory import release_unused
 
 
@@ -74,6 +70,18 @@ class StopRule(Protocol):
         ...
 
 
+class Executor(Protocol):
+    """Runs an :class:`Engine`'s plan somewhere else (e.g. :class:`workbench.engine.ray_executor.RayExecutor`).
+
+    It must hand every row to :meth:`Engine.emit`, count the calls and spend on ``engine.calls``,
+    and write new replies to ``engine.calls.cache``: the run then ends exactly as a local one.
+    """
+
+    async def run(self, engine: Engine) -> None:
+        """Make, score and emit every planned row of ``engine.experiment``."""
+        ...
+
+
 class Engine:
     """Runs the calls of one experiment and collects one row per call."""
 
@@ -91,25 +99,11 @@ class Engine:
         self.calls = calls
         self.observer = observer
         self.budget_usd = budget_usd
-        routers = {m: experiment.routers[m] for m in experiment.models if m in experiment.routers}
-        calls.use_routers(routers)
-        self.routed = bool(routers)  # only then is there a deployment column
+        self.rows = RowMaker(experiment, calls=calls)  # router groups go to the call path here
+        self.judges = self.rows.judges
         for model in experiment.models:
             calls.limiter(model)  # the task's models first: the window below is sized from them
-        self.input_names = sorted(set().union(*(v.variables() for v in experiment.variants)))
-        # Scorers that call models (LLM judges) or read tool calls get the whole context.
-        self.contextual = {s.name for s in experiment.scorers if accepts_context(s)}
-        self.judges = {s.name for s in experiment.scorers if getattr(s, "calls_models", False)}
-        types = experiment.dataset.arrow_types()
-        self.retrieves = any(v.retrieval is not None for v in experiment.variants)
-        schema = col.table_schema(
-            inputs={name: types[name] for name in self.input_names},
-            expected={name: types[name] for name in experiment.dataset.expected},
-            scorers=experiment.scorer_names,
-            judges=self.judges,
-            retrieved=self.retrieves,
-            routed=self.routed,
-        )
+        routers = self.rows.routers
         about = {
             "experiment": experiment.name,
             "variants": {v.name: v.version for v in experiment.variants},
@@ -119,69 +113,13 @@ class Engine:
             "repeats": experiment.repeats,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        self.spool = CaseSpool(new_run_dir(experiment.name) / CASES_FILE, schema, about=about)
+        self.spool = CaseSpool(new_run_dir(experiment.name) / CASES_FILE, self.rows.schema(), about=about)
         self.reserved_usd = 0.0
         self.stopped: str | None = None
 
     # -- rows -----------------------------------------------------------------
-    def _base_row(self, call: Call) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            col.ORDER: call.index,
-            col.CASE_ID: call.case.id,
-            col.VARIANT: call.variant.name,
-            col.VARIANT_VERSION: call.variant.version,
-            col.MODEL: call.model,
-            col.REPEAT: call.repeat,
-        }
-        for name in self.input_names:
-            row[col.input_column(name)] = call.case.inputs.get(name)
-        for name, value in call.case.expectations.items():
-            row[col.expected_column(name)] = value
-        row[col.PROMPT] = render_prompt(call.messages, few_shot=len(call.variant.examples))
-        if self.retrieves:
-            row[col.RETRIEVED] = chunks_to_json(call.retrieved)
-        if self.routed:
-            row[col.DEPLOYMENT] = None  # filled by _fill from the reply
-        return row
-
-    def _context(self, call: Call, reply: ModelReply) -> ScoringContext:
-        return ScoringContext(
-            inputs=call.case.inputs,
-            output=reply.output,
-            expectations=call.case.expectations,
-            metadata={
-                col.CASE_ID: call.case.id,
-                col.VARIANT: call.variant.name,
-                col.VARIANT_VERSION: call.variant.version,
-                col.MODEL: call.model,
-                col.REPEAT: call.repeat,
-            },
-            tool_calls=reply.tool_calls,
-            retrieved=call.retrieved,
-            finish_reason=reply.finish_reason,
-            message=reply.message,
-            prompt_tokens=reply.prompt_tokens,
-            completion_tokens=reply.completion_tokens,
-            latency_s=reply.latency_s,
-            models=self.calls,
-        )
-
-    async def _finish_row(self, call: Call, row: dict[str, Any], reply: ModelReply | None) -> None:
-        error = row.get(col.ERROR)
-        context = self._context(call, reply) if reply is not None and error is None else None
-        for scorer in self.experiment.scorers:
-            value, reason = math.nan, "not scored: the call failed" if error else None
-            score: Score | None = None
-            if context is not None:
-                try:
-                    score = await run_scorer(scorer, context, wants_context=scorer.name in self.contextual)
-                    value, reason = score.value, score.reason
-                except Exception as exc:  # a scorer crash on one output must not lose the run
-                    reason = REDACTOR.text(f"scorer error: {type(exc).__name__}: {exc}")
-            row[col.score_column(scorer.name)] = value
-            row[col.reason_column(scorer.name)] = reason
-            if scorer.name in self.judges:
-                _judge_usage(row, scorer.name, score)
+    def emit(self, row: dict[str, Any]) -> None:
+        """A finished, scored row: to the run's file, the stop rule's monitor and the observers."""
         self.spool.append(row)
         if self.monitor is not None:
             self.monitor.row_done(row)
@@ -189,33 +127,26 @@ class Engine:
 
     # -- calls ----------------------------------------------------------------
     async def _run_call(self, call: Call, reserved: float) -> None:
-        row = self._base_row(call)
-        started = time.perf_counter()
-        reply: ModelReply | None = None
         try:
-            answer = await complete_call(self.calls, call)  # one call, or a multi-step tool case
-            reply = answer.reply
-            row.update({col.ERROR: None, col.ATTEMPTS: answer.attempts})
-        except Exception as exc:  # every provider error is recorded, never raised mid-run
-            row.update({col.ERROR: REDACTOR.text(f"{type(exc).__name__}: {exc}"), col.ATTEMPTS: None})
+            row, reply = await self.rows.called(call)
         finally:
             self.reserved_usd -= reserved
-        _fill(row, reply, cached=False, latency=time.perf_counter() - started)
-        await self._finish_row(call, row, reply)
+        self.emit(await self.rows.score(call, row, reply))
 
     async def _finish_hit(self, call: Call, hit: ModelReply) -> None:
-        row = self._base_row(call)
-        row.update({col.ERROR: None, col.ATTEMPTS: 0})
-        _fill(row, hit, cached=True, latency=0.0)
-        await self._finish_row(call, row, hit)
+        self.emit(await self.rows.score(call, self.rows.from_hit(call, hit), hit))
 
-    def _over_budget(self, call: Call) -> float | None:
-        """The call's reserved upper-bound cost, or None when it could pass the budget (run stops)."""
+    def reserve(self, calls: Sequence[Call]) -> float | None:
+        """Reserve the upper-bound cost of ``calls``, or None when they could pass the budget (run stops)."""
         if self.budget_usd is None:
             return 0.0
-        priced = priced_as(self.experiment, call.model)
-        reserved = call_cost_upper_bound(call.model, call.messages, call.variant.params, priced=priced)
-        reserved *= planned_steps(call)
+        reserved = sum(
+            call_cost_upper_bound(
+                call.model, call.messages, call.variant.params, priced=priced_as(self.experiment, call.model)
+            )
+            * planned_steps(call)
+            for call in calls
+        )
         spent = self.calls.spent_usd
         if spent + self.reserved_usd + reserved > self.budget_usd:
             self.stopped = (
@@ -242,7 +173,7 @@ class Engine:
 
         try:
             for call in plan(self.experiment):
-                if self._decided():
+                if self.decided():
                     break
                 hit = self.calls.cached(call.key)
                 if hit is not None and not self.judges:
@@ -250,16 +181,16 @@ class Engine:
                     continue
                 if hit is not None:  # an LLM judge still has calls to make: score it concurrently
                     await window.acquire()
-                    if self._decided():  # decided while this call waited for the window
+                    if self.decided():  # decided while this call waited for the window
                         window.release()
                         break
                     start(self._finish_hit(call, hit))
                     continue
-                reserved = self._over_budget(call)
+                reserved = self.reserve([call])
                 if reserved is None:
                     break
                 await window.acquire()
-                if self._decided():
+                if self.decided():
                     window.release()
                     self.reserved_usd -= reserved
                     break
@@ -271,45 +202,9 @@ class Engine:
                 task.cancel()
             raise
 
-    def _decided(self) -> bool:
+    def decided(self) -> bool:
+        """Whether the stop rule has decided (no new call should start)."""
         return self.monitor is not None and self.monitor.decided
-
-
-def _fill(row: dict[str, Any], reply: ModelReply | None, *, cached: bool, latency: float) -> None:
-    """The reply's columns of a row (empty ones for a failed call)."""
-    row[col.OUTPUT] = reply.output if reply else None
-    row[col.TOOL_CALLS] = tool_calls_to_json(reply.tool_calls) if reply else None
-    row[col.FINISH_REASON] = reply.finish_reason if reply else None
-    row[col.MESSAGE] = _message_json(reply)
-    if col.DEPLOYMENT in row:  # a run with a router group
-        row[col.DEPLOYMENT] = reply.deployment if reply else None
-    row.setdefault(col.ERROR, None)
-    cost = reply.cost_usd if reply and reply.cost_usd is not None else math.nan
-    row.update(
-        {
-            col.PROMPT_TOKENS: reply.prompt_tokens if reply else 0,
-            col.COMPLETION_TOKENS: reply.completion_tokens if reply else 0,
-            col.COST_USD: cost if reply else 0.0,
-            col.LATENCY_S: reply.latency_s if (reply and cached) else latency,
-            col.CACHED: cached,
-        }
-    )
-
-
-def _message_json(reply: ModelReply | None) -> str | None:
-    if reply is None or reply.message is None:
-        return None
-    return json.dumps(reply.message, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def _judge_usage(row: dict[str, Any], name: str, score: Score | None) -> None:
-    """A judge's own tokens and cost, in its ``judge.<name>.*`` columns, never in the task's."""
-    cost = math.nan if score is None or score.cost_usd is None else float(score.cost_usd)
-    row[col.judge_column(name, "prompt_tokens")] = (score.prompt_tokens or 0) if score else 0
-    row[col.judge_column(name, "completion_tokens")] = (score.completion_tokens or 0) if score else 0
-    row[col.judge_column(name, "cost_usd")] = cost if score else 0.0
-    row[col.judge_column(name, "cached")] = bool(score.cached) if score else False
-    row[col.judge_column(name, "spread")] = math.nan if score is None or score.spread is None else float(score.spread)
 
 
 async def execute(
@@ -320,6 +215,7 @@ async def execute(
     budget_usd: float | None = None,
     result_class: Callable[..., RunResult] = RunResult,
     stop_early: StopRule | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Validate, run, score and summarise one experiment, telling ``observers`` as it goes.
 
@@ -331,6 +227,8 @@ async def execute(
         result_class: The result type to build (:class:`RunResult` or a subclass).
         stop_early: Stop starting calls once its monitor has decided (sequential
             testing); what it decided is ``result.early_stop``.
+        executor: Where the plan's calls run (``None``: here, in this event loop); e.g. a
+            :class:`~workbench.engine.ray_executor.RayExecutor` shards them across a Ray cluster.
 
     Raises:
         BudgetExceededError: the budget stopped the run (partial result on ``.result``).
@@ -354,7 +252,7 @@ async def execute(
     try:
         started = time.perf_counter()
         try:
-            await engine.run()
+            await (engine.run() if executor is None else executor.run(engine))
         except BaseException:
             engine.spool.abort()
             raise

@@ -21,7 +21,7 @@ from workbench.core.redaction import REDACTOR, is_secret
 from workbench.core.retrieval_spec import DEFAULT_EMBEDDING_MODEL
 from workbench.core.routing import Deployment, RouterGroup, RoutingStrategy
 from workbench.core.schema import SuccessRule
-from workbench.core.settings import RetryPolicy, RunSettings, Transport
+from workbench.core.settings import Executor, RetryPolicy, RunSettings, Transport
 from workbench.core.variant import PromptVariant
 from workbench.experiment.experiment import Experiment
 from workbench.experiment.redteam import redteam
@@ -74,6 +74,7 @@ class SettingsConfig(_Strict):
     transport: Transport = "litellm"
     max_error_rate: float = Field(default=1.0, ge=0, le=1)
     traces: bool = True
+    executor: Executor = "local"
 
 
 class SuccessConfig(_Strict):
@@ -209,6 +210,7 @@ def experiment_from_dict(data: Any, *, source: str = "<dict>", base_dir: str | P
             transport=config.settings.transport,
             max_error_rate=config.settings.max_error_rate,
             traces=config.settings.traces,
+            executor=config.settings.executor,
         ),
         success=SuccessRule(scorer=config.success.scorer, threshold=config.success.threshold),
     )

@@ -10,6 +10,7 @@ to MLflow and a progress bar shows while it runs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,8 @@ from workbench.engine.cache_choice import resolve_cache
 from workbench.engine.calls import CallPath
 from workbench.engine.estimate import Estimate, estimate
 from workbench.engine.observers import ProgressObserver, Redacted, RunObserver
-from workbench.engine.runner import execute
+from workbench.engine.ray_executor import RayExecutor
+from workbench.engine.runner import Executor, execute
 from workbench.experiment.result import ExperimentResult
 from workbench.scorers.mlflow_interop import as_workbench_scorer
 from workbench.tracking.tracker import MlflowObserver
@@ -74,6 +76,7 @@ class Experiment(ExperimentSpec):
         observers: Sequence[RunObserver] = (),
         stop_early: Sequential | None = None,
         source: str | None = None,
+        executor: Executor | None = None,
     ) -> ExperimentResult:
         """Run the experiment; the async core behind :meth:`run`.
 
@@ -105,6 +108,10 @@ class Experiment(ExperimentSpec):
                 tagged ``workbench.source``. By default it is detected: ``"report"``
                 inside ``workbench report``, ``"notebook"`` in a Jupyter kernel, else
                 ``"script"``.
+            executor: Where the calls are made: ``None`` follows ``settings.executor``
+                (``"local"``: this process; ``"ray"``: a :class:`~workbench.engine.ray_executor.RayExecutor`
+                on ``$RAY_ADDRESS`` or a local cluster); or pass ``RayExecutor(address=..., workers=...)``.
+                The run store, MLflow runs and cache come out the same either way.
 
         Raises:
             BudgetExceededError: the budget stopped the run (partial result on ``.result``).
@@ -124,6 +131,7 @@ class Experiment(ExperimentSpec):
             budget_usd=budget_usd,
             result_class=ExperimentResult,
             stop_early=stop_early,
+            executor=executor if executor is not None else _executor_of(self),
         )
         return result  # type: ignore[return-value]  # built by result_class
 
@@ -139,6 +147,7 @@ class Experiment(ExperimentSpec):
         observers: Sequence[RunObserver] = (),
         stop_early: Sequential | None = None,
         source: str | None = None,
+        executor: Executor | None = None,
     ) -> ExperimentResult:
         """Run the experiment and wait for the result. Works inside Jupyter's running event loop.
 
@@ -155,5 +164,17 @@ class Experiment(ExperimentSpec):
                 observers=observers,
                 stop_early=stop_early,
                 source=source,
+                executor=executor,
             )
         )
+
+
+def _executor_of(experiment: Experiment) -> Executor | None:
+    """The executor ``settings.executor`` names (None: this process)."""
+    return _default_ray() if experiment.settings.executor == "ray" else None
+
+
+@functools.cache
+def _default_ray() -> RayExecutor:
+    """The process's one default Ray executor: runs with ``executor: ray`` share its worker processes."""
+    return RayExecutor()

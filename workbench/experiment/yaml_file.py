@@ -335,6 +335,7 @@ def _experiment_dict(experiment: ExperimentSpec, target: Path, variants: Sequenc
                     "transport": experiment.settings.transport,
                     "max_error_rate": experiment.settings.max_error_rate,
                     "traces": experiment.settings.traces,
+                    "executor": experiment.settings.executor,
                 },
                 "variants": [without_secrets(v.to_dict()) for v in variants],
             }

@@ -154,6 +154,8 @@ class FakeOpenAIServer:
         self._reply = reply
         self._lock = threading.Lock()
         self._tallies: dict[str, ServerStats] = {}
+        self._in_flight = 0
+        self._peak_in_flight = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -244,10 +246,20 @@ class FakeOpenAIServer:
         """How many 200 answers each request key got."""
         return {k: s.successes for k, s in self.stats_by_key().items()}
 
+    @property
+    def peak_in_flight(self) -> int:
+        """The most chat requests the server was handling at once (since start or :meth:`reset_stats`).
+
+        What a concurrency limit looks like from the provider's side, whichever processes sent them.
+        """
+        with self._lock:
+            return self._peak_in_flight
+
     def reset_stats(self) -> None:
         """Forget all counts, including the attempt numbers that drive fault decisions."""
         with self._lock:
             self._tallies.clear()
+            self._peak_in_flight = self._in_flight
 
     def _decide_fault(self, key: str, attempt: int) -> str | None:
         digest = hashlib.sha256(f"{self.seed}:{key}:{attempt}".encode()).digest()
@@ -274,6 +286,8 @@ class FakeOpenAIServer:
             tally.requests += 1
             if fault is not None:
                 tally.faults[fault] = tally.faults.get(fault, 0) + 1
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         try:
             return await self._answer(request, body, fault, tally)
         except asyncio.CancelledError:
@@ -281,6 +295,9 @@ class FakeOpenAIServer:
                 with self._lock:
                     tally.client_disconnects += 1
             raise
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     async def _answer(
         self, request: web.Request, body: dict[str, Any], fault: str | None, tally: ServerStats
