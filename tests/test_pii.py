@@ -247,6 +247,24 @@ def test_presidio_loads_lazily_and_offline():
     assert "mail <EMAIL_ADDRESS>" in out and "connects 0" in out
 
 
+def test_building_the_analyzer_imports_no_deep_learning_package():
+    """thinc imports torch and Presidio transformers when they are installed (the rag extra), ~350 MB
+    for an analyzer that uses neither; they stay out, and still import normally afterwards."""
+    pytest.importorskip("torch")
+    code = textwrap.dedent("""\
+        import sys
+        import workbench as wb
+        print(wb.REDACTOR.text("call +7 912 345-67-89 or mail ann@example.com"))
+        print("loaded", sorted(m for m in ("torch", "transformers", "sympy") if m in sys.modules))
+        import torch
+        print("torch imports", hasattr(torch, "tensor"))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert "call <PHONE_NUMBER> or mail <EMAIL_ADDRESS>" in out
+    assert "loaded []" in out and "torch imports True" in out
+
+
 # -- the corpus ---------------------------------------------------------------------------------
 def recall_table(records: list[dict]) -> dict[str, tuple[int, int]]:
     """Per entity type: (values no longer in the redacted text, values)."""

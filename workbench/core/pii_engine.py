@@ -7,9 +7,11 @@ patterns, phone regions). :mod:`workbench.core.pii` is the link that uses it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from workbench.core.pii_config import NER_ENTITIES, Operator, PiiSettings, hash_key
@@ -18,6 +20,11 @@ from workbench.core.pii_config import NER_ENTITIES, Operator, PiiSettings, hash_
 NER_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")
 #: Texts longer than this are analysed in pieces cut at line ends (spaCy's own limit is 1,000,000).
 PIECE_CHARS = 100_000
+
+#: Deep-learning packages spaCy's thinc and Presidio import when they are installed (thinc
+#: ``torch``, Presidio's Hugging Face pipe ``transformers``), though a pattern-and-CNN analyzer uses
+#: neither: with them installed (the ``rag`` extra) building the analyzer took 400 MB instead of 40.
+OPTIONAL_DEEP_LEARNING = ("torch", "transformers")
 
 #: What the analyzer is built from: the extra patterns and the phone regions.
 EngineKey = tuple[tuple[tuple[str, str, float], ...], tuple[str, ...]]
@@ -66,10 +73,35 @@ def use_bundled_suffix_list() -> None:
         tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
 
+@contextlib.contextmanager
+def without_deep_learning() -> Iterator[None]:
+    """Inside, importing :data:`OPTIONAL_DEEP_LEARNING` packages fails as if they were not installed.
+
+    thinc and Presidio import them in ``try/except ImportError`` and fall back without them
+    (CPU, no Hugging Face NER pipe), which is all the analyzer needs. A package already imported
+    (the process embedded texts first) is left alone: it costs nothing more. ``None`` in
+    ``sys.modules`` is Python's documented way to make an import fail; the entries are removed
+    afterwards, so the packages import normally later (retrieval's embeddings).
+    """
+    blocked = [name for name in OPTIONAL_DEEP_LEARNING if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
 class Engine:
     """Presidio's analyzer and anonymizer with the workbench's recognizers (use :func:`engine`)."""
 
     def __init__(self, patterns: tuple[tuple[str, str, float], ...], regions: tuple[str, ...]) -> None:
+        with without_deep_learning():
+            self._build(patterns, regions)
+
+    def _build(self, patterns: tuple[tuple[str, str, float], ...], regions: tuple[str, ...]) -> None:
         import spacy
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
