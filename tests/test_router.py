@@ -284,3 +284,26 @@ def test_a_groups_estimate_and_budget_price_it_as_its_dearest_deployment():
     )
     with pytest.raises(wb.ModelError, match="no price for 'openai/no-such-model-xyz'"):
         experiment([unpriced], 2).run(log_to_mlflow=False, progress=False, budget_usd=1.0)
+
+
+def test_building_a_router_leaves_litellm_prices_of_other_models_alone():
+    """litellm's Router registers its deployments' model names in the global price map (with no
+    price); left there, the same model would be priced differently outside the group afterwards."""
+    import litellm
+
+    from workbench.providers.router import build_router, close_router
+
+    group = wb.RouterGroup(
+        name="priced-alone",
+        deployments=[
+            {"model": "openai/not-a-priced-model", "api_base": "http://127.0.0.1:9/v1"},
+            {"model": "openai/gpt-4o-mini", "api_base": "http://127.0.0.1:9/v1"},
+        ],
+    )
+    known = dict(litellm.model_cost["gpt-4o-mini"])
+    router = build_router(group, num_retries=0)
+    try:
+        assert "openai/not-a-priced-model" not in litellm.model_cost
+        assert litellm.model_cost["gpt-4o-mini"] == known
+    finally:
+        close_router(router)

@@ -110,12 +110,30 @@ def build_router(group: RouterGroup, *, num_retries: int) -> litellm.Router:
     options: dict[str, Any] = {}
     if group.cooldown_s is not None:
         options["cooldown_time"] = group.cooldown_s
-    return litellm.Router(
+    prices = {name: dict(info) for name, info in litellm.model_cost.items()}  # litellm updates them in place
+    router = litellm.Router(
         model_list=model_list,
         routing_strategy=group.strategy,  # type: ignore[arg-type]  # checked by RouterGroup
         num_retries=group.num_retries if group.num_retries is not None else num_retries,
         **options,
     )
+    _restore_prices(prices, keep={item["model_info"]["id"] for item in model_list})
+    return router
+
+
+def _restore_prices(prices: dict[str, Any], *, keep: set[str]) -> None:
+    """Undo what building a Router wrote into litellm's global price map, but its deployments' ids.
+
+    litellm registers every deployment's model name there (with no price: ``{}``), which would
+    change how that model is priced for the rest of the process, outside the group too.
+    """
+    for name in list(litellm.model_cost):
+        if name in keep:
+            continue
+        if name not in prices:
+            del litellm.model_cost[name]
+        elif litellm.model_cost[name] != prices[name]:
+            litellm.model_cost[name] = prices[name]
 
 
 def router_id(group: RouterGroup, label: str) -> str:
