@@ -117,7 +117,7 @@ def build_router(group: RouterGroup, *, num_retries: int) -> litellm.Router:
         num_retries=group.num_retries if group.num_retries is not None else num_retries,
         **options,
     )
-    _restore_prices(prices, keep={item["model_info"]["id"] for item in model_list})
+    _restore_prices(prices, keep={router_id(group, d.label()) for d in group.deployments})
     return router
 
 
