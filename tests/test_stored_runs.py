@@ -48,8 +48,8 @@ def judged_experiment(name: str = "stored") -> wb.Experiment:
 
 
 @pytest.fixture
-def stored(tmp_path, fake_key) -> tuple[str, wb.ExperimentResult]:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def stored(store_uri, tmp_path, fake_key) -> tuple[str, wb.ExperimentResult]:
+    uri = store_uri
     result = judged_experiment().run(tracking_uri=uri, progress=False, acompletion=fake_model)
     return uri, result
 
@@ -173,7 +173,7 @@ def _reply(body: dict) -> str:
 
 
 @pytest.fixture
-def gate_setup(tmp_path, monkeypatch, fake_key):
+def gate_setup(store_uri, tmp_path, monkeypatch, fake_key):
     words = [("Broke", "negative"), ("Great", "positive"), ("Awful", "negative"), ("Lovely", "positive")] * 10
     reviews = [(f"r{i}", f"{word} item number {i}.", label) for i, (word, label) in enumerate(words)]
     data = tmp_path / "reviews.csv"
@@ -196,7 +196,7 @@ def gate_setup(tmp_path, monkeypatch, fake_key):
     }
     path = tmp_path / "gated.yaml"
     path.write_text(json.dumps(spec))  # JSON is YAML
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
     try:
         yield path, server
     finally:
@@ -238,7 +238,10 @@ def test_gate_without_a_candidate_it_can_tell_stops_before_any_call(gate_setup, 
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
+def mlflow_server(tmp_path, tracking_server, request):
+    if tracking_server is not None:  # the server pass: the session's team server, logged in
+        yield request.getfixturevalue("store_uri")
+        return
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
     argv = [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
@@ -253,6 +256,7 @@ def mlflow_server(tmp_path):
         server.stop()
 
 
+@pytest.mark.mlflow
 def test_load_run_from_a_real_mlflow_server(mlflow_server, tmp_path, monkeypatch, fake_key):
     result = judged_experiment("served").run(tracking_uri=mlflow_server, progress=False, acompletion=fake_model)
     monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "fresh-runs"))  # nothing local: all over HTTP

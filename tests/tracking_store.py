@@ -42,6 +42,10 @@ import pytest
 SWITCH = "WORKBENCH_TEST_TRACKING"
 USER = "tester"
 STORE_FIXTURES = ("tracking_uri", "store_uri")
+#: Fixtures of tests that need a store on local disk, and why.
+LOCAL_FIXTURES = {
+    "mlflow_ui": "drives the `mlflow ui` that wb.ui_command starts on a local SQLite store",
+}
 
 
 def server_mode() -> bool:
@@ -63,6 +67,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in STORE_FIXTURES):
             item.add_marker(pytest.mark.mlflow)
+        for name, reason in LOCAL_FIXTURES.items():
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.mlflow)
+                item.add_marker(pytest.mark.local_store(reason))
         local = item.get_closest_marker("local_store")
         if local is not None and not (local.args or local.kwargs.get("reason")):
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.local_store needs a reason")
@@ -114,9 +122,12 @@ class SessionServer:
         role_password = values["WORKBENCH_PG_PASSWORD"]
         self.runs = sqlalchemy.create_engine(self.team.db.url(RUNS_DB, ROLE, role_password))
         self.auth = sqlalchemy.create_engine(self.team.db.url(AUTH_DB, ROLE, role_password))
-        inspector = sqlalchemy.inspect(self.runs)
-        self.tables = [t for t in inspector.get_table_names() if t not in ("alembic_version", "experiments")]
-        self.permission_tables = [t for t in sqlalchemy.inspect(self.auth).get_table_names() if t.endswith("_permissions")]
+        # Deleting rows (children first) is much cheaper than TRUNCATE, which makes new files.
+        runs_tables = sqlalchemy.MetaData()
+        runs_tables.reflect(self.runs)
+        self.tables = [t.name for t in reversed(runs_tables.sorted_tables) if t.name != "alembic_version"]
+        auth_tables = sqlalchemy.inspect(self.auth).get_table_names()
+        self.permission_tables = [t for t in auth_tables if t.endswith("_permissions")]
 
     @property
     def url(self) -> str:
@@ -127,9 +138,9 @@ class SessionServer:
         import sqlalchemy
 
         with self.runs.begin() as db:
-            if self.tables:
-                db.execute(sqlalchemy.text("TRUNCATE " + ", ".join(f'"{t}"' for t in self.tables) + " CASCADE"))
-            db.execute(sqlalchemy.text("DELETE FROM experiments WHERE experiment_id <> 0"))
+            for table in self.tables:
+                keep = " WHERE experiment_id <> 0" if table == "experiments" else ""
+                db.execute(sqlalchemy.text(f'DELETE FROM "{table}"{keep}'))
         with self.auth.begin() as db:
             for table in self.permission_tables:
                 db.execute(sqlalchemy.text(f'DELETE FROM "{table}"'))
