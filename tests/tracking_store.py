@@ -72,8 +72,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.mlflow)
                 item.add_marker(pytest.mark.local_store(reason))
         local = item.get_closest_marker("local_store")
-        if local is not None and not (local.args or local.kwargs.get("reason")):
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.local_store needs a reason")
+        if local is not None:
+            if not (local.args or local.kwargs.get("reason")):
+                raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.local_store needs a reason")
+            item.add_marker(pytest.mark.mlflow)  # an MLflow test all the same (`-m mlflow` runs it locally)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
