@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -151,7 +152,7 @@ def test_runs_lists_filters_and_aliases_move(stored, fake_key):
 
 def test_bad_references_say_what_to_do(stored):
     uri, result = stored
-    with pytest.raises(wb.UsageError, match=r"no run '0{32}' in sqlite.*wb.runs\(\)"):
+    with pytest.raises(wb.UsageError, match=rf"no run '0{{32}}' in {re.escape(uri)}.*wb.runs\(\)"):
         wb.load_run("0" * 32, tracking_uri=uri)
     with pytest.raises(wb.UsageError, match=r"no run is aliased 'staging' in experiment 'stored'.*aliases there: none"):
         wb.load_run("stored@staging", tracking_uri=uri)
