@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: demo test lint ui clean-reports
+.PHONY: demo test test-mlflow-server lint ui clean-reports
 
 # llama.cpp's default (native) build turns on every instruction set the CPU has; on CPUs with
 # AMX its AMX kernels crash (segfault) on the embedded Gemma 3 model. A portable AVX2 build runs
@@ -31,6 +31,11 @@ demo: $(STAMP)
 ## test: the whole suite, notebooks included
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## test-mlflow-server: the MLflow tests again, against a team server (PostgreSQL + mlflow server with logins)
+## started for the session (tests/tracking_store.py); needs PostgreSQL's initdb (apt-get install postgresql)
+test-mlflow-server: $(STAMP)
+	WORKBENCH_TEST_TRACKING=server $(BIN)/python -m pytest -m "mlflow and not local_store"
 
 lint: $(STAMP)
 	$(BIN)/ruff check workbench tests

@@ -20,7 +20,9 @@ import workbench as wb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest_plugins = ["browser_support"]  # Chromium, JupyterLab and MLflow UI fixtures for the browser tests
+# browser_support: Chromium, JupyterLab and MLflow UI fixtures for the browser tests;
+# tracking_store: the tracking_uri / store_uri fixtures and the switch to a team server.
+pytest_plugins = ["browser_support", "tracking_store"]
 
 
 def sentiment_of(messages: list[dict[str, str]]) -> str:
@@ -127,13 +129,6 @@ def fake_key(monkeypatch: pytest.MonkeyPatch) -> str:
     key = "sk-test-THIS-IS-A-FAKE-KEY-0000"
     monkeypatch.setenv("OPENAI_API_KEY", key)
     return key
-
-
-@pytest.fixture(scope="session")
-def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One SQLite MLflow store for the session (creating one costs seconds)."""
-    store = tmp_path_factory.mktemp("mlruns")
-    return f"sqlite:///{store / 'mlflow.db'}"
 
 
 def sample_reviews() -> wb.Dataset:

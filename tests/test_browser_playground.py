@@ -91,10 +91,10 @@ def _entry(lines: list[str], name: str) -> range:
 
 
 @pytest.mark.timeout(300)
-def test_playground_errors_are_one_line_and_save_touches_only_the_saved_variant(jupyterlab, page, tmp_path):
+def test_playground_errors_are_one_line_and_save_touches_only_the_saved_variant(store_uri, jupyterlab, page, tmp_path):
     url, token, server = jupyterlab
     root = tmp_path / "lab"
-    _playground_notebook(root, f"sqlite:///{tmp_path / 'mlruns.db'}")
+    _playground_notebook(root, store_uri)
     yaml_file = root / "experiments" / "playground.yaml"
 
     with show_on_failure(server):

@@ -38,12 +38,6 @@ HANG_TIMEOUT_S = 120
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _store(tmp_path: Path, name: str = "mlruns") -> str:
-    store = tmp_path / name
-    store.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{store / 'mlflow.db'}"
-
-
 def _all_runs(uri: str) -> list:
     client = MlflowClient(uri)
     ids = [e.experiment_id for e in client.search_experiments()]
@@ -126,10 +120,10 @@ def _bad_request(model: str = "gpt-4o-mini") -> Exception:
 
 
 # -- 2. header-only dataset; no hang at exit ------------------------------------------------
-def test_header_only_dataset_is_refused_before_any_mlflow_run(tmp_path, monkeypatch, capsys):
+def test_header_only_dataset_is_refused_before_any_mlflow_run(store_uri, tmp_path, monkeypatch, capsys):
     """Defect: a CSV with only a header ran "0 calls", opened an MLflow run and exited 0.
     `workbench run` must exit non-zero naming the file ("has no rows") before any run is opened."""
-    uri = _store(tmp_path)
+    uri = store_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     data = tmp_path / "empty.csv"
     data.write_text("id,text\n")
@@ -142,11 +136,11 @@ def test_header_only_dataset_is_refused_before_any_mlflow_run(tmp_path, monkeypa
     assert _all_runs(uri) == []  # no parent run, no child run, in any experiment
 
 
-def test_no_hang_at_exit_in_any_cli_path(tmp_path):
+def test_no_hang_at_exit_in_any_cli_path(store_uri, tmp_path):
     """Defect: the `workbench` process could hang at exit (a background thread left behind)
     after a refused run or after a run that logged charts. Each path runs HANG_RUNS times in
     its own process and must exit within the timeout."""
-    uri = _store(tmp_path)
+    uri = store_uri
     empty = tmp_path / "empty.csv"
     empty.write_text("id,text\n")
     good = _write_csv(tmp_path / "good.csv", 4)
@@ -226,10 +220,10 @@ def test_a_param_that_is_not_json_is_refused_before_any_call(tmp_path, transport
     assert fake.calls == []
 
 
-def test_a_run_where_every_call_fails_raises_and_ends_failed(tmp_path):
+def test_a_run_where_every_call_fails_raises_and_ends_failed(store_uri, tmp_path):
     """Defect: a run where every call failed exited 0 and its MLflow run ended FINISHED.
     It must raise TooManyErrorsError carrying the partial result, and the parent run ends FAILED."""
-    uri = _store(tmp_path)
+    uri = store_uri
     fake = FakeLLM(fail=lambda messages: _bad_request())
     exp = _experiment("all-fail", api_key=FAKE_KEY)
     with pytest.raises(wb.TooManyErrorsError) as caught:
@@ -242,10 +236,10 @@ def test_a_run_where_every_call_fails_raises_and_ends_failed(tmp_path):
     assert all(r.info.status != "RUNNING" for r in _all_runs(uri))
 
 
-def test_cli_run_where_every_call_fails_exits_non_zero(tmp_path, monkeypatch, capsys):
+def test_cli_run_where_every_call_fails_exits_non_zero(store_uri, tmp_path, monkeypatch, capsys):
     """Defect: a run where every call failed exited 0. `workbench run` on an experiment whose
     server answers 500 to everything (max_attempts 1) must exit non-zero."""
-    uri = _store(tmp_path)
+    uri = store_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     data = _write_csv(tmp_path / "d.csv", 3)
@@ -302,10 +296,10 @@ def test_a_broken_jsonl_line_is_reported_by_its_line_number(tmp_path, capsys):
 
 # -- 5. CLI numbers --------------------------------------------------------------------------
 @pytest.mark.parametrize("option", [["--repeats", "0"], ["--limit", "0"], ["--limit", "-2"]])
-def test_cli_refuses_zero_and_negative_numbers_before_any_call(tmp_path, monkeypatch, capsys, option):
+def test_cli_refuses_zero_and_negative_numbers_before_any_call(store_uri, tmp_path, monkeypatch, capsys, option):
     """Defect: `--repeats 0` / `--limit 0` / `--limit -2` were read as "all" (or ran nothing)
     instead of being refused. They must exit non-zero with a clear message before any call."""
-    uri = _store(tmp_path)
+    uri = store_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     data = _write_csv(tmp_path / "d.csv", 3)
@@ -332,10 +326,10 @@ def _normal(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
 
 
-def test_each_models_comparison_is_logged_under_its_own_keys(fake_key, tmp_path):
+def test_each_models_comparison_is_logged_under_its_own_keys(store_uri, fake_key, tmp_path):
     """Defect: with two or more models, every model's comparison was logged under the same
     `cmp.<cand>_vs_<base>.*` keys, so the last model overwrote the others on the parent run."""
-    uri = _store(tmp_path)
+    uri = store_uri
 
     def reply(model, messages):
         text = messages[-1]["content"].lower()
@@ -368,10 +362,10 @@ def test_each_models_comparison_is_logged_under_its_own_keys(fake_key, tmp_path)
 
 
 # -- 7. reports attach only to the runs the notebook made -------------------------------------
-def test_report_attaches_only_to_runs_its_notebook_made(tmp_path, monkeypatch):
+def test_report_attaches_only_to_runs_its_notebook_made(store_uri, tmp_path, monkeypatch):
     """Defect: `workbench report` attached the executed notebook to parent runs it did not make
     (an earlier run, or another process's run of the same experiment made while it executed)."""
-    uri = _store(tmp_path)
+    uri = store_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     data = _write_csv(tmp_path / "d.csv", 4)
@@ -449,10 +443,10 @@ def _running_parent(writer: MlflowWriter, experiment: str, pid: int) -> tuple[st
     return parent, child
 
 
-def test_runs_close_orphans_marks_a_dead_process_run_killed(tmp_path, monkeypatch, capsys):
+def test_runs_close_orphans_marks_a_dead_process_run_killed(store_uri, tmp_path, monkeypatch, capsys):
     """Defect: a run killed and never resumed stayed RUNNING forever. `workbench runs
     --close-orphans` must mark it (and its children) KILLED, and leave a live process's run alone."""
-    uri = _store(tmp_path)
+    uri = store_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     writer = MlflowWriter(uri)
     dead, dead_child = _running_parent(writer, "killed-long-ago", _dead_pid())
@@ -466,10 +460,10 @@ def test_runs_close_orphans_marks_a_dead_process_run_killed(tmp_path, monkeypatc
     writer.end_run(alive, "FINISHED")
 
 
-def test_starting_any_run_closes_a_dead_process_run(tmp_path, fake_key):
+def test_starting_any_run_closes_a_dead_process_run(store_uri, tmp_path, fake_key):
     """Defect: a run killed and never resumed stayed RUNNING unless the same experiment ran
     again. Starting any workbench run (another experiment) on the store must mark it KILLED."""
-    uri = _store(tmp_path)
+    uri = store_uri
     writer = MlflowWriter(uri)
     dead, _ = _running_parent(writer, "killed-and-forgotten", _dead_pid())
     result = _experiment("another-experiment").run(tracking_uri=uri, progress=False, acompletion=FakeLLM())
@@ -575,10 +569,10 @@ def test_observers_hear_a_failed_run_as_failed(fake_key):
     assert isinstance(recorder.error, wb.TooManyErrorsError)
 
 
-def test_each_models_summary_metrics_are_logged_under_its_own_keys(fake_key, tmp_path):
+def test_each_models_summary_metrics_are_logged_under_its_own_keys(store_uri, fake_key, tmp_path):
     """Defect: with two models the parent run's summary metrics (`<variant>.<metric>`) of the last
     model overwrote the others'."""
-    uri = _store(tmp_path)
+    uri = store_uri
 
     def reply(model, messages):  # model a: always "positive" (half right); model b: always right
         text = messages[-1]["content"].lower()

@@ -95,8 +95,8 @@ RESUMABLE = textwrap.dedent(
 )
 
 
-def test_kill_minus_nine_then_resume_pays_no_completed_call_twice(tmp_path, isolated_cache):
-    n, uri = 80, f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_kill_minus_nine_then_resume_pays_no_completed_call_twice(store_uri, tmp_path, isolated_cache):
+    n, uri = 80, store_uri
     with FakeOpenAIServer(latency_s=0.05) as server:
         script = RESUMABLE.format(tests=str(Path(__file__).parent), base_url=server.base_url, n=n, uri=uri)
         child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
@@ -128,6 +128,7 @@ def test_kill_minus_nine_then_resume_pays_no_completed_call_twice(tmp_path, isol
     assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]  # the orphan was closed
 
 
+@pytest.mark.local_store("scans every file of the SQLite store and its artifact folder for the key")
 def test_api_keys_never_land_in_mlruns_cache_or_reports(tmp_path, monkeypatch, isolated_cache):
     store = tmp_path / "mlruns"
     uri = f"sqlite:///{store / 'mlflow.db'}"

@@ -59,8 +59,8 @@ def test_canonical_notebook_is_committed_without_outputs(notebook):
 
 @pytest.mark.local_model
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_notebook_executes_with_papermill(store_uri, notebook, tmp_path, monkeypatch):
+    uri = store_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the kernel inherits it
     report = run_report(notebook, parameters=SMALL.get(notebook.name, {}), output_dir=tmp_path / "reports")
     assert report.error is None
@@ -99,8 +99,8 @@ def test_notebook_executes_with_papermill(notebook, tmp_path, monkeypatch):
 
 
 @pytest.mark.local_model
-def test_gate_parameter_fails_the_papermill_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+def test_gate_parameter_fails_the_papermill_run(store_uri, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
     report = run_report(
         ROOT / "notebooks" / "ab_test.ipynb",
         parameters={"limit": 12, "gate": True, "thresholds": {"label_match": 0.99}},
@@ -111,11 +111,11 @@ def test_gate_parameter_fails_the_papermill_run(tmp_path, monkeypatch):
 
 
 @pytest.mark.local_model
-def test_ab_test_notebook_compares_with_a_stored_baseline_run(tmp_path, monkeypatch):
+def test_ab_test_notebook_compares_with_a_stored_baseline_run(store_uri, tmp_path, monkeypatch):
     """`-p baseline_run sentiment@production`: only the candidate runs; the baseline is read from MLflow."""
     import workbench as wb
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
     experiment = wb.load_experiment(ROOT / "experiments" / "sentiment.yaml").with_overrides(limit=12)
     live = experiment.with_overrides(variants=["zero_shot"]).run(progress=False)
     wb.set_alias(live.run_id, "production", variant="zero_shot")
@@ -145,10 +145,10 @@ def _judge_reply(body):
 
 
 @pytest.mark.local_model
-def test_review_notebook_runs_its_judge_section(tmp_path, monkeypatch):
+def test_review_notebook_runs_its_judge_section(store_uri, tmp_path, monkeypatch):
     from workbench.testing import FakeOpenAIServer
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-judge-FAKE-KEY-123")  # the key stays in the environment
     with FakeOpenAIServer(reply=_judge_reply) as server:
         report = run_report(
@@ -213,6 +213,7 @@ def _stderr(path: Path) -> str:
     return "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr")
 
 
+@pytest.mark.local_store("checks that a new SQLite store's 'Creating initial MLflow database tables' lines stay hidden")
 @pytest.mark.local_model
 def test_library_info_lines_do_not_show_in_a_notebook_but_warnings_and_errors_do(tmp_path):
     """MLflow's "Creating initial MLflow database tables..." and llama.cpp's KV-cache lines showed in red

@@ -301,6 +301,7 @@ def _scan(roots: list[Path], values: list[str]) -> tuple[list[Path], list[str]]:
     return files, leaks
 
 
+@pytest.mark.local_store("scans every file of the SQLite store and its artifact folder for the corpus's values")
 def test_no_corpus_value_reaches_mlflow_a_report_or_a_label_file(tmp_path, monkeypatch, fake_key, isolated_cache):
     """Every corpus text goes through a run (on the fake OpenAI server, which echoes it back, so
     inputs, prompts and outputs all hold the PII), MLflow, the review's label file (case ids

@@ -155,6 +155,7 @@ def _experiment(name, c, reviews, label_match, params=None) -> tuple[wb.Experime
 
 
 # -- the tests ------------------------------------------------------------------------------
+@pytest.mark.local_store("scans every file of the SQLite store and its artifact folder for the canaries")
 def test_credentials_at_any_depth_never_reach_mlflow_the_cache_a_repr_or_a_hash(
     tmp_path, isolated_cache, reviews, label_match
 ):
@@ -221,6 +222,7 @@ def test_credentials_at_any_depth_never_reach_mlflow_the_cache_a_repr_or_a_hash(
     assert cache_key(TASK_MODEL, messages, {**task_params(c), "temperature": 1}, 0) not in keys  # the key can change
 
 
+@pytest.mark.local_store("scans every file of the SQLite store and its artifact folder for the canaries")
 def test_credentials_never_reach_a_report_its_mlflow_runs_or_the_cache(tmp_path, monkeypatch, isolated_cache):
     """Defect: a key at any depth, under any of the usual names (api_key, authorization,
     x-api-key, token, ...), reached a file: `workbench report` on a YAML experiment with canaries

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -48,8 +49,8 @@ def judged_experiment(name: str = "stored") -> wb.Experiment:
 
 
 @pytest.fixture
-def stored(tmp_path, fake_key) -> tuple[str, wb.ExperimentResult]:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def stored(store_uri, tmp_path, fake_key) -> tuple[str, wb.ExperimentResult]:
+    uri = store_uri
     result = judged_experiment().run(tracking_uri=uri, progress=False, acompletion=fake_model)
     return uri, result
 
@@ -151,7 +152,7 @@ def test_runs_lists_filters_and_aliases_move(stored, fake_key):
 
 def test_bad_references_say_what_to_do(stored):
     uri, result = stored
-    with pytest.raises(wb.UsageError, match=r"no run '0{32}' in sqlite.*wb.runs\(\)"):
+    with pytest.raises(wb.UsageError, match=rf"no run '0{{32}}' in {re.escape(uri)}.*wb.runs\(\)"):
         wb.load_run("0" * 32, tracking_uri=uri)
     with pytest.raises(wb.UsageError, match=r"no run is aliased 'staging' in experiment 'stored'.*aliases there: none"):
         wb.load_run("stored@staging", tracking_uri=uri)
@@ -173,7 +174,7 @@ def _reply(body: dict) -> str:
 
 
 @pytest.fixture
-def gate_setup(tmp_path, monkeypatch, fake_key):
+def gate_setup(store_uri, tmp_path, monkeypatch, fake_key):
     words = [("Broke", "negative"), ("Great", "positive"), ("Awful", "negative"), ("Lovely", "positive")] * 10
     reviews = [(f"r{i}", f"{word} item number {i}.", label) for i, (word, label) in enumerate(words)]
     data = tmp_path / "reviews.csv"
@@ -196,7 +197,7 @@ def gate_setup(tmp_path, monkeypatch, fake_key):
     }
     path = tmp_path / "gated.yaml"
     path.write_text(json.dumps(spec))  # JSON is YAML
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
     try:
         yield path, server
     finally:
@@ -238,7 +239,10 @@ def test_gate_without_a_candidate_it_can_tell_stops_before_any_call(gate_setup, 
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
+def mlflow_server(tmp_path, tracking_server, request):
+    if tracking_server is not None:  # the server pass: the session's team server, logged in
+        yield request.getfixturevalue("store_uri")
+        return
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
     argv = [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
@@ -253,6 +257,7 @@ def mlflow_server(tmp_path):
         server.stop()
 
 
+@pytest.mark.mlflow
 def test_load_run_from_a_real_mlflow_server(mlflow_server, tmp_path, monkeypatch, fake_key):
     result = judged_experiment("served").run(tracking_uri=mlflow_server, progress=False, acompletion=fake_model)
     monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "fresh-runs"))  # nothing local: all over HTTP

@@ -251,3 +251,51 @@ def test_server_down_past_the_retries_keeps_the_run_and_sync_uploads_it(
     reopened = wb.load_run(parent.info.run_id)
     assert len(reopened.read_cases(["case_id"])) == 12
     assert main(["sync", str(folder)]) == 2  # once only: the folder says it was uploaded
+
+
+def test_rotating_the_admin_password_refuses_the_old_one_at_once(
+    server: TeamServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`workbench server rotate-admin`: a new admin password, generated or from the environment, kept
+    in secrets.env (600) and printed only with --show; the old one gets 401 on every worker."""
+    search = f"{server.url}/api/2.0/mlflow/experiments/search"
+
+    def status(password: str) -> set[int]:  # several calls: the server has two workers, each with its cache
+        return {
+            requests.get(search, params={"max_results": 1}, auth=(server.admin, password), timeout=30).status_code
+            for _ in range(6)
+        }
+
+    old = server.secrets()["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert status(old) == {200}  # and now cached as valid by the workers that answered
+    monkeypatch.setenv("WORKBENCH_SERVER_DIR", str(server.root))
+    monkeypatch.setenv("WORKBENCH_SERVER_PORT", str(server.port))
+    monkeypatch.setenv("WORKBENCH_PG_PORT", str(server.db.port))
+    monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("WORKBENCH_NEW_ADMIN_PASSWORD", raising=False)
+
+    assert main(["server", "rotate-admin"]) == 0
+    out = capsys.readouterr().out
+    generated = server.secrets()["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert generated != old and len(generated) >= 24
+    assert generated not in out and old not in out and "new password (generated)" in out
+    assert (server.secrets_file.stat().st_mode & 0o777) == 0o600
+    assert status(old) == {401}
+    assert status(generated) == {200}
+
+    chosen = "rotated-" + "P3m8" * 5
+    monkeypatch.setenv("WORKBENCH_NEW_ADMIN_PASSWORD", chosen)
+    assert main(["server", "rotate-admin", "--show"]) == 0
+    assert f"new admin password: {chosen}" in capsys.readouterr().out
+    assert server.secrets()["MLFLOW_AUTH_ADMIN_PASSWORD"] == chosen
+    assert status(generated) == {401}
+    assert status(chosen) == {200}
+    assert main(["server", "rotate-admin"]) == 2  # the same password again is refused...
+    assert "is the current one" in capsys.readouterr().err
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", chosen)  # ...and so is one the environment decides
+    monkeypatch.delenv("WORKBENCH_NEW_ADMIN_PASSWORD")
+    assert main(["server", "rotate-admin"]) == 2
+    assert "$MLFLOW_AUTH_ADMIN_PASSWORD" in capsys.readouterr().err
+    assert status(chosen) == {200}
+    alice = requests.get(search, params={"max_results": 1}, auth=("alice", PASSWORDS["alice"]), timeout=30)
+    assert alice.status_code == 200  # users unaffected

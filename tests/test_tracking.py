@@ -75,6 +75,7 @@ def test_a_run_that_fails_ends_failed(fake_key, tracking_uri, variants, reviews,
     assert runs and {r.info.status for r in runs} == {"FAILED"}
 
 
+@pytest.mark.local_store("scans every file of the SQLite store (database included) for the key")
 def test_api_keys_never_reach_mlflow(tmp_path, fake_key, fake_llm, variants, reviews, label_match):
     store = tmp_path / "mlruns"
     store.mkdir()
@@ -225,12 +226,12 @@ def test_the_source_is_detected_report_then_notebook_then_script(monkeypatch):
     assert detect_source() == "script"  # a terminal IPython shell has no kernel
 
 
-def test_cli_runs_are_named_and_tagged_cli(monkeypatch, tmp_path, fake_key, fake_llm, capsys):
+def test_cli_runs_are_named_and_tagged_cli(store_uri, monkeypatch, tmp_path, fake_key, fake_llm, capsys):
     from workbench.cli import main
 
     run = wb.Experiment.run
     monkeypatch.setattr(wb.Experiment, "run", lambda self, **options: run(self, acompletion=fake_llm, **options))
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking_uri = store_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     args = ["experiments/sentiment.yaml", "--model", "openai/gpt-4o-mini", "--limit", "2", "--quiet"]
     assert main(["run", *args]) == 0
@@ -279,9 +280,9 @@ def test_child_descriptions_are_the_variants_descriptions(
 
 
 def test_the_experiment_description_is_set_when_missing_and_never_overwritten(
-    fake_key, fake_llm, tmp_path, variants, reviews, label_match
+    store_uri, fake_key, fake_llm, tmp_path, variants, reviews, label_match
 ):
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking_uri = store_uri
     client = MlflowClient(tracking_uri)
     client.create_experiment("exp_note")  # made elsewhere, without a description
     experiment = _experiment("exp_note", variants, reviews, label_match)

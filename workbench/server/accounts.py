@@ -47,11 +47,17 @@ class Accounts:
             f"{self.url}/api/2.0/mlflow/users/get", params={"username": username}, auth=self._auth, timeout=30
         )
         if existing.status_code == 200:
-            self._call(
-                "PATCH", "/api/2.0/mlflow/users/update-password", json={"username": username, "password": password}
-            )
+            self.set_password(username, password)
         else:
             self._call("POST", "/api/2.0/mlflow/users/create", json={"username": username, "password": password})
+
+    def set_password(self, username: str, password: str) -> None:
+        """Give the existing user ``username`` a new password. For the caller's own account
+        (the admin rotating theirs) MLflow also wants the current password: it is sent."""
+        body = {"username": username, "password": password}
+        if username == self._auth[0]:
+            body["current_password"] = self._auth[1]
+        self._call("PATCH", "/api/2.0/mlflow/users/update-password", json=body)
 
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created (owned by the admin) when missing."""

@@ -1,4 +1,4 @@
-"""The team-server commands of the ``workbench`` CLI: ``workbench server start|stop|status|user``
+"""The team-server commands of the ``workbench`` CLI: ``workbench server start|stop|status|user|rotate-admin``
 and ``workbench sync`` (see docs/team_server.md)."""
 
 from __future__ import annotations
@@ -28,6 +28,14 @@ def _cmd_server(args: argparse.Namespace) -> int:
         status = server.status()
         print(status)
         return 0 if status.healthy else 1
+    elif args.action == "rotate-admin":
+        given = os.environ.get("WORKBENCH_NEW_ADMIN_PASSWORD")
+        password = server.rotate_admin_password(given)
+        where = "from $WORKBENCH_NEW_ADMIN_PASSWORD" if given else "generated"
+        print(f"admin {server.admin!r} has a new password ({where}), kept in {server.secrets_file} (mode 600);")
+        print("the old one is refused from now on (mlflow server restarted to forget cached logins)")
+        if args.show:
+            print(f"new admin password: {password}")
     else:  # user
         if not args.name:
             raise WorkbenchError(
@@ -59,10 +67,13 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 def add_team_commands(sub: Any) -> None:
     """Add ``server`` and ``sync`` to the CLI's subcommands."""
     server = sub.add_parser("server", help="the team's MLflow server on PostgreSQL with logins (docs/team_server.md)")
-    server.add_argument("action", choices=["start", "stop", "status", "user"])
+    server.add_argument("action", choices=["start", "stop", "status", "user", "rotate-admin"])
     server.add_argument("name", nargs="?", help="user: the account to create (or to give a new password)")
     server.add_argument(
         "--grant", action="append", default=[], metavar="EXPERIMENT=PERMISSION", help="user: READ, EDIT, MANAGE..."
+    )
+    server.add_argument(
+        "--show", action="store_true", help="rotate-admin: print the new password (else it is only in secrets.env)"
     )
     server.set_defaults(func=_cmd_server)
 

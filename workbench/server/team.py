@@ -39,6 +39,7 @@ from pathlib import Path
 import requests
 
 from workbench.core.exceptions import WorkbenchError
+from workbench.server.accounts import Accounts
 from workbench.server.postgres import PostgresCluster
 from workbench.util.env import ui_environment
 from workbench.util.paths import project_root
@@ -127,11 +128,44 @@ class TeamServer:
                     stored[name.strip()] = value.strip()
         values = {name: os.environ.get(name) or stored.get(name) or secrets.token_urlsafe(24) for name in SECRET_NAMES}
         if values != {name: stored.get(name) for name in SECRET_NAMES}:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write("".join(f"{k}={v}\n" for k, v in values.items()))
+            self._write_secrets(values)
         return values
+
+    def _write_secrets(self, values: dict[str, str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write("".join(f"{k}={v}\n" for k, v in values.items()))
+        self.secrets_file.chmod(0o600)  # an older file keeps its mode through O_TRUNC
+
+    def rotate_admin_password(self, new_password: str | None = None) -> str:
+        """Give the admin a new password (``new_password``, else a generated one), keep it in
+        ``secrets.env``, and restart ``mlflow server`` so the old one is refused at once.
+
+        The restart matters: each MLflow worker caches a checked (user, password) pair for
+        ``auth_cache_ttl_seconds`` and only the worker that changed the password forgets it.
+        Returns the new password (the CLI prints it only when asked).
+
+        Raises:
+            WorkbenchError: the server is not running, the admin password comes from
+                ``$MLFLOW_AUTH_ADMIN_PASSWORD`` (rotate it where it is kept), or the new one is the old one.
+        """
+        if os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+            raise WorkbenchError(
+                "the admin password comes from $MLFLOW_AUTH_ADMIN_PASSWORD, which wins over "
+                f"{self.secrets_file}: change it where it is kept, or unset it to rotate the stored one"
+            )
+        if not self.healthy():
+            raise WorkbenchError(f"no team server answers on {self.url}: `workbench server start` first")
+        values = self.secrets()
+        new = new_password or secrets.token_urlsafe(24)
+        if new == values["MLFLOW_AUTH_ADMIN_PASSWORD"]:
+            raise WorkbenchError("the new admin password is the current one: choose another (or let one be generated)")
+        Accounts(self.url, self.admin, values["MLFLOW_AUTH_ADMIN_PASSWORD"]).set_password(self.admin, new)
+        self._write_secrets({**values, "MLFLOW_AUTH_ADMIN_PASSWORD": new})
+        self.stop_mlflow()
+        self.start()
+        return new
 
     def _auth_config(self, role_password: str) -> Path:
         config = self.root / "basic_auth.ini"
