@@ -67,8 +67,8 @@ def _traces(uri: str, result: wb.ExperimentResult) -> list:
     return client.search_traces(locations=[experiment], max_results=100)
 
 
-def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(server, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(server, store_uri, tmp_path):
+    uri = store_uri
     result = _experiment(server).run(tracking_uri=uri, progress=False)
     client = MlflowClient(uri)
     traces = _traces(uri, result)
@@ -108,8 +108,8 @@ def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(serv
     )
 
 
-def test_scores_are_assessments_with_their_source_and_reason(server, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_scores_are_assessments_with_their_source_and_reason(server, store_uri, tmp_path):
+    uri = store_uri
     result = _experiment(server).run(tracking_uri=uri, progress=False)
     rows = result.cases.set_index("case_id")
     for trace in _traces(uri, result):
@@ -123,8 +123,8 @@ def test_scores_are_assessments_with_their_source_and_reason(server, tmp_path):
     assert rows.loc["c", "score.label_match"] == 0.0  # a failing score is there too, not only passes
 
 
-def test_traces_switched_off_write_none(server, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_traces_switched_off_write_none(server, store_uri, tmp_path):
+    uri = store_uri
     result = _experiment(server, traces=False).run(tracking_uri=uri, progress=False)
     assert result.n_rows == 3
     assert _traces(uri, result) == []
@@ -141,8 +141,11 @@ def test_yaml_settings_switch_traces_off(tmp_path):
     assert wb.load_experiment(path).settings.traces is False
 
 
-def test_a_review_label_reaches_the_trace_and_comes_back_for_judge_agreement(server, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_a_review_label_reaches_the_trace_and_comes_back_for_judge_agreement(server, store_uri, tmp_path, monkeypatch):
+    from workbench.tracking import human_feedback
+
+    monkeypatch.setattr(human_feedback, "PAGE", 2)  # 3 traces: the labels are read over two pages
+    uri = store_uri
     result = _experiment(server).run(tracking_uri=uri, progress=False)
     rv = review(result, labels_path=tmp_path / "labels.jsonl")
     rv.label("up", comment=f"fine, ask {PLANTED_EMAIL}")  # a
@@ -166,11 +169,11 @@ def test_a_review_label_reaches_the_trace_and_comes_back_for_judge_agreement(ser
     assert agreement.agreement == pytest.approx(2 / 3)  # the judge passes b, the human does not
 
 
-def test_past_the_limit_calls_are_counted_not_traced(server, tmp_path, monkeypatch):
+def test_past_the_limit_calls_are_counted_not_traced(server, store_uri, tmp_path, monkeypatch):
     from workbench.tracking import traces
 
     monkeypatch.setattr(traces, "MAX_TRACES", 2)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = store_uri
     result = _experiment(server).run(tracking_uri=uri, progress=False)
     assert len(_traces(uri, result)) == 2
     assert "traces: the first 2 calls were traced, 1 more were not" in result.notes

@@ -22,6 +22,8 @@ from mlflow.tracing.client import TracingClient
 from workbench.core.redaction import REDACTOR
 from workbench.tracking.traces import CALL_TAG, call_key, parse_call_key, quoted
 
+#: Traces read per request (a tracking server refuses pages much larger).
+PAGE = 500
 #: The name of a review label's assessment (a thumbs up is True, a thumbs down False).
 HUMAN_FEEDBACK = "human_review"
 
@@ -67,12 +69,20 @@ def human_labels_from_mlflow(parent_run_id: str, *, tracking_uri: str | None = N
     """
     client = MlflowClient(tracking_uri)
     run = client.get_run(parent_run_id)
-    traces = client.search_traces(
-        locations=[run.info.experiment_id],
-        filter_string=f"tags.`{CALL_TAG}` LIKE '{quoted(parent_run_id)}|%'",
-        max_results=50_000,
-        include_spans=False,
-    )
+    traces = []
+    token = None
+    while True:  # a page at a time: a tracking server refuses large pages
+        page = client.search_traces(
+            locations=[run.info.experiment_id],
+            filter_string=f"tags.`{CALL_TAG}` LIKE '{quoted(parent_run_id)}|%'",
+            max_results=PAGE,
+            include_spans=False,
+            page_token=token,
+        )
+        traces.extend(page)
+        token = page.token
+        if not token:
+            break
     rows = []
     for trace in traces:
         human = [
