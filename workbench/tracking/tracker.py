@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Sequence
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
-from workbench.analysis.compare import compare_run, ranking
+from workbench.analysis.compare import compare_run
 from workbench.analysis.comparison import Comparison
 from workbench.analysis.redteam import redteam_report
 from workbench.core import schema as col
@@ -37,6 +32,7 @@ from workbench.core.result import RunResult
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.observers import RunObserver, RunStart
 from workbench.tracking.chart_page import ChartSection, chart_page
+from workbench.tracking.comparison_log import comparison_sections, record_comparison
 from workbench.tracking.genai import link_prompts, log_run_inputs
 from workbench.tracking.pending import write_pending
 from workbench.tracking.presentation import (
@@ -53,12 +49,11 @@ from workbench.tracking.presentation import (
     primary_first,
     readable_columns,
 )
+from workbench.tracking.run_record import manifest, parent_metrics, verdict_line
 from workbench.tracking.store import CASES_ARTIFACT, NOTE_TAG, MlflowWriter, metric_items, owner_tags
 from workbench.tracking.traces import TraceWriter
 from workbench.util.memory import release_unused
-from workbench.util.paths import project_root
 from workbench.views.charts import chart_builders
-from workbench.views.comparison_plots import plot_diff, plot_flips, plot_means
 from workbench.views.warm_up import WarmUp
 
 #: Larger per-case tables are logged as Parquet instead of the UI's JSON table.
@@ -66,7 +61,6 @@ TABLE_ROWS_MAX = 20_000
 #: Parent runs made inside ``workbench report``'s kernel (:data:`REPORT_ENV` set) carry its id as
 #: this tag, so the report attaches itself to those runs and no others.
 REPORT_TAG = "workbench.report_id"
-_PACKAGES = ("prompt-workbench", "litellm", "mlflow", "pandas", "scikit-learn", "llama-cpp-python")
 #: Seconds between heartbeats of a running parent run (see :meth:`MlflowWriter.close_orphans`).
 _HEARTBEAT_S = 60.0
 
@@ -151,7 +145,7 @@ class MlflowObserver(RunObserver):
                 tracking_uri=self.tracking_uri,
                 parent_run_id=self.parent_run_id,
                 source=self.source,
-                manifest=_manifest(result.experiment),
+                manifest=manifest(result.experiment),
                 error=f"{type(exc).__name__}: {exc}",
             )
             raise TrackingUnreachableError(
@@ -210,7 +204,7 @@ class MlflowObserver(RunObserver):
                 "success_rule": experiment.success.describe(experiment.scorer_names),
             },
         )
-        self.writer.json(self.parent_run_id, _manifest(experiment), "manifest.json")
+        self.writer.json(self.parent_run_id, manifest(experiment), "manifest.json")
         self._prompts = log_run_inputs(self.writer.client, self.parent_run_id, experiment)
         if experiment.settings.traces if self.traces is None else self.traces:
             self._tracer = TraceWriter(self.tracking_uri, self._experiment_id, self.parent_run_id, experiment)
@@ -246,7 +240,7 @@ class MlflowObserver(RunObserver):
                 )
         try:
             # The primary metric first: MLflow's compare view plots the runs' first shared metric.
-            primary, metrics = _parent_metrics(result)
+            primary, metrics = parent_metrics(result)
             self.writer.log(parent, metrics=primary)
             # Comparisons next, each logged and let go: at 100k cases one holds tens of MB.
             logged = self._log_comparisons(result) if compare_variants else _Logged()
@@ -260,7 +254,7 @@ class MlflowObserver(RunObserver):
             if "attack_resisted" in result.scorer_names:  # a red-team run (wb.redteam)
                 metrics.update(self._log_redteam(parent, result))
             metrics.update(calls_made=float(result.calls_made), cache_hits=float(result.summary["cache_hits"].sum()))
-            tags["workbench.verdict"] = verdict or logged.first or _verdict(result, None)
+            tags["workbench.verdict"] = verdict or logged.first or verdict_line(result, None)
             if result.notes:
                 tags["workbench.note"] = "; ".join(result.notes)
             if result.early_stop is not None:
@@ -305,7 +299,7 @@ class MlflowObserver(RunObserver):
                 comparison = compare_run(result, model=model)
             except (UsageError, KeyError, IndexError):  # e.g. nothing paired: the verdict is a ranking
                 continue
-            logged.verdicts[model] = _verdict(result, comparison)
+            logged.verdicts[model] = verdict_line(result, comparison)
             if model == experiment.models[0]:
                 logged.first = logged.verdicts[model]
             prefix = self._record_comparison(comparison, model=model if several else None)
@@ -396,19 +390,8 @@ class MlflowObserver(RunObserver):
         return {"workbench.charts_error": message}
 
     def _comparison_sections(self, comparison: Comparison, prefix: str, failures: list[str]) -> list[ChartSection]:
-        """The comparison's plots (means, diff, flips) as sections of ``charts.html``; a failing one
-        is left out and added to ``failures``."""
         self._warm_up.wait()
-        heading = str(comparison).splitlines()[0]
-        sections: list[ChartSection] = []
-        for name, plot in (("means", plot_means), ("diff", plot_diff), ("flips", plot_flips)):
-            try:
-                figure = plot(comparison)
-            except Exception as exc:  # a chart is never worth failing the run
-                failures.append(f"{prefix}.{name}: {exc!r}")
-                continue
-            sections.append(ChartSection(f"{prefix}.{name}", figure, None if sections else heading))
-        return sections
+        return comparison_sections(comparison, prefix, failures)
 
     def log_comparison(self, comparison: Comparison, *, model: str | None = None) -> None:
         """Log a paired comparison to the parent run: numbers as metrics, verdicts as tags,
@@ -429,24 +412,7 @@ class MlflowObserver(RunObserver):
             self.writer.text(self._require_started(), page, f"{prefix}/plots.html", redacted=True)
 
     def _record_comparison(self, comparison: Comparison, *, model: str | None) -> str:
-        """Log a comparison's numbers, verdicts and flips table; return its key prefix."""
-        parent = self._require_started()
-        prefix = f"cmp.{_safe(comparison.candidate)}_vs_{_safe(comparison.baseline)}"
-        if model is not None:
-            prefix += f".{_safe(model)}"
-        metrics, tags = {}, {}
-        for row in comparison.results:
-            for field in ("diff", "ci_low", "ci_high", "p_value", "p_adjusted", "effect_size"):
-                value = getattr(row, field)
-                if value is not None:
-                    metrics[f"{prefix}.{row.scorer}.{field}"] = value
-            tags[f"workbench.{prefix}.{row.scorer}.verdict"] = row.verdict
-        tags["workbench.comparison.adjust"] = comparison.adjust
-        self.writer.log(parent, metrics=metrics, tags=tags)
-        flips = comparison.flips()
-        if len(flips):
-            self.writer.table(parent, flips, f"{prefix}/flips.json")
-        return prefix
+        return record_comparison(self.writer, self._require_started(), comparison, model=model)
 
     def finish(self, status: str) -> None:
         """End the parent run (and any child still open) as FINISHED or FAILED."""
@@ -477,74 +443,3 @@ class _Logged:
     tables: list[str] = dataclasses.field(default_factory=list)
     sections: list[ChartSection] = dataclasses.field(default_factory=list)
     failures: list[str] = dataclasses.field(default_factory=list)
-
-
-def _parent_metrics(result: RunResult) -> tuple[dict[str, float], dict[str, float]]:
-    """The parent's per-variant summary metrics: each variant's primary (first scorer's) metric,
-    and the rest.
-
-    With several models each model's summary gets its own keys, or the last would overwrite the rest.
-    """
-    several = len(result.experiment.models) > 1
-    primary = result.scorer_names[0] if result.scorer_names else None
-    first: dict[str, float] = {}
-    rest: dict[str, float] = {}
-    for _, row in result.summary.iterrows():
-        prefix = f"{row['variant']}.{_safe(row['model']) + '.' if several else ''}"
-        for key, value in metric_items(row.items()).items():
-            (first if key == primary else rest)[prefix + key] = value
-    return first, rest
-
-
-def _verdict(result: RunResult, comparison: Comparison | None) -> str:
-    """The first scorer's verdict of the comparison, else a plain ranking."""
-    names = result.scorer_names
-    if not names:
-        return f"{result.n_rows} calls, no scorers: nothing to compare"
-    if comparison is not None:
-        try:
-            return comparison[names[0]].verdict
-        except KeyError:
-            pass
-    return ranking(result, names[0])
-
-
-def _manifest(experiment: ExperimentSpec) -> dict[str, Any]:
-    dataset = experiment.dataset
-    return {
-        "experiment": experiment.name,
-        "dataset": {"source": dataset.source, "hash": dataset.content_hash, "n_cases": len(dataset)},
-        "variants": {v.name: {"version": v.version, **v.to_dict(redacted=True)} for v in experiment.variants},
-        "models": list(experiment.models),
-        **({"routers": experiment.model_entries()} if experiment.routers else {}),
-        "scorers": [s.spec() for s in experiment.scorers],
-        "repeats": experiment.repeats,
-        "settings": dataclasses.asdict(experiment.settings),
-        "success_rule": dataclasses.asdict(experiment.success),
-        "packages": _versions(),
-        "git_commit": _git_commit(project_root()),
-    }
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-
-
-def _git_commit(root: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def _versions() -> dict[str, str]:
-    versions = {"python": sys.version.split()[0]}
-    for package in _PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
