@@ -393,24 +393,6 @@ class MlflowObserver(RunObserver):
         self._warm_up.wait()
         return comparison_sections(comparison, prefix, failures)
 
-    def log_comparison(self, comparison: Comparison, *, model: str | None = None) -> None:
-        """Log a paired comparison to the parent run: numbers as metrics, verdicts as tags,
-        the flips table and its plots (``<prefix>/plots.html``) as artifacts.
-
-        With several models, ``model`` is part of every key, so the comparisons of
-        different models never overwrite each other. (A whole run logs its comparisons'
-        plots in its one ``charts.html`` instead.)
-        """
-        prefix = self._record_comparison(comparison, model=model)
-        failures: list[str] = []
-        sections = self._comparison_sections(comparison, prefix, failures)
-        if failures:
-            message = "; ".join(failures)
-            warnings.warn(f"some comparison plots were not logged to MLflow: {message}", RuntimeWarning, stacklevel=2)
-        if sections:
-            page = chart_page(str(comparison).splitlines()[0], sections)
-            self.writer.text(self._require_started(), page, f"{prefix}/plots.html", redacted=True)
-
     def _record_comparison(self, comparison: Comparison, *, model: str | None) -> str:
         return record_comparison(self.writer, self._require_started(), comparison, model=model)
 
