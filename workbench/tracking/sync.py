@@ -17,7 +17,7 @@ from workbench.core.result import RunResult
 from workbench.core.runstore import CASES_FILE, CasesFile
 from workbench.engine.summary import notes_for, summarize, summary_columns
 from workbench.tracking.pending import mark_synced, read_pending
-from workbench.tracking.runs import spec_from_manifest
+from workbench.tracking.run_spec import spec_from_manifest
 from workbench.tracking.tracker import MlflowObserver
 
 
