@@ -269,7 +269,7 @@ def traces_rows(base_url: str, n: int, tmp: Path, *, rounds: int) -> list[tuple[
     for i in range(rounds):
         for kind in kinds:
             exp = make_experiment(base_url, n, transport="openai-compatible", traces=kind != "off")
-            tracing.TraceWriter._feedback = feedback if kind == "on" else (lambda self, trace_id, row: [])  # type: ignore[method-assign]
+            tracing.TraceWriter._feedback = feedback if kind == "on" else (lambda self, row: [])  # type: ignore[method-assign]
             uri = f"sqlite:///{tmp / f'traces-{i}-{kinds.index(kind)}.db'}"
             MlflowClient(uri).search_experiments()  # create the store before timing
             loads.append(os.getloadavg()[0])

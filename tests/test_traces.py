@@ -36,6 +36,25 @@ def _reply(body: dict) -> str:
     return "negative" if "broke" in text.lower() else "positive"
 
 
+@pytest.fixture(params=["thread", "process"])
+def writer(request, monkeypatch):
+    """Which writer stores the traces: the run's thread, or (forced for 3 calls) the writer process."""
+    from workbench.tracking import trace_store, traces
+
+    started: list[trace_store.WriterProcess] = []
+
+    class Counted(trace_store.WriterProcess):
+        def __init__(self, *args: str) -> None:
+            super().__init__(*args)
+            started.append(self)
+
+    monkeypatch.setattr(trace_store, "WriterProcess", Counted)
+    if request.param == "process":
+        monkeypatch.setattr(traces, "PROCESS_FROM", 1)
+    yield request.param
+    assert len(started) == (request.param == "process")
+
+
 @pytest.fixture
 def server():
     with FakeOpenAIServer(reply=_reply) as running:
@@ -67,7 +86,7 @@ def _traces(uri: str, result: wb.ExperimentResult) -> list:
     return client.search_traces(locations=[experiment], max_results=100)
 
 
-def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(server, store_uri, tmp_path):
+def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(server, store_uri, writer):
     uri = store_uri
     result = _experiment(server).run(tracking_uri=uri, progress=False)
     client = MlflowClient(uri)
@@ -108,7 +127,7 @@ def test_a_run_writes_one_redacted_trace_per_call_linked_to_its_variant_run(serv
     )
 
 
-def test_scores_are_assessments_with_their_source_and_reason(server, store_uri, tmp_path):
+def test_scores_are_assessments_with_their_source_and_reason(server, store_uri, writer):
     uri = store_uri
     result = _experiment(server).run(tracking_uri=uri, progress=False)
     rows = result.cases.set_index("case_id")

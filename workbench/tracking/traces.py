@@ -12,11 +12,16 @@ reason as the rationale, which is what MLflow's evaluation views read.
 Everything in a trace went through the redaction chain first (:data:`REDACTOR`, one
 batch of rows at a time, as the run's tables do): credentials and PII never reach it.
 
-**Cost.** :class:`TraceWriter` receives each row as it completes and writes traces in
-batches from a background thread (one ``log_spans`` call per batch), so most of the
-work overlaps the run's waiting on the model; what is left is flushed when the run
-finishes. The engine does not time the judge's calls separately: a judge span sits at
-the end of the task call, with no duration.
+**Cost.** :class:`TraceWriter` receives each row as it completes and hands chunks of
+:data:`CHUNK` rows to a background thread, which redacts them and turns them into call
+records; :mod:`workbench.tracking.trace_store` stores those. MLflow's ``log_spans`` is
+~5 ms of CPU per trace on a SQL store and holds the GIL, so a run of :data:`PROCESS_FROM`
+calls or more writes from a **process of its own** (started with the run, ~3 s to import
+MLflow, on the other core) and a smaller run from the thread. On the 2,000-call benchmark
+(``benchmarks/bench_engine.py --traces``) the process brought the overhead from +14-29 %
+(thread) to the figures in the README. What is left is flushed when the run finishes. The
+engine does not time the judge's calls separately: a judge span sits at the end of the
+task call, with no duration.
 
 **Off switch.** ``RunSettings(traces=False)`` (YAML ``settings: {traces: false}``) or
 ``MlflowObserver(traces=False)``.
@@ -43,24 +48,22 @@ from typing import Any
 
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import AssessmentSource, Feedback, Span
-from mlflow.store.tracking.dbmodels.models import SqlAssessments, SqlTraceInfo
-from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-from mlflow.store.tracking.utils.sql_trace_rollups import rollups_enabled
 from mlflow.tracing.client import TracingClient
 from mlflow.tracing.constant import SpanAttributeKey, TraceTagKey
-from mlflow.tracing.utils import encode_span_id, encode_trace_id
+from mlflow.tracing.utils import encode_trace_id
 
 from workbench.core import schema as col
-from workbench.core.exceptions import TrackingError
 from workbench.core.redaction import REDACTOR
 from workbench.core.spec import ExperimentSpec
+from workbench.tracking import trace_store
 
-#: Traces written per ``log_spans`` call.
-BATCH = 200
+#: Rows handed to the background thread at a time (redacted as one frame).
+CHUNK = 50
+#: A run that will trace this many calls or more writes them from a process of its own.
+PROCESS_FROM = 500
 #: Calls traced per run at most: past this, a run's calls are not traced (and its note says so).
-#: Writing a trace costs MLflow's SQL store ~10-25 ms (see the README's figures): 2,000 traces
-#: add seconds to a run, 100,000 would add most of an hour.
+#: Writing a trace costs MLflow's SQL store ~5 ms of CPU (see the README's figures): 2,000 traces
+#: keep the writer busy for ten seconds, 100,000 would for most of ten minutes.
 MAX_TRACES = 2_000
 #: MLflow links at most this many traces to a run per request.
 LINK_BATCH = 100
@@ -80,6 +83,8 @@ class TraceWriter:
         parent_run_id: The parent run (a tag on every trace: what review labels look traces up by).
         experiment: The run's definition (which scorers are judges).
         limit: Trace at most this many calls (the first ones to complete); :data:`MAX_TRACES` by default.
+        planned: The calls the run will make; from :data:`PROCESS_FROM` traced calls on, a
+            process of its own writes them (None: the thread does).
     """
 
     def __init__(
@@ -90,13 +95,14 @@ class TraceWriter:
         experiment: ExperimentSpec,
         *,
         limit: int | None = None,
+        planned: int | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
-        self.judges = {s.name for s in experiment.scorers if getattr(s, "calls_models", False)}
+        self.judges = sorted(s.name for s in experiment.scorers if getattr(s, "calls_models", False))
         self.scorers = [s.name for s in experiment.scorers]
-        #: Trace ids by (variant, model): what :meth:`link` links to each child run.
+        #: Trace ids by (variant, model), once flushed: what :meth:`link` links to each child run.
         self.trace_ids: dict[tuple[str, str], list[str]] = {}
         self.errors: list[str] = []
         self.written = 0
@@ -104,8 +110,12 @@ class TraceWriter:
         self.queued = 0
         #: Calls past ``limit``, not traced.
         self.skipped = 0
+        self._calls: dict[str, tuple[str, str]] = {}  # trace id -> (variant, model)
         self._pending: list[dict[str, Any]] = []
         self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+        process = planned is not None and min(planned, self.limit) >= PROCESS_FROM
+        #: The writer process, for a run of :data:`PROCESS_FROM` traced calls or more.
+        self.process = trace_store.WriterProcess(tracking_uri, experiment_id) if process else None
         self._thread = threading.Thread(target=self._work, name="workbench-traces", daemon=True)
         self._thread.start()
 
@@ -117,12 +127,12 @@ class TraceWriter:
             return
         self.queued += 1
         self._pending.append({**row, "_ended_ns": time.time_ns()})
-        if len(self._pending) >= BATCH:
+        if len(self._pending) >= CHUNK:
             self._queue.put(self._pending)
             self._pending = []
 
     def flush(self) -> None:
-        """Write what is still queued and wait for the background thread to finish."""
+        """Write what is still queued and wait until every trace is stored."""
         if self._thread.is_alive():
             if self._pending:
                 self._queue.put(self._pending)
@@ -142,29 +152,36 @@ class TraceWriter:
 
     # -- the background thread --------------------------------------------------------------
     def _work(self) -> None:
-        client = TracingClient(self.tracking_uri)
+        client = None if self.process else TracingClient(self.tracking_uri)
+        written: list[str] = []
         while (rows := self._queue.get()) is not None:
             try:
-                self._write(client, rows)
+                records = self._records(rows)
+                if self.process:
+                    self.process.send(records)
+                else:
+                    written += trace_store.write(client, self.experiment_id, records)  # type: ignore[arg-type]
             except Exception as exc:  # traces are a view of the run: never fail the run over them
                 self.errors.append(f"{type(exc).__name__}: {exc}")
+        if self.process:
+            reply = self.process.finish()
+            written, self.errors = reply["written"], self.errors + reply["errors"]
+        for trace_id in written:
+            self.trace_ids.setdefault(self._calls[trace_id], []).append(trace_id)
+        self.written = len(written)
 
-    def _write(self, client: TracingClient, rows: list[dict[str, Any]]) -> None:
+    def _records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Redacted call records (see :mod:`~workbench.tracking.trace_store`) of a chunk of rows."""
         ended = [r.pop("_ended_ns") for r in rows]
-        frame = REDACTOR.frame(pd.DataFrame(rows))  # the run tables' redaction path, a batch at a time
-        spans: list[Span] = []
-        scores: list[Feedback] = []
-        for record, end_ns in zip(frame.to_dict("records"), ended, strict=True):
+        frame = REDACTOR.frame(pd.DataFrame(rows))  # the run tables' redaction path, a chunk at a time
+        records = []
+        for row, end_ns in zip(frame.to_dict("records"), ended, strict=True):
             trace_id = "tr-" + encode_trace_id(uuid.uuid4().int)
-            spans += self._spans(trace_id, record, end_ns)
-            scores += self._feedback(trace_id, record)
-            key = (str(record[col.VARIANT]), str(record[col.MODEL]))
-            self.trace_ids.setdefault(key, []).append(trace_id)
-        client.log_spans(self.experiment_id, spans)
-        log_assessments(client, scores)
-        self.written += len(rows)
+            self._calls[trace_id] = (str(row[col.VARIANT]), str(row[col.MODEL]))
+            records.append({"trace_id": trace_id, "spans": self._spans(row, end_ns), "feedback": self._feedback(row)})
+        return records
 
-    def _spans(self, trace_id: str, row: Mapping[str, Any], end_ns: int) -> list[Span]:
+    def _spans(self, row: Mapping[str, Any], end_ns: int) -> list[dict[str, Any]]:
         latency = _number(row.get(col.LATENCY_S)) or 0.0
         start_ns = end_ns - int(latency * 1e9)
         inputs = {k.removeprefix(col.INPUT): _plain(v) for k, v in row.items() if k.startswith(col.INPUT)}
@@ -207,10 +224,10 @@ class TraceWriter:
             **about,
         }
         spans = [
-            _span(trace_id, _ROOT, None, f"{variant} · {case_id}", start_ns, end_ns, root, error),
-            _span(trace_id, _CALL, _ROOT, model, start_ns, end_ns, call, error),
+            _span(_ROOT, None, f"{variant} · {case_id}", start_ns, end_ns, root, error),
+            _span(_CALL, _ROOT, model, start_ns, end_ns, call, error),
         ]
-        for n, name in enumerate(sorted(self.judges), start=_CALL + 1):
+        for n, name in enumerate(self.judges, start=_CALL + 1):
             prefix = f"{col.JUDGE}{name}."
             judge_usage = _usage(row.get(prefix + "prompt_tokens"), row.get(prefix + "completion_tokens"))
             judge_cost = _number(row.get(prefix + "cost_usd"))
@@ -225,10 +242,10 @@ class TraceWriter:
                 **({SpanAttributeKey.LLM_COST: {"total_cost": judge_cost}} if judge_cost is not None else {}),
                 "workbench.cached": bool(row.get(prefix + "cached")),
             }
-            spans.append(_span(trace_id, n, _ROOT, f"judge {name}", end_ns, end_ns, attributes, None))
+            spans.append(_span(n, _ROOT, f"judge {name}", end_ns, end_ns, attributes, None))
         return spans
 
-    def _feedback(self, trace_id: str, row: Mapping[str, Any]) -> list[Feedback]:
+    def _feedback(self, row: Mapping[str, Any]) -> list[dict[str, Any]]:
         found = []
         for name in self.scorers:
             value = _number(row.get(col.SCORE + name))
@@ -237,15 +254,14 @@ class TraceWriter:
             judge = name in self.judges
             reason = _plain(row.get(col.REASON + name))
             found.append(
-                Feedback(
-                    trace_id=trace_id,
-                    name=name,
-                    value=value,
-                    source=AssessmentSource(source_type="LLM_JUDGE" if judge else "CODE", source_id=name),
-                    rationale=str(reason) if reason else None,
-                    span_id=encode_span_id(_CALL + 1 + sorted(self.judges).index(name)) if judge else None,
-                    metadata={"case_id": str(row[col.CASE_ID]), "variant": str(row[col.VARIANT])},
-                )
+                {
+                    "name": name,
+                    "value": value,
+                    "judge": judge,
+                    "rationale": str(reason) if reason else None,
+                    "span": _CALL + 1 + self.judges.index(name) if judge else None,
+                    "metadata": {"case_id": str(row[col.CASE_ID]), "variant": str(row[col.VARIANT])},
+                }
             )
         return found
 
@@ -261,68 +277,20 @@ def parse_call_key(value: str) -> dict[str, Any]:
     return {"case_id": case_id, "variant": variant, "model": model, "repeat": int(repeat)}
 
 
-def log_assessments(client: TracingClient, feedback: list[Feedback]) -> None:
-    """Assessments on traces already stored: in one transaction on a SQL store, else one request each.
-
-    MLflow has no batch call for assessments and its SQL store commits each one on its own
-    (a disk sync per score: 20 ms and more on a busy machine, seconds per thousand calls).
-    The SQL store's own table model is used to add a batch at once, the way its
-    ``start_trace`` adds a trace's assessments; any other store gets ``log_assessment``.
-    """
-    if not feedback:
-        return
-    store = client.store
-    if not isinstance(store, SqlAlchemyStore) or rollups_enabled():
-        for item in feedback:
-            client.log_assessment(str(item.trace_id), item)
-        return
-    ids = sorted({str(item.trace_id) for item in feedback})
-    with store.ManagedSessionMaker(read_only=False) as session:
-        # Only the two columns an assessment repeats: loading whole traces drags their tags in too.
-        found = session.query(SqlTraceInfo.request_id, SqlTraceInfo.experiment_id, SqlTraceInfo.timestamp_ms)
-        traces = {
-            request_id: (experiment, stamp)
-            for request_id, experiment, stamp in found.filter(SqlTraceInfo.request_id.in_(ids))
-        }
-        rows = []
-        for item in feedback:
-            if str(item.trace_id) not in traces:
-                raise TrackingError(f"trace {item.trace_id} was not stored, so its scores cannot be")
-            row = SqlAssessments.from_mlflow_entity(item)
-            row.experiment_id, row.trace_timestamp_ms = traces[str(item.trace_id)]
-            rows.append(row)
-        session.add_all(rows)
-
-
 # -- helpers --------------------------------------------------------------------------------------
 def _span(
-    trace_id: str,
-    span: int,
-    parent: int | None,
-    name: str,
-    start_ns: int,
-    end_ns: int,
-    attributes: Mapping[str, Any],
-    error: Any,
-) -> Span:
-    encoded = {SpanAttributeKey.REQUEST_ID: json.dumps(trace_id)}
-    encoded.update({k: json.dumps(v, default=str, ensure_ascii=False) for k, v in attributes.items()})
-    status = (
-        {"code": "STATUS_CODE_ERROR", "message": str(error)} if error else {"code": "STATUS_CODE_OK", "message": ""}
-    )
-    return Span.from_dict(
-        {
-            "trace_id": trace_id,
-            "span_id": encode_span_id(span),
-            "parent_span_id": encode_span_id(parent) if parent is not None else "",
-            "name": name,
-            "start_time_unix_nano": start_ns,
-            "end_time_unix_nano": end_ns,
-            "status": status,
-            "attributes": encoded,
-            "events": [],
-        }
-    )
+    span: int, parent: int | None, name: str, start_ns: int, end_ns: int, attributes: dict[str, Any], error: Any
+) -> dict[str, Any]:
+    """One span of a call record (:func:`workbench.tracking.trace_store.write` makes it an MLflow span)."""
+    return {
+        "span": span,
+        "parent": parent,
+        "name": name,
+        "start_ns": start_ns,
+        "end_ns": end_ns,
+        "attributes": attributes,
+        "error": error,
+    }
 
 
 def _plain(value: Any) -> Any:

@@ -207,7 +207,10 @@ class MlflowObserver(RunObserver):
         self.writer.json(self.parent_run_id, manifest(experiment), "manifest.json")
         self._prompts = log_run_inputs(self.writer.client, self.parent_run_id, experiment)
         if experiment.settings.traces if self.traces is None else self.traces:
-            self._tracer = TraceWriter(self.tracking_uri, self._experiment_id, self.parent_run_id, experiment)
+            calls = len(dataset) * len(experiment.variants) * len(experiment.models) * experiment.repeats
+            self._tracer = TraceWriter(
+                self.tracking_uri, self._experiment_id, self.parent_run_id, experiment, planned=calls
+            )
         if self.charts:
             self._warm_up.start()
         return self.parent_run_id

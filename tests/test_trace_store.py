@@ -1,0 +1,67 @@
+"""The trace writer process on its own: what it reports when it cannot write, or dies, and
+that starting it never re-runs the user's script (it is not ``multiprocessing``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from mlflow import MlflowClient
+
+from workbench.tracking.trace_store import WriterProcess
+
+
+def _record(trace_id: str) -> dict:
+    span = {"span": 1, "parent": None, "name": "v · a", "start_ns": 1, "end_ns": 2, "attributes": {}, "error": None}
+    return {"trace_id": trace_id, "spans": [span], "feedback": []}
+
+
+def test_the_process_writes_and_says_which_traces(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = MlflowClient(uri).create_experiment("traces")
+    process = WriterProcess(uri, experiment)
+    process.send([_record("tr-" + "1" * 32), _record("tr-" + "2" * 32)])
+    reply = process.finish()
+    assert reply == {"written": ["tr-" + "1" * 32, "tr-" + "2" * 32], "errors": []}
+    assert len(MlflowClient(uri).search_traces(locations=[experiment])) == 2
+
+
+def test_a_store_error_is_reported_not_raised(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()  # the store exists; experiment 424242 does not
+    process = WriterProcess(uri, "424242")
+    process.send([_record("tr-" + "3" * 32)])
+    reply = process.finish()
+    assert reply["written"] == []
+    assert len(reply["errors"]) == 1 and "424242" in reply["errors"][0]
+
+
+def test_a_dead_process_says_so_with_its_exit_code(tmp_path):
+    process = WriterProcess(f"sqlite:///{tmp_path / 'mlflow.db'}", "0")
+    process._process.kill()
+    process._process.wait()
+    reply = process.finish()
+    assert reply["written"] == []
+    assert reply["errors"] == ["the trace writer process exited with code -9 (see its stderr)"]
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path):
+    # multiprocessing's "spawn" would import this script again in the child (and run it twice, or fail)
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from mlflow import MlflowClient
+            from workbench.tracking.trace_store import WriterProcess
+            uri = "sqlite:///{tmp_path / "mlflow.db"}"
+            print("script body ran", flush=True)
+            process = WriterProcess(uri, MlflowClient(uri).create_experiment("x"))
+            process.send([{_record("tr-" + "4" * 32)!r}])
+            print(process.finish()["written"], flush=True)
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["script body ran", "['tr-" + "4" * 32 + "']"]
