@@ -237,8 +237,6 @@ if __name__ == "__main__":
     # MLflow prices a span without a cost by importing litellm (3 s and 150 MB here); the run
     # priced each call with litellm already, so MLflow falls back to its bundled price table.
     sys.modules["litellm"] = None  # type: ignore[assignment]
-    if hasattr(os, "nice"):
-        os.nice(10)  # the run's own process (and a local model server) come first when cores are short
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the run's terminal: still write what was sent
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # anything printed goes to stderr, not into the replies

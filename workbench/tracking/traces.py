@@ -211,7 +211,7 @@ class TraceWriter:
             SpanAttributeKey.SPAN_TYPE: "CHAIN",
             SpanAttributeKey.INPUTS: {"prompt": _plain(row.get(col.PROMPT)), "inputs": inputs},
             SpanAttributeKey.OUTPUTS: outputs,
-            **about,
+            # the call's details live on the call span only: each attribute costs the writer a JSON round trip
             **{f"{SpanAttributeKey.TRACE_TAG_PREFIX}{k}": v for k, v in tags.items()},
         }
         call = {
