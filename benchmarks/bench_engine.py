@@ -15,7 +15,9 @@ fake server itself allows.
 
 The memory runs each start a fresh process that loads the cases from a CSV file
 (``Dataset.load``) and runs them on an in-process fake completion; they print the
-peak RSS, the wall time (load and run) and rows per second. The 100k x 2 run logged to
+peak RSS, the wall time (load and run) and rows per second; a run with MLflow on also starts
+the trace writer process (its first 2,000 calls are traced), whose peak RSS is printed apart.
+The 100k x 2 run logged to
 MLflow is then reopened with ``wb.load_run`` in another fresh process (nothing local, so
 its files are downloaded) and compared: seconds for each. A run whose RSS passes
 ``--rss-limit-mb`` is stopped and reported as such. ``PYTHONPATH`` chooses the
@@ -25,7 +27,8 @@ The traces rows run, after one warm-up run (imports, first store), the same cold
 (``openai-compatible`` transport, a fresh cache and store each time) with MLflow traces off,
 on without assessments and on (the default: traces, and scores as assessments), in turn,
 ``--trace-rounds`` times; each row is the median, the overhead is against the median with
-traces off. The machine's load (1-minute average) is printed with them.
+traces off. The machine's load (1-minute average) is printed with them. These runs trace
+2,000 calls, so the trace writer is a process of its own (``workbench/tracking/trace_store.py``).
 
 The server runs in its own process. MLflow logs to a fresh SQLite store that is
 created before timing starts (a user's store already exists). promptfoo runs on the
@@ -160,6 +163,8 @@ class MemoryRun:
     rows: int
     stopped: bool = False
     run_id: str | None = None
+    #: Peak RSS of the run's own child processes (the MLflow trace writer), sampled every 0.2 s.
+    children_peak_mb: float = 0.0
 
 
 def write_cases(n: int, tmp: Path) -> Path:
@@ -197,9 +202,10 @@ def memory_run(
     )
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = 0.0
+    peak = children_peak = 0.0
     while child.poll() is None:
         peak = max(peak, _rss_mb(child.pid))
+        children_peak = max(children_peak, sum(_rss_mb(pid) for pid in _children(child.pid)))
         if peak > rss_limit_mb:
             child.kill()
             child.wait()
@@ -209,7 +215,8 @@ def memory_run(
     if child.returncode != 0:
         raise RuntimeError(err.decode()[-3000:])
     run_id, rss, elapsed, rows = out.decode().split()[-4:]
-    return MemoryRun(float(rss), float(elapsed), int(rows), run_id=None if run_id == "None" else run_id)
+    run_id_ = None if run_id == "None" else run_id
+    return MemoryRun(float(rss), float(elapsed), int(rows), run_id=run_id_, children_peak_mb=children_peak)
 
 
 def load_run_timing(run_id: str, tmp: Path) -> tuple[float, float, float]:
@@ -219,6 +226,17 @@ def load_run_timing(run_id: str, tmp: Path) -> tuple[float, float, float]:
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=True, timeout=1800)
     rss, opened, compared = out.stdout.decode().split()[-3:]
     return float(rss), float(opened), float(compared)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux: ``/proc/<pid>/task/*/children``)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def _rss_mb(pid: int) -> float:
@@ -242,6 +260,8 @@ def memory_rows(tmp: Path, *, cases: int, million: int, rss_limit_mb: float) -> 
                 continue
             rate = run.rows / run.wall_s
             note = f"{run.wall_s:.0f} s, {rate:,.0f} rows/s; in-process fake completion, cache on, load included"
+            if run.children_peak_mb:
+                note += f"; its trace writer process: {run.children_peak_mb:.0f} MB more at peak"
             rows.append((f"{label}, peak RSS", f"{run.peak_mb:.0f} MB", note))
             if variants == 2 and mlflow and run.run_id:
                 rss, opened, compared = load_run_timing(run.run_id, tmp)
