@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from mlflow import MlflowClient
 
 from workbench.tracking.trace_store import WriterProcess
@@ -65,3 +66,31 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["script body ran", "['tr-" + "4" * 32 + "']"]
+
+
+def test_without_an_interpreter_to_start_the_thread_writes(monkeypatch, tmp_path):
+    import workbench as wb
+    from workbench.tracking import trace_store, traces
+
+    def refuse(*args, **kwargs):
+        raise FileNotFoundError("no python here")
+
+    monkeypatch.setattr(trace_store.subprocess, "Popen", refuse)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = MlflowClient(uri).create_experiment("fallback")
+    spec = wb.Experiment(
+        name="fallback",
+        variants=[wb.PromptVariant(name="v", prompt="{{ text }}")],
+        dataset=wb.Dataset.from_records([{"id": "a", "text": "x"}]),
+        models=["openai/fake"],
+        scorers=[wb.Contains(value="x")],
+    )
+    with pytest.warns(RuntimeWarning, match="traces are written from a thread: no python here"):
+        writer = traces.TraceWriter(uri, experiment, "run", spec, planned=traces.PROCESS_FROM)
+    assert writer.process is None
+    writer.add(
+        {"case_id": "a", "variant": "v", "model": "openai/fake", "repeat": 0, "output": "x", "score.contains": 1.0}
+    )
+    writer.flush()
+    assert writer.written == 1 and not writer.errors
+    assert len(MlflowClient(uri).search_traces(locations=[experiment])) == 1

@@ -113,9 +113,13 @@ class TraceWriter:
         self._calls: dict[str, tuple[str, str]] = {}  # trace id -> (variant, model)
         self._pending: list[dict[str, Any]] = []
         self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
-        process = planned is not None and min(planned, self.limit) >= PROCESS_FROM
         #: The writer process, for a run of :data:`PROCESS_FROM` traced calls or more.
-        self.process = trace_store.WriterProcess(tracking_uri, experiment_id) if process else None
+        self.process: trace_store.WriterProcess | None = None
+        if planned is not None and min(planned, self.limit) >= PROCESS_FROM:
+            try:
+                self.process = trace_store.WriterProcess(tracking_uri, experiment_id)
+            except OSError as exc:  # no interpreter to start (an embedded Python): the thread writes
+                warnings.warn(f"traces are written from a thread: {exc}", RuntimeWarning, stacklevel=2)
         self._thread = threading.Thread(target=self._work, name="workbench-traces", daemon=True)
         self._thread.start()
 
