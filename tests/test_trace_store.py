@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -28,6 +29,24 @@ def test_the_process_writes_and_says_which_traces(tmp_path):
     assert len(MlflowClient(uri).search_traces(locations=[experiment])) == 2
 
 
+def test_any_value_arrives_as_text_and_the_uri_is_not_on_the_command_line(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'secret-store.db'}"
+    experiment = MlflowClient(uri).create_experiment("traces")
+    process = WriterProcess(uri, experiment)
+    assert "secret-store" not in Path(f"/proc/{process._process.pid}/cmdline").read_text()  # ps shows it there
+
+    class Opaque:  # a dataset cell holding an object the writer process cannot import
+        def __str__(self) -> str:
+            return "opaque thing"
+
+    record = _record("tr-" + "5" * 32)
+    record["spans"][0]["attributes"] = {"mlflow.spanInputs": {"cell": Opaque()}}
+    process.send([record])
+    assert process.finish() == {"written": ["tr-" + "5" * 32], "errors": []}
+    (trace,) = MlflowClient(uri).search_traces(locations=[experiment])
+    assert trace.data.spans[0].inputs == {"cell": "opaque thing"}
+
+
 def test_a_store_error_is_reported_not_raised(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(uri).search_experiments()  # the store exists; experiment 424242 does not
@@ -42,6 +61,8 @@ def test_a_dead_process_says_so_with_its_exit_code(tmp_path):
     process = WriterProcess(f"sqlite:///{tmp_path / 'mlflow.db'}", "0")
     process._process.kill()
     process._process.wait()
+    with pytest.raises(OSError):  # BrokenPipeError: the run's thread records it and goes on
+        process.send([_record("tr-" + "6" * 32)])
     reply = process.finish()
     assert reply["written"] == []
     assert reply["errors"] == ["the trace writer process exited with code -9 (see its stderr)"]

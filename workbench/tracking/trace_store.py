@@ -18,19 +18,20 @@ loaded by path, not as ``workbench.tracking.trace_store``. Nothing unredacted re
      "feedback": [{"name": ..., "value": 1.0, "judge": False, "rationale": ...,
                    "span": None, "metadata": {...}}, ...]}
 
-The protocol with the process is pickles of plain Python values: on its stdin, lists of
-records and then ``None`` (the end); on its stdout, one reply ``{"written": [trace ids],
-"errors": [messages]}``. The process ignores Ctrl-C (a failed or interrupted run's traces
-are still written) and ends when its stdin closes.
+The protocol with the process is JSON, one message per line (JSON, not pickle: whatever a
+dataset cell holds arrives as plain values, ``str()`` of anything else, and a line is written
+whole or not at all): on its stdin, first ``{"uri": ..., "experiment_id": ...}`` (not on its
+command line, where ``ps`` shows it: a URI can hold a password), then lists of records, then
+``null`` (the end); on its stdout, one reply ``{"written": [trace ids], "errors": [messages]}``.
+The process runs in a session of its own and ignores Ctrl-C (an interrupted run's traces are
+still written); anything it prints goes to stderr; it ends when its stdin closes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -47,20 +48,30 @@ from mlflow.tracing.utils import encode_span_id
 
 #: Traces written per ``log_spans`` call at most.
 BATCH = 200
-# Run by ``python -c``: the module by its path, so that importing it does not import the workbench.
-_BOOT = "import runpy, sys; sys.path.pop(0); runpy.run_path(sys.argv.pop(1), run_name='__main__')"
+# Run by ``python -c``: Ctrl-C ignored and stdout kept for the reply before anything is imported
+# (what is printed goes to stderr), the current folder off the path, then this file by its path,
+# so that importing it does not import the workbench. The reply's file descriptor is the last argument.
+_BOOT = (
+    "import os, runpy, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "sys.argv.append(str(os.dup(1))); os.dup2(2, 1); "
+    "sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
+    "runpy.run_path(sys.argv.pop(1), run_name='__main__')"
+)
 
 
-def write(client: TracingClient, experiment_id: str, records: list[dict[str, Any]]) -> list[str]:
+def write(client: TracingClient, experiment_id: str, records: list[dict[str, Any]], errors: list[str]) -> list[str]:
     """Store call records as traces (one ``log_spans`` call) and their scores as assessments.
 
     Returns:
-        The ids of the traces written.
+        The ids of the traces written (raises when ``log_spans`` fails). When only the scores
+        could not be stored, the traces still count and ``errors`` gets the reason.
     """
     spans = [_span(record["trace_id"], **span) for record in records for span in record["spans"]]
-    feedback = [_feedback(record["trace_id"], **item) for record in records for item in record["feedback"]]
     client.log_spans(experiment_id, spans)
-    log_assessments(client, feedback)
+    try:
+        log_assessments(client, [_feedback(r["trace_id"], **item) for r in records for item in r["feedback"]])
+    except Exception as exc:  # the traces are there; their scores are not
+        errors.append(f"scores not stored: {type(exc).__name__}: {exc}")
     return [record["trace_id"] for record in records]
 
 
@@ -110,54 +121,65 @@ class WriterProcess:
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str) -> None:
+        if not sys.executable:
+            raise OSError("this Python cannot start another (sys.executable is empty)")
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, os.path.abspath(__file__), tracking_uri, experiment_id],
+            [sys.executable, "-c", _BOOT, os.path.abspath(__file__)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C in the run's terminal (or a kernel interrupt) does not reach it
         )
+        self._send({"uri": tracking_uri, "experiment_id": experiment_id})
 
     def send(self, records: list[dict[str, Any]]) -> None:
         """Queue records for writing (raises ``BrokenPipeError`` when the process has died)."""
+        self._send(records)
+
+    def _send(self, message: Any) -> None:
         assert self._process.stdin is not None
-        pickle.dump(records, self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        line = json.dumps(message, default=str, ensure_ascii=False) + "\n"  # whole, before any byte is sent
+        self._process.stdin.write(line.encode())
         self._process.stdin.flush()
 
     def finish(self) -> dict[str, Any]:
         """Wait until everything sent is written; ``{"written": [trace ids], "errors": [...]}``."""
         assert self._process.stdin is not None and self._process.stdout is not None
         try:
-            pickle.dump(None, self._process.stdin)
+            self._send(None)
             self._process.stdin.close()
-        except (BrokenPipeError, OSError):
+        except OSError:
             pass  # it died: what it says (or its exit code) follows
-        try:
-            reply: dict[str, Any] = pickle.load(self._process.stdout)
-        except EOFError:
+        line = self._process.stdout.readline()
+        if not line:
             code = self._process.wait()
             return {"written": [], "errors": [f"the trace writer process exited with code {code} (see its stderr)"]}
         # Reaped in the background: the process's interpreter takes ~1 s to shut down after replying.
         threading.Thread(target=self._process.wait, name="workbench-traces-reaper", daemon=True).start()
+        reply: dict[str, Any] = json.loads(line)
         return reply
 
 
-def serve(uri: str, experiment_id: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
+def serve(inbox: IO[bytes], outbox: IO[bytes]) -> None:
     """The process's loop: write what arrives, up to :data:`BATCH` traces at a time, then reply."""
+    where = json.loads(inbox.readline())
     records: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+    errors: list[str] = []
 
     def read() -> None:  # a thread, so that what arrives while writing is batched for the next write
-        while True:
+        for line in inbox:
             try:
-                item = pickle.load(inbox)
-            except (EOFError, pickle.UnpicklingError):
-                item = None  # the run's process is gone: write what came, then stop
-            records.put(item)
+                item = json.loads(line)
+            except ValueError as exc:
+                errors.append(f"a message could not be read: {exc}")
+                continue
             if item is None:
-                return
+                break
+            records.put(item)
+        records.put(None)  # the end, or the run's process is gone: write what came, then stop
 
     threading.Thread(target=read, name="workbench-traces-inbox", daemon=True).start()
-    client = TracingClient(uri)
+    client = TracingClient(where["uri"])
     written: list[str] = []
-    errors: list[str] = []
     done = False
     while not done:
         batch = records.get()
@@ -173,10 +195,10 @@ def serve(uri: str, experiment_id: str, inbox: IO[bytes], outbox: IO[bytes]) -> 
                 break
             batch += more
         try:
-            written += write(client, experiment_id, batch)
+            written += write(client, where["experiment_id"], batch, errors)
         except Exception as exc:  # traces are a view of the run: report, go on
             errors.append(f"{type(exc).__name__}: {exc}")
-    pickle.dump({"written": written, "errors": errors}, outbox)
+    outbox.write((json.dumps({"written": written, "errors": errors}) + "\n").encode())
     outbox.flush()
 
 
@@ -233,11 +255,8 @@ def _feedback(
     )
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # started by WriterProcess (see _BOOT)
     # MLflow prices a span without a cost by importing litellm (3 s and 150 MB here); the run
     # priced each call with litellm already, so MLflow falls back to its bundled price table.
     sys.modules["litellm"] = None  # type: ignore[assignment]
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the run's terminal: still write what was sent
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # anything printed goes to stderr, not into the replies
-    serve(sys.argv[1], sys.argv[2], sys.stdin.buffer, replies)
+    serve(sys.stdin.buffer, os.fdopen(int(sys.argv[-1]), "wb"))

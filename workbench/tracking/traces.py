@@ -164,12 +164,15 @@ class TraceWriter:
                 if self.process:
                     self.process.send(records)
                 else:
-                    written += trace_store.write(client, self.experiment_id, records)  # type: ignore[arg-type]
+                    written += trace_store.write(client, self.experiment_id, records, self.errors)  # type: ignore[arg-type]
             except Exception as exc:  # traces are a view of the run: never fail the run over them
                 self.errors.append(f"{type(exc).__name__}: {exc}")
         if self.process:
-            reply = self.process.finish()
-            written, self.errors = reply["written"], self.errors + reply["errors"]
+            try:
+                reply = self.process.finish()
+                written, self.errors = reply["written"], self.errors + reply["errors"]
+            except Exception as exc:
+                self.errors.append(f"the trace writer process did not reply: {type(exc).__name__}: {exc}")
         for trace_id in written:
             self.trace_ids.setdefault(self._calls[trace_id], []).append(trace_id)
         self.written = len(written)
