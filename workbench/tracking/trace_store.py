@@ -1,12 +1,12 @@
 """Storing traces: call records become MLflow spans and assessments, in a thread or a process of their own.
 
 This is the part of tracing that costs: MLflow's ``log_spans`` on a SQL store is ORM work,
-~5 ms of CPU per trace, and it holds the GIL the run's event loop needs. A run of a few
+2-5 ms of CPU per trace, and it holds the GIL the run's event loop needs. A run of a few
 hundred calls writes here from a thread; a bigger one starts :class:`WriterProcess`, which
 runs this file on its own (``python -c ... trace_store.py``) and writes on another core, so
 the run's calls do not wait for it (see :mod:`workbench.tracking.traces` for the numbers).
 
-So that the process starts in ~3 s instead of ~8 s (and ~200 MB instead of ~400 MB), this
+So that the process starts in 2-3 s instead of ~8 s (and takes ~230 MB, not ~400 MB), this
 module imports **only MLflow and the standard library**, never the workbench package: it is
 loaded by path, not as ``workbench.tracking.trace_store``. Nothing unredacted reaches it:
 :class:`~workbench.tracking.traces.TraceWriter` redacts each row and turns it into a plain
