@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from workbench.core import dataset_files
-from workbench.core.conversation import history_turns
+from workbench.core.dataset_checks import check_variants
 from workbench.core.dataset_files import STREAMABLE, Layout, jsonl_layout, read_chunks, read_table
 from workbench.core.exceptions import DatasetError
 from workbench.core.variant import PromptVariant, _is_missing
@@ -31,9 +31,6 @@ from workbench.util.memory import release_unused
 from workbench.util.paths import project_root, resolve
 
 __all__ = ["Case", "Dataset", "read_table"]
-
-#: How many problems a validation error lists before summarising the rest.
-_MAX_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -181,7 +178,7 @@ class Dataset:
     def frame(self) -> pd.DataFrame:
         """The whole table (one row per case); a streamed dataset reads its file on first use."""
         if self._frame is None:
-            chunks = [chunk for _, chunk in self._chunks()]
+            chunks = [chunk for _, chunk in self.chunks()]
             frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=self._columns)
             self._frame = frame
         return self._frame
@@ -205,7 +202,7 @@ class Dataset:
         if self._hash is None:
             digest = hashlib.sha256(f"{self.id_column}|{','.join(self.expected)}|".encode())
             started = False
-            for _, chunk in self._chunks():
+            for _, chunk in self.chunks():
                 if chunk.empty:
                     continue
                 text = chunk.to_json(orient="split", index=False, date_format="iso")
@@ -225,7 +222,7 @@ class Dataset:
         if self._frame is not None:
             return self._subset(self._frame.head(n))
         parts, kept = [], 0
-        for _, chunk in self._chunks():
+        for _, chunk in self.chunks():
             parts.append(chunk.head(n - kept))
             kept += len(parts[-1])
             if kept >= n:
@@ -245,7 +242,7 @@ class Dataset:
     def cases(self) -> Iterator[Case]:
         """Iterate over the rows as :class:`Case` objects (a streamed dataset reads its file in chunks)."""
         expected = set(self.expected)
-        for start, chunk in self._chunks():
+        for start, chunk in self.chunks():
             for offset, record in enumerate(chunk.to_dict(orient="records")):
                 yield Case(
                     id=str(record[self.id_column]),
@@ -256,7 +253,7 @@ class Dataset:
 
     def ids(self) -> Iterator[str]:
         """The case ids, in order."""
-        for _, chunk in self._chunks():
+        for _, chunk in self.chunks():
             yield from chunk[self.id_column].tolist()
 
     def arrow_types(self, columns: Sequence[str] | None = None) -> dict[str, pa.DataType]:
@@ -284,77 +281,14 @@ class Dataset:
 
         Raises:
             DatasetError: Lists each missing column, and each row (with its
-                file, row number and id) that leaves a needed column empty.
+                file, row number and id) that leaves a needed column empty
+                (see :func:`workbench.core.dataset_checks.check_variants`).
         """
-        columns = self.columns
-        found: dict[tuple[str, str], list[str]] = {}  # (variant, column) -> its first problems, in order
-        counts: dict[tuple[str, str], int] = {}  # ... and how many there are
-        for variant in variants:
-            for name in sorted(variant.variables()):
-                key = (variant.name, name)
-                if name not in columns:
-                    found[key] = [
-                        f"dataset {self.source} has no column {name!r} used by variant "
-                        f"{variant.name!r}; its columns are {sorted(columns)}"
-                    ]
-                    counts[key] = 1
-                    continue
-                found[key] = []
-                if name in self.expected:
-                    found[key].append(
-                        f"variant {variant.name!r} shows the expected-value column {name!r} "
-                        "to the model; remove it from the template or from `expected`"
-                    )
-                counts[key] = len(found[key])
-        histories = {(v.name, v.history) for v in variants if v.history and v.history in columns}
-        checked = [key for key in found if key[1] in columns and key not in histories]
-        history_columns = sorted({history for _, history in histories})
-        bad_histories: list[str] = []
-        n_bad = 0
-        if checked or history_columns:
-            for start, chunk in self._chunks():
-                n_bad += self._history_problems(chunk, start, history_columns, bad_histories)
-                for key in checked:
-                    variant_name, name = key
-                    empty = chunk[name].map(_is_missing).to_numpy(dtype=bool).nonzero()[0]
-                    counts[key] += len(empty)
-                    for offset in empty[: _MAX_LISTED - len(found[key])]:
-                        case_id = chunk[self.id_column].iloc[offset]
-                        found[key].append(
-                            f"dataset {self.source} {self.row_label(start + int(offset))} (id {case_id!r}) "
-                            f"has no value in column {name!r} used by variant {variant_name!r}; "
-                            "fill it in or drop the row"
-                        )
-        problems = [message for messages in found.values() for message in messages]
-        problems += bad_histories
-        if problems:
-            listed = problems[:_MAX_LISTED]
-            more = sum(counts.values()) + n_bad - len(listed)
-            tail = f"\n... and {more} more problem(s)" if more else ""
-            raise DatasetError("\n".join(listed) + tail)
+        check_variants(self, variants)
 
-    # -- internals ----------------------------------------------------------------------------
-    def _history_problems(self, chunk: pd.DataFrame, start: int, columns: Sequence[str], found: list[str]) -> int:
-        """How many bad histories ``chunk`` has in ``columns`` (see :mod:`workbench.core.conversation`);
-        the first ones' messages are appended to ``found``."""
-        count = 0
-        for name in columns:
-            for offset, value in enumerate(chunk[name]):
-                try:
-                    history_turns(value, column=name)
-                except DatasetError:
-                    count += 1
-                    if len(found) < _MAX_LISTED:
-                        case_id = chunk[self.id_column].iloc[offset]
-                        where = f"dataset {self.source} {self.row_label(start + offset)} (id {case_id!r})"
-                        try:
-                            history_turns(value, where=where, column=name)
-                        except DatasetError as exc:
-                            found.append(str(exc))
-        return count
-
-    def _chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
-        """``(first row, rows)`` pieces of the table: slices of the frame, or chunks of the file."""
+    def chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
+        """``(first row, rows)`` pieces of the table: slices of the frame, or chunks of the file
+        (every id as text)."""
         if self._frame is not None:
             step = dataset_files.CHUNK_ROWS
             for start in range(0, len(self._frame), step):
@@ -375,6 +309,7 @@ class Dataset:
             start += len(chunk)
         release_unused()  # the chunks' text lives in Arrow's allocator, which keeps freed pages
 
+    # -- internals ----------------------------------------------------------------------------
     def _check_columns(self) -> None:
         for column in (self.id_column, *self.expected):
             if column not in self._columns:
