@@ -31,7 +31,7 @@ from workbench.core.exceptions import RunError, TrackingError, TrackingUnreachab
 from workbench.core.result import RunResult
 from workbench.core.spec import ExperimentSpec
 from workbench.engine.observers import RunObserver, RunStart
-from workbench.tracking.chart_page import ChartSection, chart_page
+from workbench.tracking.chart_page import ChartSection, log_chart_page
 from workbench.tracking.comparison_log import comparison_sections, record_comparison
 from workbench.tracking.genai import link_prompts, log_run_inputs
 from workbench.tracking.pending import write_pending
@@ -53,7 +53,6 @@ from workbench.tracking.run_record import manifest, parent_metrics, verdict_line
 from workbench.tracking.store import CASES_ARTIFACT, NOTE_TAG, MlflowWriter, metric_items, owner_tags
 from workbench.tracking.traces import TraceWriter
 from workbench.util.memory import release_unused
-from workbench.views.charts import chart_builders
 from workbench.views.warm_up import WarmUp
 
 #: Larger per-case tables are logged as Parquet instead of the UI's JSON table.
@@ -356,41 +355,10 @@ class MlflowObserver(RunObserver):
     def _log_charts(
         self, result: RunResult, comparisons: Sequence[ChartSection] = (), failed: Sequence[str] = ()
     ) -> dict[str, str]:
-        """Log every chart of the result, then the ``comparisons``' plots, to the parent run as
-        one page, ``charts.html`` (``failed``: the comparison plots that could not be built).
-
-        One self-contained page, plotly.js in it compressed (see
-        :mod:`workbench.tracking.chart_page`): it opens offline and in the MLflow
-        UI. Charts are a view of numbers logged elsewhere, so no chart error may fail
-        the run: a failing chart is left out, with a warning and a
-        ``workbench.charts_error`` tag.
-        """
-        parent = self._require_started()
+        """Every chart of the result, then the comparisons' plots, as the parent's ``charts.html``
+        (see :func:`~workbench.tracking.chart_page.log_chart_page`)."""
         self._warm_up.wait()
-        failures: list[str] = []
-        sections: list[ChartSection] = []
-        try:
-            builders = chart_builders(result)
-        except Exception as exc:  # a chart is never worth failing the run
-            builders, failures = {}, [f"charts: {exc!r}"]
-        for name, build in builders.items():
-            try:
-                sections.append(ChartSection(name, build()))
-            except Exception as exc:  # one broken chart must not cost the others
-                failures.append(f"{name}: {exc!r}")
-        sections += comparisons
-        failures += failed
-        if sections:
-            try:
-                page = chart_page(f"{result.name}: charts", sections)
-                self.writer.text(parent, page, "charts.html", redacted=True)
-            except Exception as exc:  # e.g. the artifact store refused the file
-                failures.append(f"charts.html: {exc!r}")
-        if not failures:
-            return {}
-        message = "; ".join(failures)
-        warnings.warn(f"some charts were not logged to MLflow: {message}", RuntimeWarning, stacklevel=3)
-        return {"workbench.charts_error": message}
+        return log_chart_page(self.writer, self._require_started(), result, comparisons, failed)
 
     def _comparison_sections(self, comparison: Comparison, prefix: str, failures: list[str]) -> list[ChartSection]:
         self._warm_up.wait()
